@@ -1,0 +1,526 @@
+"""`CircuitBreaker`: the driver around the pure core, for sync and async code.
+
+Admission is decided from the local view of the breaker's record: while CLOSED or OPEN a call
+costs no store round trip and takes no lock. Failures and transitions go to the shared store
+as compare-and-set writes (exactly one process wins a transition); successes are flushed in
+batches by the refresher. The lock guards only state updates, never the protected call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import itertools
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
+
+from prefect_ft.core import machine
+from prefect_ft.core.classify import Outcome, retry_after_of
+from prefect_ft.core.config import BreakerConfig
+from prefect_ft.core.events import BreakerEvent
+from prefect_ft.core.ramp import ramp_admits
+from prefect_ft.core.states import CLOSED, HALF_OPEN, OPEN, BreakerRecord, OverlayName
+from prefect_ft.core.windows import WindowCounts
+from prefect_ft.exceptions import CircuitOpenError, ConfigurationError, StoreUnavailableError
+from prefect_ft.stores import BreakerStore, Versioned, shared_store
+from prefect_ft.stores.refresher import Refresher
+
+__all__ = ["BreakerListener", "CircuitBreaker", "add_global_listener", "remove_global_listener"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+BreakerListener = Callable[["CircuitBreaker", BreakerEvent], None]
+
+log = logging.getLogger("prefect_ft.breaker")
+_global_listeners: list[BreakerListener] = []
+_holder_ids = itertools.count()
+_REMOTE_KIND = {
+    "OPEN": "opened",
+    "HALF_OPEN": "half-opened",
+    "RECOVERY": "recovering",
+    "CLOSED": "closed",
+    "FORCED_OPEN": "forced-open",
+    "DISABLED": "disabled",
+    "METRICS_ONLY": "metrics-only",
+}
+
+
+def add_global_listener(listener: BreakerListener) -> None:
+    """Call `listener(breaker, event)` on every transition of every breaker in this process."""
+    _global_listeners.append(listener)
+
+
+def remove_global_listener(listener: BreakerListener) -> None:
+    if listener in _global_listeners:
+        _global_listeners.remove(listener)
+
+
+class CircuitBreaker:
+    """A circuit breaker shared by every thread, task and (through its store) process.
+
+    Args:
+        config: the policy, or a name to build a default `BreakerConfig` with `**fields`.
+        store: a `BreakerStore`, or its URL; default `PREFECT_FT_STORE_URL`, else SQLite under
+            `PREFECT_HOME` (shared by every process on the machine).
+        clock: seconds, monotonic; tests pass a fake one (with `store="memory://"` the store
+            then shares it).
+        listeners: `listener(breaker, event)` callables for transitions.
+        refresh_seconds: how often to re-read shared state and flush successes; None = never
+            (tests drive `refresh()` by hand). Default: `PREFECT_FT_REFRESH_SECONDS` or 0.2.
+        rng: a `random.Random`-like source for open-time jitter.
+        **fields: `BreakerConfig` fields when `config` is a name.
+
+    Examples:
+        ```python
+        from prefect_ft import CircuitBreaker
+
+        breaker = CircuitBreaker("ipc", open_seconds=5, store="memory://")
+
+        @breaker
+        def fetch(doc_id: str) -> bytes: ...
+
+        with breaker:
+            ...
+        result = breaker.call(fetch, "doc-1")
+        ```
+    """
+
+    def __init__(
+        self,
+        config: BreakerConfig | str,
+        *,
+        store: BreakerStore | str | None = None,
+        clock: Callable[[], float] | None = None,
+        listeners: Iterable[BreakerListener] = (),
+        refresh_seconds: float | str | None = "default",
+        rng: random.Random | None = None,
+        **fields: Any,
+    ) -> None:
+        if isinstance(config, str):
+            if "failure_threshold" in fields:
+                from prefect_ft.core.conditions import ConsecutiveFailures
+
+                if "trip" in fields:
+                    raise ConfigurationError("give either failure_threshold or trip, not both")
+                fields["trip"] = ConsecutiveFailures(fields.pop("failure_threshold"))
+            config = BreakerConfig(name=config, **fields)
+        elif fields:
+            raise TypeError("pass either a BreakerConfig or a name with fields, not both")
+        self.config = config
+        self.name = config.name
+        self.key = f"prefect-ft:breaker:{config.name}"
+        self._clock = clock or time.monotonic
+        self.store: BreakerStore = shared_store(store, clock=clock)
+        self._listeners = list(listeners)
+        self._rng = (rng or random.Random()).random
+        self._lock = threading.Lock()
+        self._window = config.new_window() if config.trip.uses_window else None
+        self._slow_s = config.slow_call_seconds
+        self._inflight: dict[int, float] = {}
+        self._ramp = [0, 0]  # offered, admitted in the current RECOVERY episode
+        self._offset = 0.0
+        self._record = BreakerRecord()
+        self._version = 0
+        self._set(self._record, 0)  # computes the fast-path flag
+        self._pending_success = False
+        self._dirty = False
+        self.store_available = True
+        self.counts = {"successful": 0, "failed": 0, "ignored": 0, "not_permitted": 0, "slow": 0}
+        self._cm_tokens: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+            f"prefect_ft_cm_{config.name}", default=()
+        )
+        self.refresh()
+        interval = refresh_seconds
+        if interval == "default":
+            from prefect_ft.settings import refresh_seconds as default_interval
+
+            interval = default_interval()
+        if interval is not None:
+            Refresher.for_store(self.store, float(interval)).register(self)
+
+    @classmethod
+    def from_preset(
+        cls, name: str, *, store: BreakerStore | str | None = None, **kwargs: Any
+    ) -> CircuitBreaker:
+        """A breaker configured by a built-in preset (`ipc`, `ml-inference`, ...)."""
+        from prefect_ft.presets import preset_config
+
+        overrides = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in BreakerConfig.__dataclass_fields__
+        }
+        return cls(preset_config(name, **overrides), store=store, **kwargs)
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """The effective state: an overlay when set, else CLOSED/OPEN/HALF_OPEN/RECOVERY."""
+        return self._record.effective_state
+
+    @property
+    def record(self) -> BreakerRecord:
+        return self._record
+
+    def now(self) -> float:
+        """The store clock, estimated locally (no round trip)."""
+        return self._clock() + self._offset
+
+    def window_counts(self) -> WindowCounts:
+        with self._lock:
+            return self._counts(self.now())
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker({self.name!r}, state={self.state}, store={self.store.url!r})"
+
+    # -- admission ---------------------------------------------------------------------------
+    def _enter(self) -> tuple[str, Any, float] | None:
+        if self._fast:
+            return None
+        return self._enter_slow()
+
+    def _reject(self, retry_after: float | None) -> CircuitOpenError:
+        self.counts["not_permitted"] += 1
+        err = CircuitOpenError(self.name, retry_after, self._record.effective_state)
+        err._prefect_ft_rejection = True  # type: ignore[attr-defined]
+        return err
+
+    def _enter_slow(self) -> tuple[str, Any, float] | None:
+        now = self.now()
+        rec = self._record
+        if rec.overlay is None:  # answer OPEN and a full HALF_OPEN from the local view
+            if rec.state == OPEN and now < rec.open_until:
+                raise self._reject(rec.open_until - now)
+            if rec.state == HALF_OPEN:
+                live = [t for _, t in rec.probes if t > now]
+                if len(live) + rec.probe_successes >= self.config.half_open_calls:
+                    raise self._reject(min(live, default=now) - now)
+            if rec.state == CLOSED:
+                return self._enter_closed(now)
+        holder = f"{os.getpid()}-{next(_holder_ids)}"
+        adm = self._apply(lambda r, n: machine.admit(r, self.config, n, holder))
+        if adm.decision == "reject":
+            raise self._reject(adm.retry_after)
+        if adm.decision == "probe":
+            return ("p", holder, now)
+        if adm.decision == "ramp":
+            with self._lock:
+                offered, admitted = self._ramp
+                self._ramp[0] = offered + 1
+                if not ramp_admits(offered, admitted, adm.fraction):
+                    raise self._reject(min(1.0, self.config.recovery_seconds))
+                self._ramp[1] = admitted + 1
+            return ("r", holder, now)
+        if self._record.state == CLOSED and self._record.overlay is None:
+            return self._enter_closed(now)
+        return ("c", None, now)
+
+    def _enter_closed(self, now: float) -> tuple[str, Any, float]:
+        if self._slow_s is None:
+            return ("c", None, now)
+        inflight = self._inflight
+        if inflight and now - next(iter(inflight.values())) >= self._slow_s:
+            # calls stuck in flight already count as slow: judge them before admitting more
+            counts = self.window_counts()
+            self._apply(lambda r, n: machine.evaluate(r, self.config, n, counts, self._rng()))
+            if self._record.state != CLOSED:
+                return self._enter_slow()  # type: ignore[return-value]
+        token = next(_holder_ids)
+        with self._lock:
+            inflight[token] = now
+        return ("c", token, now)
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def _exit_ok(self, token: tuple[str, Any, float] | None) -> None:
+        self.counts["successful"] += 1
+        if token is None:
+            if self._record.consecutive_failures:
+                self._settle(None, "success", None)
+            return
+        self._settle(token, "success", None)
+
+    def _exit_error(self, token: tuple[str, Any, float] | None, exc: BaseException) -> None:
+        outcome = self.config.classifier.classify(exc)
+        self.counts[
+            "failed"
+            if outcome == "failure"
+            else "ignored"
+            if outcome == "ignored"
+            else "successful"
+        ] += 1
+        self._settle(token, outcome, exc)
+
+    def _settle(
+        self, token: tuple[str, Any, float] | None, outcome: Outcome, exc: BaseException | None
+    ) -> None:
+        now = self.now()
+        kind, holder, start = token if token is not None else ("c", None, now)
+        slow = self._slow_s is not None and now - start >= self._slow_s
+        if slow:
+            self.counts["slow"] += 1
+        counts = WindowCounts()
+        if kind == "c":
+            with self._lock:
+                if holder is not None:
+                    self._inflight.pop(holder, None)
+                if self._window is not None and outcome != "ignored":
+                    self._window.record(outcome == "failure", slow, now)
+                    counts = self._counts(now)
+        if outcome == "ignored" and kind != "p":
+            return
+        retry_after = retry_after_of(exc) if exc is not None else None
+        u = self._rng()
+
+        def op(r: BreakerRecord, n: float) -> machine.Transition:
+            return machine.on_outcome(
+                r,
+                self.config,
+                n,
+                outcome,
+                probe=holder if kind == "p" else None,
+                ramp=kind == "r",
+                counts=counts,
+                u=u,
+                retry_after=retry_after,
+            )
+
+        if outcome == "success" and kind == "c" and self._window is None:
+            self._apply_locally(op)  # batched: the refresher flushes it to the store
+        else:
+            self._apply(op)
+
+    def _counts(self, now: float) -> WindowCounts:
+        c = self._window.counts(now) if self._window is not None else WindowCounts()
+        if self._slow_s is not None and self._inflight:
+            stuck = sum(1 for t in self._inflight.values() if now - t >= self._slow_s)
+            c = WindowCounts(c.calls + stuck, c.failures, c.slow + stuck)
+        return c
+
+    # -- state updates -----------------------------------------------------------------------
+    def _set(self, record: BreakerRecord, version: int) -> None:
+        if record.state != self._record.state and record.state == "RECOVERY":
+            self._ramp = [0, 0]
+        self._record = record
+        self._version = version
+        self._fast = (
+            record.state == CLOSED
+            and record.overlay is None
+            and self._window is None
+            and self._slow_s is None
+        )
+
+    def _apply_locally(self, op: Callable[[BreakerRecord, float], Any]) -> None:
+        with self._lock:
+            result = op(self._record, self.now())
+            if result.record is not self._record:
+                self._set(result.record, self._version)
+                self._pending_success = True
+        self._emit(result.events)
+
+    def _apply(self, op: Callable[[BreakerRecord, float], Any]) -> Any:
+        """Run a decision against the current record and write it with compare-and-set."""
+        events: list[BreakerEvent] = []
+        with self._lock:
+            for _ in range(16):
+                result = op(self._record, self.now())
+                if result.record is self._record:
+                    break
+                if not self.store_available:
+                    self._set(result.record, self._version)
+                    self._dirty = True
+                    break
+                try:
+                    ok, current = self.store.cas(
+                        self.key, self._version, json.dumps(result.record.to_dict())
+                    )
+                except StoreUnavailableError as exc:
+                    self._degrade(exc)
+                    self._set(result.record, self._version)
+                    self._dirty = True
+                    break
+                self._sync_clock(current)
+                if ok:
+                    self._set(result.record, current.version)
+                    self._pending_success = False
+                    break
+                if (
+                    current.version < self._version
+                ):  # the store lost the record (restart): rewrite ours
+                    self._version = current.version
+                    continue
+                events.extend(self._adopt(current))
+            else:  # pragma: no cover - 16 lost races in a row
+                log.warning("breaker %s: gave up writing after 16 conflicting updates", self.name)
+        self._emit((*events, *result.events))
+        return result
+
+    def _sync_clock(self, v: Versioned) -> None:
+        self._offset = v.store_time - self._clock()
+
+    def _adopt(self, v: Versioned) -> list[BreakerEvent]:
+        """Take a newer record written elsewhere; returns the remote transition it shows."""
+        if v.version == self._version and v.data is not None:
+            return []
+        before = self._record.effective_state
+        record = BreakerRecord.from_dict(json.loads(v.data)) if v.data else BreakerRecord()
+        self._set(record, v.version)
+        after = record.effective_state
+        if after == before:
+            return []
+        kind = _REMOTE_KIND.get(after, "closed")
+        return [
+            BreakerEvent(
+                kind, before, after, v.store_time, "changed by another process", remote=True
+            )
+        ]  # type: ignore[arg-type]
+
+    def _degrade(self, exc: BaseException) -> None:
+        if self.store_available:
+            log.warning(
+                "breaker %s: store %s unavailable, running on local state: %s",
+                self.name,
+                self.store.url,
+                exc,
+            )
+        self.store_available = False
+
+    def refresh(self, current: Versioned | None = None) -> None:
+        """Re-read shared state (or take `current` from a batched read) and flush successes."""
+        try:
+            v = current if current is not None else self.store.read(self.key)
+        except StoreUnavailableError as exc:
+            self._degrade(exc)
+            return
+        events: list[BreakerEvent] = []
+        push = False
+        with self._lock:
+            self._sync_clock(v)
+            if not self.store_available:
+                log.warning("breaker %s: store %s is back", self.name, self.store.url)
+                self.store_available = True
+                push = (
+                    self._dirty and v.version == self._version
+                )  # nobody wrote meanwhile: ours wins
+                self._dirty = False
+            if v.version < self._version:  # the store lost the record (e.g. a restart): ours wins
+                self._version = v.version
+                push = True
+            elif not push and v.version != self._version:
+                events = self._adopt(v)
+            flush = self._pending_success
+        self._emit(events)
+        if push:
+            self._apply(lambda r, n: machine.Transition(replace(r)))
+        elif flush:  # successes seen here reset the shared consecutive-failure count
+            self._apply(lambda r, n: machine.on_outcome(r, self.config, n, "success"))
+            self._pending_success = False
+
+    def _emit(self, events: Iterable[BreakerEvent]) -> None:
+        for event in events:
+            for listener in (*self._listeners, *_global_listeners):
+                try:
+                    listener(self, event)
+                except Exception:  # a listener must never break a call
+                    log.exception("breaker %s: listener %r failed", self.name, listener)
+
+    # -- admin -------------------------------------------------------------------------------
+    def force_open(self) -> None:
+        self._apply(lambda r, n: machine.set_overlay(r, "FORCED_OPEN", n))
+
+    def disable(self) -> None:
+        self._apply(lambda r, n: machine.set_overlay(r, "DISABLED", n))
+
+    def metrics_only(self) -> None:
+        self._apply(lambda r, n: machine.set_overlay(r, "METRICS_ONLY", n))
+
+    def clear_overlay(self) -> None:
+        self._apply(lambda r, n: machine.set_overlay(r, None, n))
+
+    def reset(self, overlay: OverlayName | None = None) -> None:
+        """Back to CLOSED with counters cleared (and the window emptied)."""
+        if self._window is not None:
+            with self._lock:
+                self._window.clear()
+        self._apply(lambda r, n: machine.set_overlay(r, overlay, n, reset=True))
+
+    def add_listener(self, listener: BreakerListener) -> None:
+        self._listeners.append(listener)
+
+    # -- calling -----------------------------------------------------------------------------
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `fn(*args, **kwargs)` through the breaker.
+
+        Raises:
+            CircuitOpenError: the breaker rejected the call (`fn` did not run).
+        """
+        token = self._enter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._exit_error(token, exc)
+            raise
+        self._exit_ok(token)
+        return result
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Await `fn(*args, **kwargs)` through the breaker; see `call`."""
+        token = self._enter()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self._exit_error(token, exc)
+            raise
+        self._exit_ok(token)
+        return result
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorate a sync or async function (the wrapper keeps its signature)."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        enter, exit_ok, exit_error = self._enter, self._exit_ok, self._exit_error
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = enter()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                exit_error(token, exc)
+                raise
+            exit_ok(token)
+            return result
+
+        wrapper.breaker = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def __enter__(self) -> CircuitBreaker:
+        token = self._enter()
+        self._cm_tokens.set((*self._cm_tokens.get(), token))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        stack = self._cm_tokens.get()
+        token = stack[-1]
+        self._cm_tokens.set(stack[:-1])
+        if exc is None:
+            self._exit_ok(token)
+        else:
+            self._exit_error(token, exc)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)

@@ -1,0 +1,62 @@
+"""Outcome classification: is an exception a failure of the dependency, ignored, or a success?
+
+Follows Resilience4j's three classes. Cancellation and interpreter exits are ignored by default:
+they say nothing about the dependency, so they must not trip a breaker or use a probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Outcome", "OutcomeClassifier", "retry_after_of"]
+
+Outcome = Literal["success", "failure", "ignored"]
+
+_ALWAYS_IGNORED: tuple[type[BaseException], ...] = (
+    asyncio.CancelledError,
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeClassifier:
+    """Decide the outcome of a raised exception.
+
+    Order: `predicate` (when it returns an outcome), then `ignore`, then `record`; an exception
+    in neither counts as a success (the dependency answered; the caller's code failed).
+
+    Attributes:
+        record: exception types that count as failures.
+        ignore: exception types that count neither way (and never use a half-open probe).
+        predicate: optional function returning an outcome, or None to fall through.
+    """
+
+    record: tuple[type[BaseException], ...] = (Exception,)
+    ignore: tuple[type[BaseException], ...] = ()
+    predicate: Callable[[BaseException], Outcome | None] | None = None
+
+    def classify(self, exc: BaseException) -> Outcome:
+        if self.predicate is not None:
+            decided = self.predicate(exc)
+            if decided is not None:
+                return decided
+        if isinstance(exc, (_ALWAYS_IGNORED, self.ignore)):
+            return "ignored"
+        if getattr(exc, "_prefect_ft_rejection", False):  # a nested breaker's own rejection
+            return "ignored"
+        if isinstance(exc, self.record):
+            return "failure"
+        return "success"
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """A Retry-After hint carried by the exception (attribute `retry_after`, seconds), if any."""
+    value = getattr(exc, "retry_after", None)
+    if isinstance(value, int | float) and value >= 0 and not isinstance(value, bool):
+        return float(value)
+    return None

@@ -1,0 +1,145 @@
+"""`BreakerConfig`: one breaker's policy, validated when it is built, never on first use."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from prefect_ft.core.classify import OutcomeClassifier
+from prefect_ft.core.conditions import ConsecutiveFailures, TripCondition
+from prefect_ft.core.validation import require
+from prefect_ft.core.windows import CountWindow, TimeWindow
+
+__all__ = ["BreakerConfig"]
+
+
+def _num(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """A circuit breaker's policy.
+
+    Attributes:
+        name: the breaker's name (also its key in the shared store).
+        trip: when CLOSED trips to OPEN; compose with `|` and `&`.
+        window_type: "count" (last `window_size` calls) or "time" (last `window_size` seconds).
+        window_size: calls or seconds in the window used by rate conditions.
+        open_seconds: how long the first trip stays open.
+        open_multiplier: growth of the open time per further consecutive trip (>= 1).
+        max_open_seconds: cap on the open time.
+        open_jitter: fraction of the open time randomised, in [0, 1).
+        decay_seconds: each this many healthy seconds forget one consecutive trip
+            (default: `max_open_seconds`).
+        half_open_calls: probes admitted in HALF_OPEN across all processes (K).
+        probe_ttl_seconds: a probe lease expires after this long (a crashed prober frees it).
+        recovery_seconds: length of the RECOVERY ramp; 0 closes straight after the probes.
+        recovery_min_fraction: share of calls admitted at the start of the ramp.
+        recovery_aggression: curve of the ramp (1 = linear, > 1 = faster start).
+        recovery_failure_rate: failure rate (%) during the ramp that reopens the breaker.
+        recovery_minimum_calls: calls in the ramp before its failure rate is judged.
+        classifier: which exceptions are failures, ignored, or successes.
+    """
+
+    name: str
+    trip: TripCondition = field(default_factory=lambda: ConsecutiveFailures(5))
+    window_type: str = "count"
+    window_size: int = 100
+    open_seconds: float = 60.0
+    open_multiplier: float = 2.0
+    max_open_seconds: float = 600.0
+    open_jitter: float = 0.0
+    decay_seconds: float | None = None
+    half_open_calls: int = 1
+    probe_ttl_seconds: float = 30.0
+    recovery_seconds: float = 0.0
+    recovery_min_fraction: float = 0.1
+    recovery_aggression: float = 1.0
+    recovery_failure_rate: float = 50.0
+    recovery_minimum_calls: int = 5
+    classifier: OutcomeClassifier = field(default_factory=OutcomeClassifier)
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.name, str) and self.name.strip() != "",
+            "name",
+            "a non-empty string",
+            self.name,
+        )
+        require(isinstance(self.trip, TripCondition), "trip", "a TripCondition", self.trip)
+        require(
+            self.window_type in ("count", "time"),
+            "window_type",
+            "'count' or 'time'",
+            self.window_type,
+        )
+        ws = self.window_size
+        require(
+            isinstance(ws, int) and not isinstance(ws, bool) and ws >= 1,
+            "window_size",
+            "an integer >= 1",
+            ws,
+        )
+        require(
+            _num(self.open_seconds) and self.open_seconds > 0,
+            "open_seconds",
+            "> 0 seconds",
+            self.open_seconds,
+        )
+        require(
+            _num(self.open_multiplier) and self.open_multiplier >= 1,
+            "open_multiplier",
+            ">= 1",
+            self.open_multiplier,
+        )
+        require(
+            _num(self.max_open_seconds) and self.max_open_seconds >= self.open_seconds,
+            "max_open_seconds",
+            f">= open_seconds ({self.open_seconds})",
+            self.max_open_seconds,
+        )
+        require(
+            _num(self.open_jitter) and 0 <= self.open_jitter < 1,
+            "open_jitter",
+            "in [0, 1)",
+            self.open_jitter,
+        )
+        d = self.decay_seconds
+        require(d is None or (_num(d) and d > 0), "decay_seconds", "> 0 seconds or None", d)
+        k = self.half_open_calls
+        require(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1,
+            "half_open_calls",
+            "an integer >= 1",
+            k,
+        )
+        t = self.probe_ttl_seconds
+        require(_num(t) and t > 0, "probe_ttl_seconds", "> 0 seconds", t)
+        r = self.recovery_seconds
+        require(_num(r) and r >= 0, "recovery_seconds", ">= 0 seconds", r)
+        f = self.recovery_min_fraction
+        require(_num(f) and 0 < f <= 1, "recovery_min_fraction", "in (0, 1]", f)
+        a = self.recovery_aggression
+        require(_num(a) and a > 0, "recovery_aggression", "> 0", a)
+        p = self.recovery_failure_rate
+        require(_num(p) and 0 < p <= 100, "recovery_failure_rate", "in (0, 100] percent", p)
+        m = self.recovery_minimum_calls
+        require(isinstance(m, int) and m >= 1, "recovery_minimum_calls", "an integer >= 1", m)
+
+    @property
+    def slow_call_seconds(self) -> float | None:
+        """The slow-call threshold the trip conditions need, if any."""
+        return self.trip.slow_call_seconds()
+
+    @property
+    def effective_decay_seconds(self) -> float:
+        return self.decay_seconds if self.decay_seconds is not None else self.max_open_seconds
+
+    def new_window(self) -> CountWindow | TimeWindow:
+        """A fresh window of this config's type and size."""
+        return (
+            CountWindow(self.window_size)
+            if self.window_type == "count"
+            else TimeWindow(self.window_size)
+        )

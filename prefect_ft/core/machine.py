@@ -1,0 +1,260 @@
+"""The breaker state machine: CLOSED -> OPEN -> HALF_OPEN -> RECOVERY -> CLOSED, plus overlays.
+
+Every function takes the current `BreakerRecord`, the config and `now`, and returns a new record
+with the events it caused. When nothing changes the same record object comes back, so drivers
+can skip a store write with an identity check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from prefect_ft.core.classify import Outcome
+from prefect_ft.core.conditions import TripStats
+from prefect_ft.core.config import BreakerConfig
+from prefect_ft.core.cooldown import decayed_trips, open_duration
+from prefect_ft.core.events import BreakerEvent
+from prefect_ft.core.ramp import recovery_fraction
+from prefect_ft.core.states import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    RECOVERY,
+    BreakerRecord,
+    OverlayName,
+)
+from prefect_ft.core.windows import WindowCounts
+
+__all__ = ["Admission", "Decision", "Transition", "admit", "evaluate", "on_outcome", "set_overlay"]
+
+Decision = Literal["admit", "probe", "ramp", "reject"]
+_NO_EVENTS: tuple[BreakerEvent, ...] = ()
+_EMPTY_COUNTS = WindowCounts()
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A new record and the events that led to it."""
+
+    record: BreakerRecord
+    events: tuple[BreakerEvent, ...] = _NO_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to "may this call run?".
+
+    `decision` is `admit` (run, outcome counts normally), `probe` (run as a half-open probe
+    holding a lease), `ramp` (RECOVERY: the driver admits `fraction` of calls with
+    `ramp_admits`) or `reject` (raise `CircuitOpenError` with `retry_after`).
+    """
+
+    decision: Decision
+    record: BreakerRecord
+    events: tuple[BreakerEvent, ...] = _NO_EVENTS
+    retry_after: float | None = None
+    fraction: float = 1.0
+
+
+def _open(
+    rec: BreakerRecord,
+    cfg: BreakerConfig,
+    now: float,
+    u: float,
+    reason: str,
+    override: float | None,
+) -> Transition:
+    trips = decayed_trips(rec.trips, rec.closed_at, now, cfg.effective_decay_seconds) + 1
+    if rec.state in (HALF_OPEN, RECOVERY):  # failed while trying to recover: no decay credit
+        trips = rec.trips + 1
+    seconds = open_duration(
+        cfg.open_seconds,
+        cfg.open_multiplier,
+        cfg.max_open_seconds,
+        cfg.open_jitter,
+        trips,
+        u,
+        override,
+    )
+    new = replace(
+        rec,
+        state=OPEN,
+        consecutive_failures=0,
+        trips=trips,
+        opened_at=now,
+        open_until=now + seconds,
+        probes=(),
+        probe_successes=0,
+        recovery_calls=0,
+        recovery_failures=0,
+    )
+    event = BreakerEvent("opened", rec.effective_state, new.effective_state, now, reason, seconds)
+    return Transition(new, (event,))
+
+
+def _close(rec: BreakerRecord, now: float, reason: str) -> Transition:
+    new = replace(
+        rec,
+        state=CLOSED,
+        consecutive_failures=0,
+        closed_at=now,
+        probes=(),
+        probe_successes=0,
+        recovery_calls=0,
+        recovery_failures=0,
+    )
+    return Transition(new, (BreakerEvent("closed", rec.effective_state, CLOSED, now, reason),))
+
+
+def _live_probes(rec: BreakerRecord, now: float) -> tuple[tuple[str, float], ...]:
+    return tuple(p for p in rec.probes if p[1] > now)
+
+
+def admit(rec: BreakerRecord, cfg: BreakerConfig, now: float, holder: str) -> Admission:
+    """Decide whether a call may run now; `holder` names the caller's probe lease if it gets one."""
+    overlay = rec.overlay
+    if overlay == "FORCED_OPEN":
+        return Admission("reject", rec, retry_after=None)
+    if overlay is not None:  # DISABLED and METRICS_ONLY always let calls through
+        return Admission("admit", rec)
+    state = rec.state
+    if state == CLOSED:
+        return Admission("admit", rec)
+    if state == OPEN:
+        if now < rec.open_until:
+            return Admission("reject", rec, retry_after=rec.open_until - now)
+        lease = ((holder, now + cfg.probe_ttl_seconds),)
+        new = replace(rec, state=HALF_OPEN, probes=lease, probe_successes=0)
+        event = BreakerEvent("half-opened", OPEN, HALF_OPEN, now, "open time elapsed")
+        return Admission("probe", new, (event,))
+    if state == HALF_OPEN:
+        live = _live_probes(rec, now)
+        if len(live) + rec.probe_successes < cfg.half_open_calls:
+            new = replace(rec, probes=(*live, (holder, now + cfg.probe_ttl_seconds)))
+            return Admission("probe", new)
+        wait = min((p[1] for p in live), default=now) - now
+        return Admission("reject", rec, retry_after=max(wait, 0.0))
+    # RECOVERY
+    elapsed = now - rec.recovery_started_at
+    if elapsed >= cfg.recovery_seconds:
+        t = _close(rec, now, f"recovery ramp of {cfg.recovery_seconds:g} s completed")
+        return Admission("admit", t.record, t.events)
+    fraction = recovery_fraction(
+        elapsed, cfg.recovery_seconds, cfg.recovery_min_fraction, cfg.recovery_aggression
+    )
+    return Admission("ramp", rec, fraction=fraction)
+
+
+def evaluate(
+    rec: BreakerRecord, cfg: BreakerConfig, now: float, counts: WindowCounts, u: float
+) -> Transition:
+    """Trip a CLOSED breaker if its conditions hold for `counts` (the driver's window totals)."""
+    if rec.state != CLOSED or rec.overlay is not None:
+        return Transition(rec)
+    stats = TripStats(rec.consecutive_failures, counts.calls, counts.failures, counts.slow)
+    if not cfg.trip.should_trip(stats):
+        return Transition(rec)
+    return _open(rec, cfg, now, u, cfg.trip.reason(stats), None)
+
+
+def on_outcome(
+    rec: BreakerRecord,
+    cfg: BreakerConfig,
+    now: float,
+    outcome: Outcome,
+    *,
+    probe: str | None = None,
+    ramp: bool = False,
+    counts: WindowCounts = _EMPTY_COUNTS,
+    u: float = 0.5,
+    retry_after: float | None = None,
+) -> Transition:
+    """Account for one finished call.
+
+    Args:
+        outcome: `success`, `failure` or `ignored` (see `OutcomeClassifier`).
+        probe: the lease holder if the call ran as a half-open probe.
+        ramp: the call was admitted by the RECOVERY ramp.
+        counts: the driver's window totals, this call included.
+        u: a uniform number in [0, 1) for the open-time jitter.
+        retry_after: an open time the failure asked for (Retry-After).
+    """
+    overlay = rec.overlay
+    if overlay == "DISABLED" or overlay == "FORCED_OPEN":
+        return Transition(rec)
+    state = rec.state
+    if state == CLOSED or overlay == "METRICS_ONLY":
+        if outcome == "ignored" or state != CLOSED:
+            return Transition(rec)
+        if outcome == "success":
+            new = rec if rec.consecutive_failures == 0 else replace(rec, consecutive_failures=0)
+        else:
+            new = replace(rec, consecutive_failures=rec.consecutive_failures + 1)
+        if overlay == "METRICS_ONLY":
+            return Transition(new)
+        if outcome == "failure" and retry_after is not None:
+            reason = f"the dependency asked to back off for {retry_after:g} s"
+            return _open(new, cfg, now, u, reason, retry_after)
+        if outcome == "success" and not cfg.trip.uses_window:
+            return Transition(new)  # a success cannot trip a failure-count condition
+        return evaluate(new, cfg, now, counts, u)
+    if state == HALF_OPEN:
+        if probe is None or all(h != probe for h, _ in rec.probes):
+            return Transition(rec)  # an overhanging call admitted before the trip: not a probe
+        others = tuple(p for p in rec.probes if p[0] != probe)
+        if outcome == "ignored":  # frees the slot without using it (Polly #311)
+            return Transition(replace(rec, probes=others))
+        if outcome == "failure":
+            return _open(rec, cfg, now, u, "a half-open probe failed", retry_after)
+        successes = rec.probe_successes + 1
+        if successes < cfg.half_open_calls:
+            return Transition(replace(rec, probes=others, probe_successes=successes))
+        if cfg.recovery_seconds <= 0:
+            return _close(rec, now, f"{successes} half-open probe(s) succeeded")
+        new = replace(
+            rec,
+            state=RECOVERY,
+            probes=(),
+            probe_successes=0,
+            recovery_started_at=now,
+            recovery_calls=0,
+            recovery_failures=0,
+        )
+        reason = f"{successes} probe(s) succeeded; ramping over {cfg.recovery_seconds:g} s"
+        return Transition(new, (BreakerEvent("recovering", HALF_OPEN, RECOVERY, now, reason),))
+    if state == RECOVERY and ramp and outcome != "ignored":
+        calls = rec.recovery_calls + 1
+        failures = rec.recovery_failures + (outcome == "failure")
+        new = replace(rec, recovery_calls=calls, recovery_failures=failures)
+        rate = 100.0 * failures / calls
+        if calls >= cfg.recovery_minimum_calls and rate >= cfg.recovery_failure_rate:
+            reason = (
+                f"failure rate {rate:.1f}% during recovery (threshold {cfg.recovery_failure_rate}%)"
+            )
+            return _open(new, cfg, now, u, reason, retry_after)
+        return Transition(new)
+    return Transition(rec)  # OPEN, or a late outcome from before a transition
+
+
+_OVERLAY_EVENTS = {
+    "FORCED_OPEN": "forced-open",
+    "DISABLED": "disabled",
+    "METRICS_ONLY": "metrics-only",
+    None: "overlay-cleared",
+}
+
+
+def set_overlay(
+    rec: BreakerRecord, overlay: OverlayName | None, now: float, *, reset: bool = False
+) -> Transition:
+    """Set or clear an operator overlay; `reset=True` also returns the breaker to CLOSED."""
+    new = replace(rec, overlay=overlay)
+    if reset:
+        new = replace(BreakerRecord(), overlay=overlay, trips=0, closed_at=now)
+    if new == rec:
+        return Transition(rec)
+    kind = "closed" if reset and overlay is None else _OVERLAY_EVENTS[overlay]
+    reason = "operator reset" if reset else f"operator set {overlay or 'no overlay'}"
+    event = BreakerEvent(kind, rec.effective_state, new.effective_state, now, reason)  # type: ignore[arg-type]
+    return Transition(new, (event,))

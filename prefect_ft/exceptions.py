@@ -1,0 +1,68 @@
+"""Exceptions raised by prefect_ft.
+
+```
+FaultToleranceError
+ ├── CircuitOpenError        a breaker rejected the call (carries `breaker` and `retry_after`)
+ ├── BulkheadFullError       no bulkhead permit within the wait budget
+ ├── StoreUnavailableError   a shared store could not be reached (never reaches a protected call)
+ └── ConfigurationError      also a ValueError: bad settings, named field and allowed range
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BulkheadFullError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "FaultToleranceError",
+    "StoreUnavailableError",
+]
+
+
+class FaultToleranceError(Exception):
+    """Base class of every prefect_ft error."""
+
+
+class CircuitOpenError(FaultToleranceError):
+    """A circuit breaker rejected the call.
+
+    Attributes:
+        breaker: the breaker's name.
+        retry_after: seconds until the breaker may admit a call again (None when unknown,
+            e.g. forced open by an operator).
+        state: the breaker state that rejected the call.
+    """
+
+    def __init__(self, breaker: str, retry_after: float | None, state: str = "OPEN") -> None:
+        self.breaker = breaker
+        self.retry_after = retry_after
+        self.state = state
+        when = "" if retry_after is None else f"; retry after {retry_after:.3f} s"
+        super().__init__(f"circuit breaker {breaker!r} is {state}{when}")
+
+    def __reduce__(self):  # keep the attributes through pickling (process pools, Prefect results)
+        return (type(self), (self.breaker, self.retry_after, self.state))
+
+
+class BulkheadFullError(FaultToleranceError):
+    """No bulkhead permit could be had within the allowed wait."""
+
+    def __init__(self, bulkhead: str, max_concurrent: int, waited: float) -> None:
+        self.bulkhead = bulkhead
+        self.max_concurrent = max_concurrent
+        self.waited = waited
+        super().__init__(
+            f"bulkhead {bulkhead!r} is full ({max_concurrent} concurrent); waited {waited:.3f} s"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.bulkhead, self.max_concurrent, self.waited))
+
+
+class StoreUnavailableError(FaultToleranceError):
+    """A shared breaker store could not be reached or answered with an error."""
+
+
+class ConfigurationError(FaultToleranceError, ValueError):
+    """Invalid configuration: the message names the field and the allowed range."""
