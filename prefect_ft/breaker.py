@@ -183,13 +183,18 @@ class CircuitBreaker:
     def _enter(self) -> tuple[str, Any, float] | None:
         if self._fast:
             return None
+        rec = self._record
+        if rec.state == OPEN and rec.overlay is None:  # inlined: a rejection must stay cheap
+            now = self._clock() + self._offset
+            if now < rec.open_until:
+                self.counts["not_permitted"] += 1
+                raise CircuitOpenError(self.name, rec.open_until - now, OPEN)
         return self._enter_slow()
 
     def _reject(self, retry_after: float | None) -> CircuitOpenError:
         self.counts["not_permitted"] += 1
-        err = CircuitOpenError(self.name, retry_after, self._record.effective_state)
-        err._prefect_ft_rejection = True  # type: ignore[attr-defined]
-        return err
+        rec = self._record
+        return CircuitOpenError(self.name, retry_after, rec.overlay or rec.state)
 
     def _enter_slow(self) -> tuple[str, Any, float] | None:
         now = self.now()

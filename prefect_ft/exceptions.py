@@ -34,15 +34,19 @@ class CircuitOpenError(FaultToleranceError):
         state: the breaker state that rejected the call.
     """
 
+    # marks a rejection so an enclosing breaker ignores it instead of counting a failure
+    _prefect_ft_rejection = True
+
     def __init__(self, breaker: str, retry_after: float | None, state: str = "OPEN") -> None:
+        # the message is built lazily in __str__: a rejection must stay cheap (target <= 2 us)
+        super().__init__(breaker, retry_after, state)
         self.breaker = breaker
         self.retry_after = retry_after
         self.state = state
-        when = "" if retry_after is None else f"; retry after {retry_after:.3f} s"
-        super().__init__(f"circuit breaker {breaker!r} is {state}{when}")
 
-    def __reduce__(self):  # keep the attributes through pickling (process pools, Prefect results)
-        return (type(self), (self.breaker, self.retry_after, self.state))
+    def __str__(self) -> str:
+        when = "" if self.retry_after is None else f"; retry after {self.retry_after:.3f} s"
+        return f"circuit breaker {self.breaker!r} is {self.state}{when}"
 
 
 class BulkheadFullError(FaultToleranceError):

@@ -28,7 +28,7 @@ class BreakerConfig:
         window_size: calls or seconds in the window used by rate conditions.
         open_seconds: how long the first trip stays open.
         open_multiplier: growth of the open time per further consecutive trip (>= 1).
-        max_open_seconds: cap on the open time.
+        max_open_seconds: cap on the open time (default: the larger of 600 s and 10 x open_seconds).
         open_jitter: fraction of the open time randomised, in [0, 1).
         decay_seconds: each this many healthy seconds forget one consecutive trip
             (default: `max_open_seconds`).
@@ -48,7 +48,7 @@ class BreakerConfig:
     window_size: int = 100
     open_seconds: float = 60.0
     open_multiplier: float = 2.0
-    max_open_seconds: float = 600.0
+    max_open_seconds: float | None = None
     open_jitter: float = 0.0
     decay_seconds: float | None = None
     half_open_calls: int = 1
@@ -93,12 +93,9 @@ class BreakerConfig:
             ">= 1",
             self.open_multiplier,
         )
-        require(
-            _num(self.max_open_seconds) and self.max_open_seconds >= self.open_seconds,
-            "max_open_seconds",
-            f">= open_seconds ({self.open_seconds})",
-            self.max_open_seconds,
-        )
+        cap = self.max_open_seconds
+        ok = cap is None or (_num(cap) and cap >= self.open_seconds)
+        require(ok, "max_open_seconds", f">= open_seconds ({self.open_seconds}) or None", cap)
         require(
             _num(self.open_jitter) and 0 <= self.open_jitter < 1,
             "open_jitter",
@@ -133,8 +130,15 @@ class BreakerConfig:
         return self.trip.slow_call_seconds()
 
     @property
+    def open_cap_seconds(self) -> float:
+        """`max_open_seconds`, or its default."""
+        if self.max_open_seconds is not None:
+            return self.max_open_seconds
+        return max(600.0, 10 * self.open_seconds)
+
+    @property
     def effective_decay_seconds(self) -> float:
-        return self.decay_seconds if self.decay_seconds is not None else self.max_open_seconds
+        return self.decay_seconds if self.decay_seconds is not None else self.open_cap_seconds
 
     def new_window(self) -> CountWindow | TimeWindow:
         """A fresh window of this config's type and size."""

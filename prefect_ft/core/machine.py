@@ -71,7 +71,7 @@ def _open(
     seconds = open_duration(
         cfg.open_seconds,
         cfg.open_multiplier,
-        cfg.max_open_seconds,
+        cfg.open_cap_seconds,
         cfg.open_jitter,
         trips,
         u,
