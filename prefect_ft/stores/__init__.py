@@ -42,14 +42,20 @@ def open_store(url: str) -> BreakerStore:
         raise ConfigurationError(
             f"store url must look like one of {', '.join(_SCHEMES)} (got {url!r})"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"store url could not be parsed ({exc}); it must look like one of "
+            f"{', '.join(_SCHEMES)} (got {url!r})"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme == "memory":
         return InMemoryBreakerStore(url=url)
     if scheme == "sqlite":
         from prefect_ft.stores.sqlite import SQLiteBreakerStore
 
-        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        path = url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else ""
         if not path:
             raise ConfigurationError(
                 f"store url: sqlite needs a path, as in sqlite:///PATH (got {url!r})"
