@@ -4,6 +4,7 @@ Circuit breakers (CLOSED, OPEN, HALF_OPEN, RECOVERY and operator overlays) share
 processes through a store, with presets for the RAN pipeline's components.
 """
 
+from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
 from prefect_ft.breaker import CircuitBreaker, add_global_listener, remove_global_listener
 from prefect_ft.core.classify import OutcomeClassifier
 from prefect_ft.core.conditions import AllOf, AnyOf, ConsecutiveFailures, FailureRate, SlowCallRate
@@ -16,6 +17,7 @@ from prefect_ft.exceptions import (
     FaultToleranceError,
     StoreUnavailableError,
 )
+from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
 from prefect_ft.presets import PRESETS
 
 __version__ = "0.1.0"
@@ -27,15 +29,22 @@ __all__ = [
     "BreakerConfig",
     "BreakerEvent",
     "BulkheadFullError",
+    "BulkheadPolicy",
     "CircuitBreaker",
+    "CircuitBreakerPolicy",
     "CircuitOpenError",
+    "ComponentSpec",
     "ConfigurationError",
     "ConsecutiveFailures",
+    "FTPolicy",
     "FailureRate",
     "FaultToleranceError",
     "OutcomeClassifier",
+    "RecoveryPolicy",
     "SlowCallRate",
     "StoreUnavailableError",
     "add_global_listener",
+    "aresolve_policy",
     "remove_global_listener",
+    "resolve_policy",
 ]

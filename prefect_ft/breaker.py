@@ -486,15 +486,23 @@ class CircuitBreaker:
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate a sync or async function (the wrapper keeps its signature)."""
+        enter, exit_ok, exit_error = self._enter, self._exit_ok, self._exit_error
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
+                # the body of `acall`, inlined: one coroutine frame less per call
+                token = enter()
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    exit_error(token, exc)
+                    raise
+                exit_ok(token)
+                return result
 
+            async_wrapper.breaker = self  # type: ignore[attr-defined]
             return async_wrapper  # type: ignore[return-value]
-
-        enter, exit_ok, exit_error = self._enter, self._exit_ok, self._exit_error
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,347 @@
+"""Prefect Blocks that hold fault-tolerance policies, editable in the Prefect UI.
+
+`CircuitBreakerPolicy`, `BulkheadPolicy` and `RecoveryPolicy` are flat, bounded forms whose
+`to_config()` builds the frozen core configs (`BreakerConfig`, `BulkheadConfig`); `ComponentSpec`
+ties one component's policies together by nesting them. Every bound is declared on the field, so
+the UI form, `model_validate` and the API refuse the same values; rules between fields live in
+model validators whose messages name the fields.
+
+This module does no I/O of its own and caches nothing: finding and caching a policy by name is
+`prefect_ft.policies.resolve_policy`; writing documents from YAML is `prefect-ft blocks apply`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.blocks.core import Block
+from pydantic import Field, model_validator
+
+from prefect_ft.core.bulkhead import BulkheadConfig
+from prefect_ft.core.conditions import (
+    ConsecutiveFailures,
+    FailureRate,
+    SlowCallRate,
+    TripCondition,
+)
+from prefect_ft.core.config import BreakerConfig
+from prefect_ft.exceptions import ConfigurationError
+
+__all__ = ["BulkheadPolicy", "CircuitBreakerPolicy", "ComponentSpec", "RecoveryPolicy"]
+
+RecoveryAction = Literal[
+    "model-reload",
+    "graceful-restart",
+    "connection-reset",
+    "resource-reallocation",
+    "validation-reset",
+]
+
+
+class CircuitBreakerPolicy(Block):
+    """When a component's circuit breaker opens, how long it stays open and how it recovers.
+
+    The breaker trips on `failure_threshold` failures in a row, or, when set, on a failure rate or
+    a slow-call rate over a window of calls or seconds. Open time grows by `open_multiplier` per
+    further trip up to `max_open_seconds`; `half_open_calls` probes then decide, and a
+    `recovery_seconds` ramp admits a rising share of calls before the breaker closes.
+
+    Examples:
+        Load a saved policy and build the core configuration:
+        ```python
+        from prefect_ft.blocks import CircuitBreakerPolicy
+
+        policy = CircuitBreakerPolicy.load("BLOCK_NAME")
+        config = policy.to_config("ml-inference")
+        ```
+    """
+
+    _block_type_name = "FT Circuit Breaker Policy"
+    _description = "Trip, open-time and recovery settings of a prefect-ft circuit breaker."
+
+    failure_threshold: int = Field(
+        default=5, ge=1, title="Failure threshold (consecutive)",
+        description="Consecutive failures that open the circuit.",
+    )  # fmt: skip
+    failure_rate_threshold: float | None = Field(
+        default=None, gt=0, le=100, title="Failure rate threshold (%)",
+        description="Failure rate in percent over the window that opens the circuit; empty to disable.",
+    )  # fmt: skip
+    slow_call_rate_threshold: float | None = Field(
+        default=None, gt=0, le=100, title="Slow-call rate threshold (%)",
+        description="Share of slow calls in percent over the window that opens the circuit; empty to disable.",
+    )  # fmt: skip
+    slow_call_seconds: float | None = Field(
+        default=None, gt=0, title="Slow call (s)",
+        description="A call taking longer than this many seconds counts as slow, even while in flight.",
+    )  # fmt: skip
+    minimum_calls: int = Field(
+        default=10, ge=1, title="Minimum calls",
+        description="Calls the window must hold before a rate threshold is judged.",
+    )  # fmt: skip
+    window_type: Literal["count", "time"] = Field(
+        default="count", title="Window type",
+        description="Rates are measured over the last N calls (count) or the last N seconds (time).",
+    )  # fmt: skip
+    window_size: int = Field(
+        default=100, ge=1, title="Window size",
+        description="Calls (count window) or seconds (time window) over which rates are measured.",
+    )  # fmt: skip
+    open_seconds: float = Field(
+        default=60.0, gt=0, title="Open time (s)",
+        description="Seconds the circuit stays open after its first trip.",
+    )  # fmt: skip
+    open_multiplier: float = Field(
+        default=2.0, ge=1, title="Open time multiplier",
+        description="Growth of the open time for each further consecutive trip.",
+    )  # fmt: skip
+    max_open_seconds: float | None = Field(
+        default=None, gt=0, title="Maximum open time (s)",
+        description="Cap on the open time; empty for the larger of 600 s and 10 x the open time.",
+    )  # fmt: skip
+    open_jitter: float = Field(
+        default=0.0, ge=0, lt=1, title="Open time jitter",
+        description="Fraction of the open time that is randomised, from 0 up to but excluding 1.",
+    )  # fmt: skip
+    half_open_calls: int = Field(
+        default=1, ge=1, title="Half-open probes",
+        description="Trial calls admitted while half-open, across all processes.",
+    )  # fmt: skip
+    probe_ttl_seconds: float = Field(
+        default=30.0, gt=0, title="Probe lease (s)",
+        description="Seconds after which an unfinished probe's lease expires, so a crashed prober frees it.",
+    )  # fmt: skip
+    recovery_seconds: float = Field(
+        default=0.0, ge=0, title="Recovery ramp (s)",
+        description="Length of the ramp that admits a rising share of calls after the probes; 0 closes at once.",
+    )  # fmt: skip
+    recovery_min_fraction: float = Field(
+        default=0.1, gt=0, le=1, title="Ramp start fraction",
+        description="Share of calls admitted at the start of the recovery ramp.",
+    )  # fmt: skip
+    recovery_aggression: float = Field(
+        default=1.0, gt=0, title="Ramp aggression",
+        description="Curve of the recovery ramp: 1 is linear, above 1 admits more calls early.",
+    )  # fmt: skip
+    recovery_failure_rate: float = Field(
+        default=50.0, gt=0, le=100, title="Ramp failure rate (%)",
+        description="Failure rate in percent during the recovery ramp that reopens the circuit.",
+    )  # fmt: skip
+    on_open: Literal["fail", "wait"] = Field(
+        default="fail", title="When open",
+        description="Fail a rejected call at once (fail) or wait for the circuit to admit it (wait).",
+    )  # fmt: skip
+    max_wait_seconds: float = Field(
+        default=30.0, ge=0, title="Maximum wait (s)",
+        description="Seconds a call may wait for admission when the policy is to wait.",
+    )  # fmt: skip
+    store_url: str | None = Field(
+        default=None, title="Store URL",
+        description="Where breaker state is shared (memory://, sqlite:///PATH, redis://HOST:PORT/DB); empty for the default.",
+        examples=["redis://127.0.0.1:6379/0"],
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _check_fields_together(self) -> CircuitBreakerPolicy:
+        if (self.slow_call_rate_threshold is None) != (self.slow_call_seconds is None):
+            raise ValueError(
+                "slow_call_rate_threshold and slow_call_seconds must be set together "
+                f"(got {self.slow_call_rate_threshold!r} and {self.slow_call_seconds!r})"
+            )
+        cap = self.max_open_seconds
+        if cap is not None and cap < self.open_seconds:
+            raise ValueError(
+                f"max_open_seconds ({cap}) must be >= open_seconds ({self.open_seconds})"
+            )
+        uses_rate = self.failure_rate_threshold is not None or self.slow_call_seconds is not None
+        if uses_rate and self.window_type == "count" and self.minimum_calls > self.window_size:
+            raise ValueError(
+                f"minimum_calls ({self.minimum_calls}) must be <= window_size "
+                f"({self.window_size}) for a count window, or no rate can ever trip"
+            )
+        try:  # anything the core refuses must be refused here too, not on first use
+            self.to_config("validation")
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def trip_condition(self) -> TripCondition:
+        """The trip conditions this policy sets, composed with `|`."""
+        trip: TripCondition = ConsecutiveFailures(self.failure_threshold)
+        if self.failure_rate_threshold is not None:
+            trip = trip | FailureRate(self.failure_rate_threshold, self.minimum_calls)
+        if self.slow_call_rate_threshold is not None and self.slow_call_seconds is not None:
+            slow = SlowCallRate(
+                self.slow_call_rate_threshold, self.slow_call_seconds, self.minimum_calls
+            )
+            trip = trip | slow
+        return trip
+
+    def to_config(self, name: str) -> BreakerConfig:
+        """The core `BreakerConfig` of the breaker called `name`.
+
+        Raises:
+            ConfigurationError: `name` is empty.
+        """
+        return BreakerConfig(
+            name=name,
+            trip=self.trip_condition(),
+            window_type=self.window_type,
+            window_size=self.window_size,
+            open_seconds=self.open_seconds,
+            open_multiplier=self.open_multiplier,
+            max_open_seconds=self.max_open_seconds,
+            open_jitter=self.open_jitter,
+            half_open_calls=self.half_open_calls,
+            probe_ttl_seconds=self.probe_ttl_seconds,
+            recovery_seconds=self.recovery_seconds,
+            recovery_min_fraction=self.recovery_min_fraction,
+            recovery_aggression=self.recovery_aggression,
+            recovery_failure_rate=self.recovery_failure_rate,
+        )
+
+
+class BulkheadPolicy(Block):
+    """How many calls of a component may run at once, and how long a call waits for a permit.
+
+    Examples:
+        ```python
+        from prefect_ft.blocks import BulkheadPolicy
+
+        bulkhead = BulkheadPolicy.load("BLOCK_NAME").to_config("ml-inference")
+        ```
+    """
+
+    _block_type_name = "FT Bulkhead Policy"
+    _description = "Concurrency limit and wait budget of a prefect-ft bulkhead."
+
+    max_concurrent: int = Field(
+        default=10, ge=1, title="Maximum concurrent calls",
+        description="Calls allowed to run at the same time.",
+    )  # fmt: skip
+    max_wait_seconds: float = Field(
+        default=0.0, ge=0, title="Maximum wait (s)",
+        description="Seconds a call waits for a permit before it is refused; 0 never waits.",
+    )  # fmt: skip
+    max_queue: int | None = Field(
+        default=None, ge=0, title="Maximum queue",
+        description="Calls allowed to wait at once; further calls are refused at once. Empty for no limit.",
+    )  # fmt: skip
+    scope: Literal["process", "shared"] = Field(
+        default="process", title="Scope",
+        description="Count permits within one process (process) or across every process on the store (shared).",
+    )  # fmt: skip
+    lease_seconds: float = Field(
+        default=300.0, gt=0, title="Permit lease (s)",
+        description="For a shared scope: a permit expires after this long, so a crashed holder frees it.",
+    )  # fmt: skip
+
+    def to_config(self, name: str) -> BulkheadConfig:
+        """The core `BulkheadConfig` of the bulkhead called `name`."""
+        return BulkheadConfig(
+            name=name,
+            max_concurrent=self.max_concurrent,
+            max_wait_seconds=self.max_wait_seconds,
+            max_queue=self.max_queue,
+            scope=self.scope,
+            lease_seconds=self.lease_seconds,
+        )
+
+
+class RecoveryPolicy(Block):
+    """What recovery does to a failed component, how often it tries and how it backs off.
+
+    Data only: the recovery flows read it.
+
+    Examples:
+        ```python
+        from prefect_ft.blocks import RecoveryPolicy
+
+        recovery = RecoveryPolicy.load("BLOCK_NAME")
+        ```
+    """
+
+    _block_type_name = "FT Recovery Policy"
+    _description = "Recovery action, attempts, backoff and health check of a prefect-ft component."
+
+    action: RecoveryAction = Field(
+        default="graceful-restart", title="Recovery action",
+        description="What recovery does to the component through its control channel.",
+    )  # fmt: skip
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, title="Maximum attempts",
+        description="Recovery attempts before recovery gives up.",
+    )  # fmt: skip
+    base_seconds: float = Field(
+        default=1.0, gt=0, title="Backoff base (s)",
+        description="Delay before the second attempt; it doubles with each further attempt.",
+    )  # fmt: skip
+    cap_seconds: float = Field(
+        default=60.0, gt=0, title="Backoff cap (s)",
+        description="Longest delay between two attempts.",
+    )  # fmt: skip
+    jitter: Literal["full", "equal", "decorrelated", "none"] = Field(
+        default="full", title="Backoff jitter",
+        description="How delays are randomised (AWS Architecture Blog, Exponential Backoff and Jitter).",
+    )  # fmt: skip
+    health_check_timeout_seconds: float = Field(
+        default=30.0, gt=0, title="Health check timeout (s)",
+        description="Seconds the component has to report healthy after an action.",
+    )  # fmt: skip
+    rollback_on_failure: bool = Field(
+        default=True, title="Roll back on failure",
+        description="Undo the action when the health check fails after it.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> RecoveryPolicy:
+        if self.cap_seconds < self.base_seconds:
+            raise ValueError(
+                f"cap_seconds ({self.cap_seconds}) must be >= base_seconds ({self.base_seconds})"
+            )
+        return self
+
+
+class ComponentSpec(Block):
+    """One pipeline component: its breaker, bulkhead, recovery, control endpoint and dependencies.
+
+    Examples:
+        ```python
+        from prefect_ft.blocks import ComponentSpec
+
+        spec = ComponentSpec.load("BLOCK_NAME")
+        breaker = spec.breaker.to_config(spec.component)
+        ```
+    """
+
+    _block_type_name = "FT Component Spec"
+    _description = (
+        "A prefect-ft component: breaker, bulkhead and recovery policies, and dependencies."
+    )
+
+    component: str = Field(
+        default=..., min_length=1, title="Component",
+        description="The component's name; keep it equal to the block name, which names its breaker and bulkhead.",
+        examples=["ml-inference"],
+    )  # fmt: skip
+    breaker: CircuitBreakerPolicy = Field(
+        default=..., title="Circuit breaker policy",
+        description="The component's circuit breaker policy.",
+    )  # fmt: skip
+    bulkhead: BulkheadPolicy | None = Field(
+        default=None, title="Bulkhead policy",
+        description="The component's bulkhead policy; empty for no bulkhead.",
+    )  # fmt: skip
+    recovery: RecoveryPolicy | None = Field(
+        default=None, title="Recovery policy",
+        description="How the component is recovered; empty for no automatic recovery.",
+    )  # fmt: skip
+    control_endpoint: str | None = Field(
+        default=None, title="Control endpoint",
+        description="URL of the component's control channel used by recovery actions.",
+        examples=["http://127.0.0.1:8000/control"],
+    )  # fmt: skip
+    depends_on: list[str] = Field(
+        default_factory=list, title="Depends on",
+        description="Upstream components this one depends on; cascade detection follows these edges.",
+    )  # fmt: skip

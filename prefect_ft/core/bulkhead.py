@@ -1,0 +1,177 @@
+"""Bulkhead configuration (validated at construction) and the lease maths of shared bulkheads.
+
+A shared bulkhead keeps one record per bulkhead: a list of leases `(holder, expires_at)` in
+store-clock seconds. Every function here takes that list and `now` and returns the list to
+write (or None when nothing should be written), dropping expired leases as it goes, so a
+crashed holder's slot comes back `lease_seconds` after its last renewal.
+
+This module does not read clocks, sleep, lock or touch a store: the driver in
+`prefect_ft.bulkhead` does, and calls these functions inside its compare-and-set loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from prefect_ft.core.backoff import EqualJitter
+from prefect_ft.core.validation import require
+
+__all__ = [
+    "BulkheadConfig",
+    "Lease",
+    "acquire_lease",
+    "decode_leases",
+    "encode_leases",
+    "free_slots",
+    "live_leases",
+    "poll_delay",
+    "release_lease",
+    "renew_leases",
+]
+
+Lease = tuple[str, float]
+"""One permit held in a shared bulkhead: `(holder, expires_at)` in store-clock seconds."""
+
+# Polling a full shared bulkhead: 10 ms first, doubling to 250 ms, at least half of each step
+# (equal jitter), so waiters in many processes spread out instead of hitting the store together.
+_POLL = EqualJitter(base_seconds=0.01, cap_seconds=0.25)
+
+
+def _int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _seconds(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadConfig:
+    """How many calls may run at once, and how long a call may wait for a permit.
+
+    Attributes:
+        name: the bulkhead's name (also its key in a shared store).
+        max_concurrent: calls allowed to run at the same time (>= 1).
+        max_wait_seconds: how long a call waits for a permit before `BulkheadFullError` (0 = never wait).
+        max_queue: calls allowed to wait at once; further calls are refused at once (None = no limit).
+        scope: "process" (threads and tasks of one process) or "shared" (every process on the store).
+        lease_seconds: for "shared": a permit expires after this long, so a crashed holder frees it.
+    """
+
+    name: str
+    max_concurrent: int = 10
+    max_wait_seconds: float = 0.0
+    max_queue: int | None = None
+    scope: str = "process"
+    lease_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.name, str) and self.name != "", "name", "a non-empty string", self.name
+        )
+        m = self.max_concurrent
+        require(_int(m) and m >= 1, "max_concurrent", "an integer >= 1", m)
+        w = self.max_wait_seconds
+        require(_seconds(w) and w >= 0, "max_wait_seconds", ">= 0 seconds", w)
+        q = self.max_queue
+        require(q is None or (_int(q) and q >= 0), "max_queue", "an integer >= 0 or None", q)
+        require(self.scope in ("process", "shared"), "scope", "'process' or 'shared'", self.scope)
+        t = self.lease_seconds
+        require(_seconds(t) and t > 0, "lease_seconds", "> 0 seconds", t)
+
+
+def live_leases(leases: tuple[Lease, ...], now: float) -> tuple[Lease, ...]:
+    """The leases still valid at `now` (a lease expiring exactly at `now` is gone)."""
+    return tuple(lease for lease in leases if lease[1] > now)
+
+
+def free_slots(leases: tuple[Lease, ...], now: float, max_concurrent: int) -> int:
+    """Permits nobody holds at `now`."""
+    return max(0, max_concurrent - len(live_leases(leases, now)))
+
+
+def acquire_lease(
+    leases: tuple[Lease, ...], now: float, holder: str, max_concurrent: int, lease_seconds: float
+) -> tuple[Lease, ...] | None:
+    """Add `holder`'s lease if a slot is free at `now`; None when the bulkhead is full.
+
+    A holder already present (a retried write whose first answer was lost) keeps its slot
+    and gets a fresh expiry instead of a second slot.
+    """
+    live = live_leases(leases, now)
+    others = tuple(lease for lease in live if lease[0] != holder)
+    if len(others) == len(live) and len(live) >= max_concurrent:
+        return None
+    return (*others, (holder, now + lease_seconds))
+
+
+def release_lease(leases: tuple[Lease, ...], now: float, holder: str) -> tuple[Lease, ...] | None:
+    """Remove `holder`'s lease; None when it is not there (expired or never written)."""
+    live = live_leases(leases, now)
+    kept = tuple(lease for lease in live if lease[0] != holder)
+    return None if len(kept) == len(live) else kept
+
+
+def renew_leases(
+    leases: tuple[Lease, ...],
+    now: float,
+    holders: Collection[str],
+    max_concurrent: int,
+    lease_seconds: float,
+) -> tuple[tuple[Lease, ...] | None, frozenset[str]]:
+    """Extend the leases of `holders` to `now + lease_seconds`.
+
+    A holder whose lease already expired (its process stalled past `lease_seconds`) gets it
+    back only while a slot is free; otherwise it is reported as lost.
+
+    Returns:
+        The leases to write (None when `holders` is empty) and the holders that lost their slot.
+    """
+    if not holders:
+        return None, frozenset()
+    expires = now + lease_seconds
+    wanted = set(holders)
+    kept = [(h, expires if h in wanted else t) for h, t in live_leases(leases, now)]
+    lost = set()
+    for holder in sorted(wanted - {h for h, _ in kept}):
+        if len(kept) < max_concurrent:
+            kept.append((holder, expires))
+        else:
+            lost.add(holder)
+    return tuple(kept), frozenset(lost)
+
+
+def encode_leases(leases: tuple[Lease, ...]) -> str:
+    """The record's text: `{"leases": [[holder, expires_at], ...]}`."""
+    return json.dumps({"leases": [[h, t] for h, t in leases]}, separators=(",", ":"))
+
+
+def decode_leases(data: str | None) -> tuple[Lease, ...]:
+    """Leases from a record's text; an absent or unreadable record holds none.
+
+    An unreadable record is treated as empty rather than as full: the next write replaces it,
+    whereas "full" would block the bulkhead until an operator deleted the record.
+    """
+    if not data:
+        return ()
+    try:
+        raw = json.loads(data)["leases"]
+        return tuple((str(h), float(t)) for h, t in raw)
+    except (ValueError, KeyError, TypeError):
+        return ()
+
+
+def poll_delay(attempt: int, u: float, remaining_seconds: float) -> float | None:
+    """Seconds to wait before polling a full shared bulkhead again; None once the budget is spent.
+
+    Args:
+        attempt: 0-based number of the poll that just failed.
+        u: a uniform draw in [0, 1) (the jitter).
+        remaining_seconds: what is left of the caller's `max_wait_seconds`.
+    """
+    if remaining_seconds <= 0:
+        return None
+    return min(_POLL.delay(attempt, u), remaining_seconds)

@@ -1,0 +1,21 @@
+"""One Prefect test server for the whole session (it takes about 20 s to start)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("PREFECT_TEST_MODE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Start `prefect_test_harness()` once; breaker state goes to a SQLite file of this session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    store = tmp_path_factory.mktemp("ft-store") / "prefect-ft.db"
+    os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{store}"
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
