@@ -1,11 +1,19 @@
 """prefect_ft: fault tolerance for Prefect 3 pipelines.
 
 Circuit breakers (CLOSED, OPEN, HALF_OPEN, RECOVERY and operator overlays) shared across
-processes through a store, with presets for the RAN pipeline's components.
+processes through a store, bulkheads, presets for the RAN pipeline's components, and Prefect
+Blocks to configure them from the UI.
+
+`import prefect_ft` stays light (no Prefect, numpy or scipy): the names that need Prefect are
+loaded on first use. Prefect itself imports `prefect_ft.blocks` through the
+`prefect.collections` entry point, which registers the blocks in servers and workers.
 """
 
-from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
+import importlib as _importlib
+import typing as _typing
+
 from prefect_ft.breaker import CircuitBreaker, add_global_listener, remove_global_listener
+from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.core.classify import OutcomeClassifier
 from prefect_ft.core.conditions import AllOf, AnyOf, ConsecutiveFailures, FailureRate, SlowCallRate
 from prefect_ft.core.config import BreakerConfig
@@ -17,10 +25,32 @@ from prefect_ft.exceptions import (
     FaultToleranceError,
     StoreUnavailableError,
 )
-from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
 from prefect_ft.presets import PRESETS
 
+if _typing.TYPE_CHECKING:
+    from prefect_ft.blocks import (
+        BulkheadPolicy,
+        CircuitBreakerPolicy,
+        ComponentSpec,
+        RecoveryPolicy,
+    )
+    from prefect_ft.bulkhead import Bulkhead, GlobalConcurrencyBulkhead
+    from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
+
 __version__ = "0.1.0"
+
+# name -> module, imported on first attribute access (they import Prefect)
+_LAZY = {
+    "Bulkhead": "prefect_ft.bulkhead",
+    "BulkheadPolicy": "prefect_ft.blocks",
+    "CircuitBreakerPolicy": "prefect_ft.blocks",
+    "ComponentSpec": "prefect_ft.blocks",
+    "FTPolicy": "prefect_ft.policies",
+    "GlobalConcurrencyBulkhead": "prefect_ft.bulkhead",
+    "RecoveryPolicy": "prefect_ft.blocks",
+    "aresolve_policy": "prefect_ft.policies",
+    "resolve_policy": "prefect_ft.policies",
+}
 
 __all__ = [
     "PRESETS",
@@ -28,6 +58,8 @@ __all__ = [
     "AnyOf",
     "BreakerConfig",
     "BreakerEvent",
+    "Bulkhead",
+    "BulkheadConfig",
     "BulkheadFullError",
     "BulkheadPolicy",
     "CircuitBreaker",
@@ -39,6 +71,7 @@ __all__ = [
     "FTPolicy",
     "FailureRate",
     "FaultToleranceError",
+    "GlobalConcurrencyBulkhead",
     "OutcomeClassifier",
     "RecoveryPolicy",
     "SlowCallRate",
@@ -48,3 +81,16 @@ __all__ = [
     "remove_global_listener",
     "resolve_policy",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'prefect_ft' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

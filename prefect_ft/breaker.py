@@ -12,58 +12,37 @@ import contextvars
 import functools
 import inspect
 import itertools
-import json
-import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
+from prefect_ft._breaker_state import (
+    BreakerListener,
+    SharedRecordMixin,
+    add_global_listener,
+    remove_global_listener,
+)
 from prefect_ft.core import machine
 from prefect_ft.core.classify import Outcome, retry_after_of
 from prefect_ft.core.config import BreakerConfig
-from prefect_ft.core.events import BreakerEvent
 from prefect_ft.core.ramp import ramp_admits
 from prefect_ft.core.states import CLOSED, HALF_OPEN, OPEN, BreakerRecord, OverlayName
 from prefect_ft.core.windows import WindowCounts
-from prefect_ft.exceptions import CircuitOpenError, ConfigurationError, StoreUnavailableError
-from prefect_ft.stores import BreakerStore, Versioned, shared_store
+from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
+from prefect_ft.stores import BreakerStore, shared_store
 from prefect_ft.stores.refresher import Refresher
 
 __all__ = ["BreakerListener", "CircuitBreaker", "add_global_listener", "remove_global_listener"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-BreakerListener = Callable[["CircuitBreaker", BreakerEvent], None]
-
-log = logging.getLogger("prefect_ft.breaker")
-_global_listeners: list[BreakerListener] = []
 _holder_ids = itertools.count()
-_REMOTE_KIND = {
-    "OPEN": "opened",
-    "HALF_OPEN": "half-opened",
-    "RECOVERY": "recovering",
-    "CLOSED": "closed",
-    "FORCED_OPEN": "forced-open",
-    "DISABLED": "disabled",
-    "METRICS_ONLY": "metrics-only",
-}
 
 
-def add_global_listener(listener: BreakerListener) -> None:
-    """Call `listener(breaker, event)` on every transition of every breaker in this process."""
-    _global_listeners.append(listener)
-
-
-def remove_global_listener(listener: BreakerListener) -> None:
-    if listener in _global_listeners:
-        _global_listeners.remove(listener)
-
-
-class CircuitBreaker:
+class CircuitBreaker(SharedRecordMixin):
     """A circuit breaker shared by every thread, task and (through its store) process.
 
     Args:
@@ -319,120 +298,6 @@ class CircuitBreaker:
             and self._window is None
             and self._slow_s is None
         )
-
-    def _apply_locally(self, op: Callable[[BreakerRecord, float], Any]) -> None:
-        with self._lock:
-            result = op(self._record, self.now())
-            if result.record is not self._record:
-                self._set(result.record, self._version)
-                self._pending_success = True
-        self._emit(result.events)
-
-    def _apply(self, op: Callable[[BreakerRecord, float], Any]) -> Any:
-        """Run a decision against the current record and write it with compare-and-set."""
-        events: list[BreakerEvent] = []
-        with self._lock:
-            for _ in range(16):
-                result = op(self._record, self.now())
-                if result.record is self._record:
-                    break
-                if not self.store_available:
-                    self._set(result.record, self._version)
-                    self._dirty = True
-                    break
-                try:
-                    ok, current = self.store.cas(
-                        self.key, self._version, json.dumps(result.record.to_dict())
-                    )
-                except StoreUnavailableError as exc:
-                    self._degrade(exc)
-                    self._set(result.record, self._version)
-                    self._dirty = True
-                    break
-                self._sync_clock(current)
-                if ok:
-                    self._set(result.record, current.version)
-                    self._pending_success = False
-                    break
-                if (
-                    current.version < self._version
-                ):  # the store lost the record (restart): rewrite ours
-                    self._version = current.version
-                    continue
-                events.extend(self._adopt(current))
-            else:  # pragma: no cover - 16 lost races in a row
-                log.warning("breaker %s: gave up writing after 16 conflicting updates", self.name)
-        self._emit((*events, *result.events))
-        return result
-
-    def _sync_clock(self, v: Versioned) -> None:
-        self._offset = v.store_time - self._clock()
-
-    def _adopt(self, v: Versioned) -> list[BreakerEvent]:
-        """Take a newer record written elsewhere; returns the remote transition it shows."""
-        if v.version == self._version and v.data is not None:
-            return []
-        before = self._record.effective_state
-        record = BreakerRecord.from_dict(json.loads(v.data)) if v.data else BreakerRecord()
-        self._set(record, v.version)
-        after = record.effective_state
-        if after == before:
-            return []
-        kind = _REMOTE_KIND.get(after, "closed")
-        return [
-            BreakerEvent(
-                kind, before, after, v.store_time, "changed by another process", remote=True
-            )
-        ]  # type: ignore[arg-type]
-
-    def _degrade(self, exc: BaseException) -> None:
-        if self.store_available:
-            log.warning(
-                "breaker %s: store %s unavailable, running on local state: %s",
-                self.name,
-                self.store.url,
-                exc,
-            )
-        self.store_available = False
-
-    def refresh(self, current: Versioned | None = None) -> None:
-        """Re-read shared state (or take `current` from a batched read) and flush successes."""
-        try:
-            v = current if current is not None else self.store.read(self.key)
-        except StoreUnavailableError as exc:
-            self._degrade(exc)
-            return
-        events: list[BreakerEvent] = []
-        push = False
-        with self._lock:
-            self._sync_clock(v)
-            if not self.store_available:
-                log.warning("breaker %s: store %s is back", self.name, self.store.url)
-                self.store_available = True
-                push = (
-                    self._dirty and v.version == self._version
-                )  # nobody wrote meanwhile: ours wins
-                self._dirty = False
-            if v.version < self._version:  # the store lost the record (e.g. a restart): ours wins
-                self._version = v.version
-                push = True
-            elif not push and v.version != self._version:
-                events = self._adopt(v)
-            flush = self._pending_success
-        self._emit(events)
-        if push:
-            self._apply(lambda r, n: machine.Transition(replace(r)))
-        elif flush:  # successes seen here reset the shared consecutive-failure count
-            self._apply(lambda r, n: machine.on_outcome(r, self.config, n, "success"))
-            self._pending_success = False
-
-    def _emit(self, events: Iterable[BreakerEvent]) -> None:
-        for event in events:
-            for listener in (*self._listeners, *_global_listeners):
-                try:
-                    listener(self, event)
-                except Exception:  # a listener must never break a call
-                    log.exception("breaker %s: listener %r failed", self.name, listener)
 
     # -- admin -------------------------------------------------------------------------------
     def force_open(self) -> None:

@@ -29,8 +29,12 @@ def record_call(log_path: str) -> None:
         os.close(fd)
 
 
-def hammer(url: str, name: str, log_path: str, start_at: float, seconds: float, cfg: dict) -> dict:
-    """Call a dead dependency through the shared breaker as fast as possible for `seconds`."""
+def hammer(url: str, name: str, log_path: str, start, seconds: float, cfg: dict, out) -> None:  # type: ignore[no-untyped-def]
+    """Call a dead dependency through the shared breaker as fast as possible for `seconds`.
+
+    `start` is a multiprocessing barrier: every process begins together once all are ready,
+    however long their interpreters took to start. The tally goes to the queue `out`.
+    """
     breaker = CircuitBreaker(name, store=url, **cfg)
 
     @breaker
@@ -39,10 +43,9 @@ def hammer(url: str, name: str, log_path: str, start_at: float, seconds: float, 
         time.sleep(0.02)
         raise ConnectionError("the dependency is down")
 
-    while time.time() < start_at:
-        time.sleep(0.001)
+    start.wait(120)
     tally = {"failed": 0, "rejected": 0, "other": 0}
-    end = start_at + seconds
+    end = time.time() + seconds
     while time.time() < end:
         try:
             dead_dependency()
@@ -53,7 +56,7 @@ def hammer(url: str, name: str, log_path: str, start_at: float, seconds: float, 
             time.sleep(0.002)
         except Exception:  # a store error reaching the call would land here
             tally["other"] += 1
-    return tally
+    out.put(tally)
 
 
 def hang_as_prober(url: str, name: str, marker: str, cfg: dict) -> None:

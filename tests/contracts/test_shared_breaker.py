@@ -39,12 +39,14 @@ def test_dead_dependency_sees_a_bounded_number_of_calls(
     log = tmp_path / "dependency.log"
     cfg = mp_workers.config(failure_threshold=fail_max, open_seconds=w, half_open_calls=k)
     ctx = mp.get_context("spawn")
-    start_at = time.time() + 4.0  # spawned interpreters need a moment to import
-    with ctx.Pool(n) as pool:
-        results = pool.starmap(
-            mp_workers.hammer,
-            [(shared_url, f"dead-{n}", str(log), start_at, t_run, cfg)] * n,
-        )
+    start, out = ctx.Barrier(n), ctx.Queue()
+    args = (shared_url, f"dead-{n}", str(log), start, t_run, cfg, out)
+    procs = [ctx.Process(target=mp_workers.hammer, args=args) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(30)
     assert sum(r["other"] for r in results) == 0, results  # no store error ever reached a call
     starts = sorted(float(line.split()[0]) for line in log.read_text().splitlines())
     bound = fail_max + (n - 1) + k * math.ceil(t_run / w)
