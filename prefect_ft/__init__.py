@@ -18,6 +18,7 @@ from prefect_ft.core.classify import OutcomeClassifier
 from prefect_ft.core.conditions import AllOf, AnyOf, ConsecutiveFailures, FailureRate, SlowCallRate
 from prefect_ft.core.config import BreakerConfig
 from prefect_ft.core.events import BreakerEvent
+from prefect_ft.deadletter import DeadLetter, DeadLetterQueue
 from prefect_ft.exceptions import (
     BulkheadFullError,
     CircuitOpenError,
@@ -26,6 +27,7 @@ from prefect_ft.exceptions import (
     StoreUnavailableError,
 )
 from prefect_ft.presets import PRESETS
+from prefect_ft.replay import ReplayReport, areplay, current_replay, replay
 
 if _typing.TYPE_CHECKING:
     from prefect_ft.blocks import (
@@ -36,6 +38,8 @@ if _typing.TYPE_CHECKING:
     )
     from prefect_ft.bulkhead import Bulkhead, GlobalConcurrencyBulkhead
     from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
+    from prefect_ft.task_runners import FaultTolerantTaskRunner
+    from prefect_ft.tasks import FaultTolerantTask, ft_task
 
 __version__ = "0.1.0"
 
@@ -46,6 +50,9 @@ _LAZY = {
     "CircuitBreakerPolicy": "prefect_ft.blocks",
     "ComponentSpec": "prefect_ft.blocks",
     "FTPolicy": "prefect_ft.policies",
+    "FaultTolerantTask": "prefect_ft.tasks",
+    "FaultTolerantTaskRunner": "prefect_ft.task_runners",
+    "ft_task": "prefect_ft.tasks",
     "GlobalConcurrencyBulkhead": "prefect_ft.bulkhead",
     "RecoveryPolicy": "prefect_ft.blocks",
     "aresolve_policy": "prefect_ft.policies",
@@ -68,17 +75,26 @@ __all__ = [
     "ComponentSpec",
     "ConfigurationError",
     "ConsecutiveFailures",
+    "DeadLetter",
+    "DeadLetterQueue",
     "FTPolicy",
     "FailureRate",
     "FaultToleranceError",
+    "FaultTolerantTask",
+    "FaultTolerantTaskRunner",
     "GlobalConcurrencyBulkhead",
     "OutcomeClassifier",
     "RecoveryPolicy",
+    "ReplayReport",
     "SlowCallRate",
     "StoreUnavailableError",
     "add_global_listener",
+    "areplay",
     "aresolve_policy",
+    "current_replay",
+    "ft_task",
     "remove_global_listener",
+    "replay",
     "resolve_policy",
 ]
 

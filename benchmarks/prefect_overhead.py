@@ -1,0 +1,238 @@
+"""Overhead of `ft_task` and `FaultTolerantTaskRunner` in real Prefect flows, and of the guard alone.
+
+Part 1 (macro): one flow mapping a trivial task over 200 inputs, in three variants run on one
+Prefect server, alternated round by round (the order rotates) so drift hits all alike:
+
+- `plain`: `@task` on `ThreadPoolTaskRunner(max_workers=8)`;
+- `plain+tag`: the same with the tag `ft:component:ipc` that every guarded task carries (a tagged
+  task run goes through Prefect's tag-concurrency check; this variant isolates that cost);
+- `ft_task`: the same function under `@ft_task(breaker="ipc")`;
+- `runner`: the plain task on `FaultTolerantTaskRunner(ThreadPoolTaskRunner(8), {"noop": "ipc"})`.
+
+It prints the median wall time and client CPU time per variant and their ratios to `plain` and
+to `plain+tag`.
+
+Part 2 (latency): the same variants (runner aside: direct calls bypass runners) called one after
+the other, timing each call: the p50 shows the steady cost, the max the stalls.
+
+Part 3 (micro): the guard's own cost per call, outside Prefect, with the SQLite breaker store:
+the guarded function against the bare function, sync and async, for a policy name (TTL cache)
+and a policy object. Also the cost of a refused call (dead-letter write + event).
+
+Usage:
+    .venv/bin/python benchmarks/prefect_overhead.py [--rounds 7] [--tasks 200] [--api-url URL]
+
+Without `--api-url` a temporary server is started with `prefect_test_harness()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+STORE_DIR = tempfile.mkdtemp(prefix="prefect-ft-bench-")
+os.environ.setdefault("PREFECT_FT_STORE_URL", f"sqlite:///{STORE_DIR}/prefect-ft.db")
+
+from prefect import flow, task  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from prefect_ft.task_runners import FaultTolerantTaskRunner  # noqa: E402
+from prefect_ft.tasks import ft_task  # noqa: E402
+
+WORKERS = 8
+
+
+def noop(i: int) -> int:
+    return i
+
+
+async def anoop(i: int) -> int:
+    return i
+
+
+plain_noop = task(noop)
+tagged_noop = task(noop, tags=["ft:component:ipc"])
+ft_noop = ft_task(noop, breaker="ipc")
+
+
+def make_flows(n: int) -> dict[str, Callable[[], Any]]:
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+    def plain() -> int:
+        return len(plain_noop.map(range(n)).result())
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+    def tagged() -> int:
+        return len(tagged_noop.map(range(n)).result())
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+    def ft() -> int:
+        return len(ft_noop.map(range(n)).result())
+
+    runner = FaultTolerantTaskRunner(ThreadPoolTaskRunner(max_workers=WORKERS), {"noop": "ipc"})
+
+    @flow(task_runner=runner)
+    def through_runner() -> int:
+        return len(plain_noop.map(range(n)).result())
+
+    return {"plain": plain, "plain+tag": tagged, "ft_task": ft, "runner": through_runner}
+
+
+def macro(rounds: int, n: int) -> dict[str, list[tuple[float, float]]]:
+    flows = make_flows(n)
+    names = list(flows)
+    for name in names:  # warm-up: imports, policy resolution, breaker creation, first runs
+        flows[name]()
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            wall, cpu = time.perf_counter(), time.process_time()
+            assert flows[name]() == n
+            samples[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{k} {samples[k][-1][0]:.2f}s" for k in names), file=sys.stderr)  # fmt: skip
+    return samples
+
+
+def latency(n: int, rounds: int) -> dict[str, list[list[float]]]:
+    """Per-call wall time of sequential direct calls (shows stalls that medians hide)."""
+
+    def timed(t: Any) -> Callable[[], list[float]]:
+        @flow
+        def sequential() -> list[float]:
+            out = []
+            for i in range(n):
+                start = time.perf_counter()
+                t(i)
+                out.append(time.perf_counter() - start)
+            return out
+
+        return sequential
+
+    flows = {"plain": timed(plain_noop), "plain+tag": timed(tagged_noop), "ft_task": timed(ft_noop)}
+    out: dict[str, list[list[float]]] = {k: [] for k in flows}
+    for r in range(rounds):
+        for name in list(flows)[r % 3 :] + list(flows)[: r % 3]:
+            out[name].append(flows[name]())
+    return out
+
+
+def per_call(fn: Callable[[int], Any], n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return (time.perf_counter() - start) / n
+
+
+def aper_call(fn: Callable[[int], Any], n: int) -> float:
+    async def go() -> float:
+        start = time.perf_counter()
+        for i in range(n):
+            await fn(i)
+        return (time.perf_counter() - start) / n
+
+    return asyncio.run(go())
+
+
+def best_of(measure: Callable[[], float], repeat: int = 5) -> float:
+    return min(measure() for _ in range(repeat))
+
+
+def micro(n: int) -> list[tuple[str, float, float]]:
+    from prefect_ft.policies import FTPolicy
+    from prefect_ft.presets import preset_config
+
+    policy = FTPolicy("bench-object", replace(preset_config("ipc"), name="bench-object"))
+    rows = []
+    for label, spec in (("policy name 'ipc' (TTL cache)", "ipc"), ("FTPolicy object", policy)):
+        guarded = ft_task(noop, breaker=spec).fn
+        aguarded = ft_task(anoop, breaker=spec).fn
+        guarded(0), asyncio.run(aguarded(0))  # build the breaker first
+        bare = best_of(lambda: per_call(noop, n))
+        rows.append((f"sync, {label}", bare, best_of(lambda g=guarded: per_call(g, n))))
+        abare = best_of(lambda: aper_call(anoop, n))
+        rows.append((f"async, {label}", abare, best_of(lambda g=aguarded: aper_call(g, n))))
+    return rows
+
+
+def refusal_cost(n: int = 200) -> float:
+    from prefect_ft.policies import FTPolicy
+    from prefect_ft.presets import preset_config
+
+    policy = FTPolicy("bench-refused", replace(preset_config("ipc"), name="bench-refused"))
+    guarded = ft_task(noop, breaker=policy).fn
+    guarded(0)
+    from prefect_ft._gates import gate_for
+
+    gate_for(policy).breaker.force_open()
+    start = time.perf_counter()
+    for i in range(n):
+        guarded(i)
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--micro-calls", type=int, default=100_000)
+    parser.add_argument("--api-url", default=None, help="use this server instead of a harness")
+    args = parser.parse_args()
+
+    if args.api_url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        server = temporary_settings({PREFECT_API_URL: args.api_url})
+    else:
+        from prefect.testing.utilities import prefect_test_harness
+
+        server = prefect_test_harness(server_startup_timeout=120)
+    with server:
+        samples = macro(args.rounds, args.tasks)
+        lat = latency(args.tasks, rounds=3)
+        rows = micro(args.micro_calls)
+        refused = refusal_cost()
+
+    print(f"\n## Macro: one flow mapping a no-op task over {args.tasks} inputs, "
+          f"{args.rounds} alternated rounds, ThreadPoolTaskRunner({WORKERS})\n")  # fmt: skip
+    print("| variant | median wall (s) | median CPU (s) | wall / plain | CPU / plain "
+          "| wall / plain+tag | CPU / plain+tag | min..max wall (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+        for k, v in samples.items()
+    }
+    (pw, pc), (tw, tc) = med["plain"], med["plain+tag"]
+    for name, (mw, mc) in med.items():
+        walls = [w for w, _ in samples[name]]
+        print(f"| {name} | {mw:.3f} | {mc:.3f} | {mw / pw:.3f} | {mc / pc:.3f} | {mw / tw:.3f} "
+              f"| {mc / tc:.3f} | {min(walls):.2f}..{max(walls):.2f} |")  # fmt: skip
+    print(f"\n## Per-call latency: {args.tasks} sequential direct calls per variant, "
+          f"{len(next(iter(lat.values())))} rounds pooled\n")  # fmt: skip
+    print("| variant | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | calls > 100 ms | sum (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rounds in lat.items():
+        d = sorted(x for r in rounds for x in r)
+        p50, p90, p99 = (d[min(len(d) - 1, int(len(d) * f))] * 1e3 for f in (0.5, 0.9, 0.99))
+        print(f"| {name} | {p50:.1f} | {p90:.1f} | {p99:.1f} | {d[-1] * 1e3:.0f} "
+              f"| {sum(x > 0.1 for x in d)} | {sum(d) / len(rounds):.2f} |")  # fmt: skip
+    print(f"\n## Micro: the guard alone, {args.micro_calls} calls, best of 5, SQLite store\n")
+    print("| path | bare (us/call) | guarded (us/call) | added (us/call) |")
+    print("|---|---|---|---|")
+    for label, bare, guarded in rows:
+        print(
+            f"| {label} | {bare * 1e6:.2f} | {guarded * 1e6:.2f} | {(guarded - bare) * 1e6:.2f} |"
+        )
+    print(f"\nA refused call (dead-letter write + event + Failed state): {refused * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

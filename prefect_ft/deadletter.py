@@ -1,0 +1,328 @@
+"""Dead letters: the inputs of rejected calls, kept in the breaker store until they are replayed.
+
+Built only on the `BreakerStore` protocol (versioned records + compare-and-set), so it works on
+every backend and is shared by every process that shares the breakers. Records per breaker:
+
+| key | holds |
+|---|---|
+| `prefect-ft:dlq:<breaker>:<n>` | item number n (1, 2, ...): one JSON document |
+| `prefect-ft:dlq:<breaker>:next` | a hint: every item below it exists |
+| `prefect-ft:dlq:<breaker>:low` | every item below it is finished (scans start here) |
+| `prefect-ft:dlq:index` | the names of the breakers that have dead letters |
+
+Items are numbered without gaps: a writer creates item n with `cas(key, 0, ...)` (succeeds only
+if absent) and moves to n + 1 when n exists, starting from the hint, so adding one costs one
+write when uncontended and a scan stops at the first absent number.
+
+An item moves `pending -> running -> done`; a failed run goes back to `pending` (or to `failed`
+after `max_attempts`). `running` carries the holder and a lease: only the holder may finish it,
+and a second replayer takes it over only once the lease has expired (the holder died), as an
+*in-doubt* re-run, or parks it as `in-doubt` (see `prefect_ft.replay`).
+
+Inputs are stored as JSON when they survive a JSON round trip unchanged, else as
+cloudpickle + base64; `parameters` is a readable rendering for people and the UI.
+
+This module does not run anything (`prefect_ft.replay` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import cloudpickle
+
+from prefect_ft.stores import BreakerStore, shared_store
+
+__all__ = [
+    "DeadLetter",
+    "DeadLetterQueue",
+    "ItemStatus",
+    "dead_letter_breakers",
+    "encode_inputs",
+    "render",
+]
+
+ItemStatus = Literal["pending", "running", "done", "failed", "in-doubt"]
+FINISHED: frozenset[str] = frozenset({"done", "failed"})
+_INDEX_KEY = "prefect-ft:dlq:index"
+_SCAN_CHUNK = 64
+_CAS_ATTEMPTS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected call.
+
+    Attributes:
+        breaker: the breaker that refused it (or whose bulkhead was full).
+        seq: its number in the breaker's queue; `id` is `"<breaker>/<seq>"`.
+        task_name: the Prefect task's name.
+        task_path: `module:qualname` of the task, to find the function in another process.
+        component: the component (`ft:component:<name>` tag).
+        policy: the policy spec: a name to resolve, or `pickle:<base64>` of an `FTPolicy`.
+        parameters: the call's parameters, rendered for reading.
+        reason: why it was refused (the error's message).
+        rejected_by: "breaker" or "bulkhead".
+        retry_after: seconds the breaker asked callers to wait, when known.
+        at: when (store clock).
+        flow_run_id: the flow run of the refused task run, if any.
+        task_run_id: the refused task run, if any.
+        status: pending, running, done, failed or in-doubt.
+        attempts: how many times a replay started it.
+        in_doubt_reruns: how many of those took over from a replayer that died mid-run.
+        holder: the replayer holding it while running.
+        lease_until: when that holder's lease ends (store clock).
+        error: the last replay error.
+        result: a short rendering of the replayed call's result.
+        version: the record's store version (not stored; for compare-and-set).
+    """
+
+    breaker: str
+    seq: int
+    task_name: str
+    task_path: str
+    component: str
+    policy: str
+    parameters: dict[str, Any]
+    reason: str
+    rejected_by: str = "breaker"
+    retry_after: float | None = None
+    at: float = 0.0
+    flow_run_id: str | None = None
+    task_run_id: str | None = None
+    status: ItemStatus = "pending"
+    attempts: int = 0
+    in_doubt_reruns: int = 0
+    holder: str | None = None
+    lease_until: float = 0.0
+    error: str | None = None
+    result: str | None = None
+    encoding: str = "json"
+    payload: str = ""
+    version: int = field(default=0, compare=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.breaker}/{self.seq}"
+
+    @property
+    def replay_key(self) -> str:
+        """A deterministic key for this call: the same on every re-run (idempotency key)."""
+        return f"prefect-ft-replay:{self.breaker}/{self.seq}"
+
+    def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's positional and keyword arguments."""
+        if self.encoding == "json":
+            data = json.loads(self.payload)
+        else:
+            data = cloudpickle.loads(base64.b64decode(self.payload))
+        return tuple(data["args"]), dict(data["kwargs"])
+
+    def _dump(self) -> str:
+        out = asdict(self)
+        out.pop("version")
+        return json.dumps(out)
+
+    @classmethod
+    def _load(cls, text: str, version: int) -> DeadLetter:
+        data = json.loads(text)
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known}, version=version)
+
+
+def encode_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
+    """`(encoding, payload)`: JSON when it round-trips exactly, else cloudpickle + base64."""
+    data = {"args": list(args), "kwargs": dict(kwargs)}
+    try:
+        text = json.dumps(data, allow_nan=False)
+        if _same(json.loads(text), data):
+            return "json", text
+    except (TypeError, ValueError):
+        pass
+    return "cloudpickle", base64.b64encode(cloudpickle.dumps(data)).decode("ascii")
+
+
+def render(value: Any, limit: int = 500) -> Any:
+    """A readable, JSON-safe rendering of a parameter value (long reprs are cut)."""
+    try:
+        json.dumps(value, allow_nan=False)
+        if len(json.dumps(value)) <= limit:
+            return value
+    except (TypeError, ValueError):
+        pass
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down (JSON turns tuples into lists)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+class DeadLetterQueue:
+    """The dead letters of one breaker, in a `BreakerStore`.
+
+    Args:
+        breaker: the breaker's name.
+        store: a `BreakerStore` or its URL (default `PREFECT_FT_STORE_URL`, else SQLite).
+
+    Examples:
+        ```python
+        from prefect_ft.deadletter import DeadLetterQueue
+
+        queue = DeadLetterQueue("ipc")
+        for item in queue.items(status="pending"):
+            print(item.id, item.task_name, item.parameters)
+        ```
+    """
+
+    _indexed: set[tuple[int, str, str]] = set()  # (store id, url, breaker) known to be indexed
+    _indexed_lock = threading.Lock()
+
+    def __init__(self, breaker: str, store: BreakerStore | str | None = None) -> None:
+        self.breaker = breaker
+        self.store = shared_store(store)
+        self._prefix = f"prefect-ft:dlq:{breaker}:"
+        self._hint = 1
+
+    def _key(self, seq: int) -> str:
+        return f"{self._prefix}{seq}"
+
+    def put(self, **fields: Any) -> DeadLetter:
+        """Add an item (fields as in `DeadLetter`, without `breaker`, `seq` and `at`)."""
+        self._index()
+        item = DeadLetter(breaker=self.breaker, seq=0, at=self.store.time(), **fields)
+        seq = max(self._hint, self._read_int("next", 1))
+        for _ in range(100_000):
+            item = replace(item, seq=seq)
+            ok, _ = self.store.cas(self._key(seq), 0, item._dump())
+            if ok:
+                break
+            seq = max(seq + 1, self._read_int("next", 1))
+        self._hint = seq + 1
+        self._raise_int("next", seq + 1)
+        return replace(item, version=1)
+
+    def get(self, seq: int) -> DeadLetter | None:
+        v = self.store.read(self._key(seq))
+        return DeadLetter._load(v.data, v.version) if v.data is not None else None
+
+    def items(self, status: ItemStatus | None = None) -> Iterator[DeadLetter]:
+        """Items in order from the low-water mark (finished items below it are skipped)."""
+        seq = self._read_int("low", 1)
+        while True:
+            keys = [self._key(n) for n in range(seq, seq + _SCAN_CHUNK)]
+            found = self.store.read_many(keys)
+            for key in keys:
+                v = found[key]
+                if v.data is None:
+                    return
+                item = DeadLetter._load(v.data, v.version)
+                if status is None or item.status == status:
+                    yield item
+            seq += _SCAN_CHUNK
+
+    # -- transitions (compare-and-set on the item's version) ---------------------------------
+    def claim(
+        self, item: DeadLetter, holder: str, lease_seconds: float, *, take_over: bool = True
+    ) -> DeadLetter | None:
+        """Start running `item` as `holder`; None when someone else has it or it is finished.
+
+        A `running` item whose lease has expired was being run by a replayer that died: with
+        `take_over` it is claimed again (`in_doubt_reruns` + 1), else it is parked `in-doubt`.
+        """
+        now = self.store.time()
+        if item.status == "running" and item.lease_until <= now:
+            if not take_over:
+                self._write(replace(item, status="in-doubt", holder=None))
+                return None
+            item = replace(item, in_doubt_reruns=item.in_doubt_reruns + 1)
+        elif item.status != "pending":
+            return None
+        new = replace(
+            item,
+            status="running",
+            holder=holder,
+            lease_until=now + lease_seconds,
+            attempts=item.attempts + 1,
+        )
+        return self._write(new)
+
+    def complete(self, item: DeadLetter, result: str | None) -> bool:
+        """Mark a claimed item done; False if its lease was lost to another replayer."""
+        return self._finish(item, replace(item, status="done", holder=None, result=result))
+
+    def fail(self, item: DeadLetter, error: str, max_attempts: int) -> bool:
+        """Record a failed run: back to pending, or `failed` after `max_attempts` runs."""
+        status: ItemStatus = "failed" if item.attempts >= max_attempts else "pending"
+        return self._finish(item, replace(item, status=status, holder=None, error=error))
+
+    def release(self, item: DeadLetter) -> bool:
+        """Give a claimed item back unrun (the breaker refused it): pending, attempt undone."""
+        new = replace(item, status="pending", holder=None, attempts=max(0, item.attempts - 1))
+        return self._finish(item, new)
+
+    def advance_low(self) -> int:
+        """Move the low-water mark past finished items; returns it."""
+        low = start = self._read_int("low", 1)
+        for item in self.items():
+            if item.status not in FINISHED:
+                break
+            low = item.seq + 1
+        if low > start:
+            self._raise_int("low", low)
+        return low
+
+    # -- internals ---------------------------------------------------------------------------
+    def _finish(self, claimed: DeadLetter, new: DeadLetter) -> bool:
+        # The claim's version: if another replayer took the item over meanwhile, this fails.
+        return self._write(replace(new, version=claimed.version)) is not None
+
+    def _write(self, new: DeadLetter) -> DeadLetter | None:
+        ok, v = self.store.cas(self._key(new.seq), new.version, new._dump())
+        return replace(new, version=v.version) if ok else None
+
+    def _read_int(self, name: str, default: int) -> int:
+        v = self.store.read(self._prefix + name)
+        return int(json.loads(v.data)) if v.data is not None else default
+
+    def _raise_int(self, name: str, value: int) -> None:
+        """Set a counter record to `value` unless it is already higher."""
+        key = self._prefix + name
+        for _ in range(_CAS_ATTEMPTS):
+            v = self.store.read(key)
+            if v.data is not None and int(json.loads(v.data)) >= value:
+                return
+            if self.store.cas(key, v.version, json.dumps(value))[0]:
+                return
+
+    def _index(self) -> None:
+        marker = (id(self.store), self.store.url, self.breaker)
+        if marker in self._indexed:
+            return
+        for _ in range(_CAS_ATTEMPTS):
+            v = self.store.read(_INDEX_KEY)
+            names = json.loads(v.data) if v.data is not None else []
+            if self.breaker in names:
+                break
+            if self.store.cas(_INDEX_KEY, v.version, json.dumps(sorted({*names, self.breaker})))[0]:
+                break
+        with self._indexed_lock:
+            self._indexed.add(marker)
+
+
+def dead_letter_breakers(store: BreakerStore | str | None = None) -> list[str]:
+    """The names of the breakers that have (or had) dead letters in `store`."""
+    v = shared_store(store).read(_INDEX_KEY)
+    return list(json.loads(v.data)) if v.data is not None else []

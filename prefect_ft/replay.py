@@ -1,0 +1,285 @@
+"""Replay dead-lettered calls once their breaker is CLOSED, each to completion exactly once.
+
+`replay()` walks each breaker's dead-letter queue (`prefect_ft.deadletter`) in order. A breaker
+that is not CLOSED is skipped (or waited for, up to `wait_seconds`); the natural trigger is an
+automation on `prefect-ft.breaker.closed` running the `replay-dead-letters` deployment. Each item
+is claimed with a lease (compare-and-set), run through the breaker and bulkhead like a live call
+(its outcome counts; a refusal gives the item back and stops that breaker), then marked done.
+
+What is guaranteed, precisely:
+
+1. At most one replayer holds an item at a time: a claim is a compare-and-set on the item's
+   version, and a live lease is never taken over.
+2. An item marked done is never run again, and is marked done at most once.
+3. An item whose replayer died before claiming it, or whose run was refused, is run by a later
+   replay; nothing is dropped.
+4. The one window: a replayer that dies *after claiming an item and before marking it done*
+   (while the call runs, or between its return and the done write) leaves that item `running`.
+   Nobody can know whether its effect happened. Once its lease expires, the next replay either
+   re-runs it (`in_doubt="rerun"`, the default: at-least-once for that item, at most one such
+   item per dead replayer) or parks it as `in-doubt` for an operator (`in_doubt="skip"`:
+   at-most-once). Either way the call sees the same deterministic key,
+   `current_replay().key` (`prefect-ft-replay:<breaker>/<n>`): a function that keys its side
+   effect on it (an idempotency key, `INSERT ... ON CONFLICT DO NOTHING`, an upsert) is applied
+   exactly once. `current_replay().in_doubt` tells the function it is such a re-run.
+
+The lease must outlast the longest call (`lease_seconds`, default 300): a replayer that
+overruns its lease can be taken over while still running.
+
+Replayed calls run in the replaying process as plain function calls (not as new task runs), with
+their recorded arguments; the function is found by the recorded `module:qualname`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import importlib
+import inspect
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import cloudpickle
+
+from prefect_ft.deadletter import DeadLetter, DeadLetterQueue, dead_letter_breakers, render
+from prefect_ft.exceptions import ConfigurationError
+from prefect_ft.stores import BreakerStore, shared_store
+
+# Prefect (and the modules that need it) is imported on first use, so that `prefect_ft` can bind
+# the function `replay` at import time without importing Prefect.
+if TYPE_CHECKING:
+    from prefect_ft._gates import Gate
+
+__all__ = ["ReplayInfo", "ReplayReport", "areplay", "current_replay", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayInfo:
+    """The replayed call being run (see `current_replay`).
+
+    Attributes:
+        key: deterministic per dead letter, the same on every re-run: use it as an idempotency key.
+        item_id: the dead letter's id, `<breaker>/<n>`.
+        attempt: which run of this item this is (1 for the first).
+        in_doubt: True when an earlier replayer died while running this item.
+    """
+
+    key: str
+    item_id: str
+    attempt: int
+    in_doubt: bool
+
+
+@dataclass
+class ReplayReport:
+    """What one `replay()` did.
+
+    Attributes:
+        done: ids of the items run and marked done now.
+        failed: ids of the items whose call raised (pending again, or failed for good after
+            `max_attempts` runs).
+        in_doubt: ids of items taken over from a replayer that died mid-run (re-run, or parked
+            with `in_doubt="skip"`).
+        waiting: breaker -> why its items were not (all) replayed now.
+        remaining: items not finished after this replay (pending, running, in-doubt).
+    """
+
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    in_doubt: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+    remaining: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_current: contextvars.ContextVar[ReplayInfo | None] = contextvars.ContextVar(
+    "prefect_ft_replay", default=None
+)
+
+
+def current_replay() -> ReplayInfo | None:
+    """The replayed call running in this context, or None outside a replay."""
+    return _current.get()
+
+
+def replay(
+    breakers: str | Iterable[str] | None = None,
+    *,
+    store: BreakerStore | str | None = None,
+    limit: int | None = None,
+    wait_seconds: float = 0.0,
+    lease_seconds: float = 300.0,
+    in_doubt: Literal["rerun", "skip"] = "rerun",
+    max_attempts: int = 3,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+) -> ReplayReport:
+    """Re-run the dead-lettered calls of CLOSED breakers; see the module for the guarantees.
+
+    Args:
+        breakers: a breaker name, several, or None for every breaker with dead letters.
+        store: where the dead letters are (default `PREFECT_FT_STORE_URL`, else SQLite).
+        limit: run at most this many items in all.
+        wait_seconds: wait up to this long for a breaker to be CLOSED before skipping it.
+        lease_seconds: how long a claim lasts; must outlast the longest call.
+        in_doubt: "rerun" or "skip" an item whose replayer died while running it.
+        max_attempts: runs of an item that raises before it is parked as failed.
+        functions: `module:qualname` or task name -> function, for functions that cannot be
+            imported by their recorded path (defined in `__main__` or inside a function).
+
+    Returns:
+        A `ReplayReport`.
+
+    Examples:
+        ```python
+        from prefect_ft import replay
+
+        report = replay("ipc", wait_seconds=30)
+        print(len(report.done), "replayed;", report.remaining, "left")
+        ```
+    """
+    store = shared_store(store)
+    names = [breakers] if isinstance(breakers, str) else breakers
+    names = dead_letter_breakers(store) if names is None else list(names)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    report = ReplayReport()
+    budget = [limit if limit is not None else -1]
+    for name in names:
+        queue = DeadLetterQueue(name, store)
+        _replay_queue(queue, report, holder, budget, wait_seconds, lease_seconds, in_doubt,
+                      max_attempts, functions or {})  # fmt: skip
+        queue.advance_low()
+        report.remaining += sum(
+            1 for item in queue.items() if item.status not in ("done", "failed")
+        )
+    return report
+
+
+async def areplay(breakers: str | Iterable[str] | None = None, **options: Any) -> ReplayReport:
+    """Async twin of `replay` (runs it in a worker thread; async functions get their own loop)."""
+    return await asyncio.to_thread(replay, breakers, **options)
+
+
+def _replay_queue(
+    queue: DeadLetterQueue,
+    report: ReplayReport,
+    holder: str,
+    budget: list[int],
+    wait_seconds: float,
+    lease_seconds: float,
+    in_doubt: str,
+    max_attempts: int,
+    functions: Mapping[str, Callable[..., Any]],
+) -> None:
+    from prefect_ft._gates import Rejected, gate_for
+
+    open_items = [i for i in queue.items() if i.status in ("pending", "running")]
+    if not open_items:
+        return
+    try:
+        gate = gate_for(_policy(open_items[0]))
+    except ConfigurationError as exc:  # e.g. a policy name that no longer resolves
+        report.waiting[queue.breaker] = str(exc)
+        return
+    if not _wait_closed(gate, wait_seconds):
+        report.waiting[queue.breaker] = f"breaker {gate.breaker.name!r} is {gate.breaker.state}"
+        return
+    for item in open_items:
+        if budget[0] == 0:
+            report.waiting[queue.breaker] = "limit reached"
+            return
+        fn = _function(item, functions)
+        if fn is None:
+            report.waiting[queue.breaker] = f"cannot find {item.task_path!r} (pass functions=)"
+            continue
+        claimed = queue.claim(item, holder, lease_seconds, take_over=in_doubt == "rerun")
+        if claimed is None:
+            if item.status == "running" and in_doubt != "rerun" and _parked(queue, item):
+                report.in_doubt.append(item.id)
+            continue
+        taken_over = claimed.in_doubt_reruns > item.in_doubt_reruns
+        if taken_over:
+            report.in_doubt.append(item.id)
+        budget[0] -= 1
+        info = ReplayInfo(claimed.replay_key, claimed.id, claimed.attempts, taken_over)
+        token = _current.set(info)
+        try:
+            out = _run(gate, fn, claimed)
+        except Exception as exc:
+            queue.fail(claimed, f"{type(exc).__name__}: {exc}", max_attempts)
+            report.failed.append(item.id)
+            continue
+        finally:
+            _current.reset(token)
+        if type(out) is Rejected:
+            queue.release(claimed)
+            report.waiting[queue.breaker] = f"refused while replaying: {out.error}"
+            return
+        queue.complete(claimed, str(render(out, 200)))
+        report.done.append(item.id)
+
+
+def _run(gate: Gate, fn: Callable[..., Any], item: DeadLetter) -> Any:
+    from prefect.client.schemas.objects import State
+
+    from prefect_ft._gates import acall_guarded, call_guarded
+
+    args, kwargs = item.inputs()
+    if inspect.iscoroutinefunction(fn):
+        out = asyncio.run(acall_guarded(gate, fn, args, kwargs))
+    else:
+        out = call_guarded(gate, fn, args, kwargs)
+    if isinstance(out, State) and out.is_failed():
+        raise RuntimeError(f"returned a {out.name} state: {out.message}")
+    return out
+
+
+def _parked(queue: DeadLetterQueue, item: DeadLetter) -> bool:
+    now = queue.get(item.seq)
+    return now is not None and now.status == "in-doubt"
+
+
+def _wait_closed(gate: Gate, wait_seconds: float) -> bool:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        gate.breaker.refresh()
+        if gate.breaker.state == "CLOSED":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _policy(item: DeadLetter) -> Any:
+    if item.policy.startswith("pickle:"):
+        return cloudpickle.loads(base64.b64decode(item.policy[len("pickle:") :]))
+    from prefect_ft.policies import resolve_policy
+
+    return resolve_policy(item.policy)
+
+
+def _function(item: DeadLetter, functions: Mapping[str, Callable[..., Any]]) -> Callable[..., Any] | None:  # fmt: skip
+    from prefect_ft._wrap import find_site
+    from prefect_ft._wrap import original_function as _original
+
+    given = functions.get(item.task_path) or functions.get(item.task_name)
+    if given is not None:
+        return _original(given)
+    site = find_site(item.task_path)
+    if site is not None:
+        return site.fn
+    module, _, qualname = item.task_path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return _original(obj)
