@@ -281,22 +281,36 @@ async def test_half_open_admits_exactly_k_of_20_tasks(clock: FakeClock, k: int) 
 
 
 def test_twenty_threads_of_io_are_not_serialised() -> None:
-    """pybreaker holds a lock across the call (20x here); ours must stay within 1.2x."""
+    """pybreaker holds a lock across the call (20x here); ours must stay within 1.2x.
+
+    All 20 calls must be inside the protected function at once (a barrier that only opens for
+    20), and the time from that moment until the last call has returned through the breaker is
+    compared with the same for unwrapped calls. Thread start-up is left out of both: on a
+    shared 2-core machine it is noise that the breaker does not cause.
+    """
     b = CircuitBreaker("io", store="memory://", refresh_seconds=None)
-    inside = threading.Barrier(20)  # passes only if all 20 calls are inside at once
+    released: list[float] = []
+    inside = threading.Barrier(20, action=lambda: released.append(time.perf_counter()))
 
     def io() -> None:
         inside.wait(5)
         time.sleep(0.05)
 
-    def batch(fn: Callable[[], None]) -> float:
-        threads = [threading.Thread(target=fn) for _ in range(20)]
-        t0 = time.perf_counter()
+    def batch(call: Callable[[], None]) -> float:
+        ends: list[float] = []
+
+        def worker() -> None:
+            call()
+            ends.append(time.perf_counter())
+
+        released.clear()
+        threads = [threading.Thread(target=worker) for _ in range(20)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        return time.perf_counter() - t0
+        assert len(ends) == 20 and len(released) == 1
+        return max(ends) - released[0]
 
     plain, wrapped = [], []
     for _ in range(5):  # alternate, and compare the best of each, to keep machine noise out
@@ -304,6 +318,7 @@ def test_twenty_threads_of_io_are_not_serialised() -> None:
         wrapped.append(batch(lambda: b.call(io)))
     assert inside.broken is False
     assert min(wrapped) <= 1.2 * min(plain), (plain, wrapped)
+    assert b.counts["successful"] == 100
 
 
 # -- store outage ------------------------------------------------------------------------------
