@@ -151,6 +151,11 @@ class CircuitBreaker(SharedRecordMixin):
         """The store clock, estimated locally (no round trip)."""
         return self._clock() + self._offset
 
+    def seconds_until_admission(self) -> float | None:
+        """From the local view: 0 when a call would be let through now, else how long until it
+        could be (None: forced open until an operator clears it)."""
+        return machine.seconds_until_admission(self._record, self.config, self.now())
+
     def window_counts(self) -> WindowCounts:
         with self._lock:
             return self._counts(self.now())

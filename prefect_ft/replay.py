@@ -188,10 +188,13 @@ def _replay_queue(
     except ConfigurationError as exc:  # e.g. a policy name that no longer resolves
         report.waiting[queue.breaker] = str(exc)
         return
-    if not _wait_closed(gate, wait_seconds):
+    deadline = time.monotonic() + wait_seconds
+    if not _wait_admitting(gate, deadline):
         report.waiting[queue.breaker] = f"breaker {gate.breaker.name!r} is {gate.breaker.state}"
         return
-    for item in open_items:
+    pending = list(open_items)
+    while pending:
+        item = pending.pop(0)
         if budget[0] == 0:
             report.waiting[queue.breaker] = "limit reached"
             return
@@ -207,21 +210,28 @@ def _replay_queue(
         taken_over = claimed.in_doubt_reruns > item.in_doubt_reruns
         if taken_over:
             report.in_doubt.append(item.id)
-        budget[0] -= 1
         info = ReplayInfo(claimed.replay_key, claimed.id, claimed.attempts, taken_over)
         token = _current.set(info)
         try:
             out = _run(gate, fn, claimed)
         except Exception as exc:
+            budget[0] -= 1
             queue.fail(claimed, f"{type(exc).__name__}: {exc}", max_attempts)
             report.failed.append(item.id)
             continue
         finally:
             _current.reset(token)
         if type(out) is Rejected:
+            # the breaker is probing or ramping up again: hand the item back, and go on with
+            # it once the breaker admits calls (within the wait budget)
             queue.release(claimed)
-            report.waiting[queue.breaker] = f"refused while replaying: {out.error}"
-            return
+            fresh = queue.get(item.seq)
+            if fresh is None or not _wait_admitting(gate, deadline):
+                report.waiting[queue.breaker] = f"refused while replaying: {out.error}"
+                return
+            pending.insert(0, fresh)
+            continue
+        budget[0] -= 1
         queue.complete(claimed, str(render(out, 200)))
         report.done.append(item.id)
 
@@ -246,15 +256,21 @@ def _parked(queue: DeadLetterQueue, item: DeadLetter) -> bool:
     return now is not None and now.status == "in-doubt"
 
 
-def _wait_closed(gate: Gate, wait_seconds: float) -> bool:
-    deadline = time.monotonic() + wait_seconds
+def _wait_admitting(gate: Gate, deadline: float) -> bool:
+    """Wait until the breaker would let a call through (CLOSED, RECOVERY, or a free probe).
+
+    A replayed call may be the half-open probe itself: with no other traffic an OPEN breaker
+    would otherwise never be probed, and its dead letters never replayed.
+    """
     while True:
         gate.breaker.refresh()
-        if gate.breaker.state == "CLOSED":
+        wait = gate.breaker.seconds_until_admission()
+        if wait == 0:
             return True
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if wait is None or left <= 0:
             return False
-        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(0.2, max(0.01, wait), left))
 
 
 def _policy(item: DeadLetter) -> Any:

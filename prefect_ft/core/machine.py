@@ -26,7 +26,16 @@ from prefect_ft.core.states import (
 )
 from prefect_ft.core.windows import WindowCounts
 
-__all__ = ["Admission", "Decision", "Transition", "admit", "evaluate", "on_outcome", "set_overlay"]
+__all__ = [
+    "Admission",
+    "Decision",
+    "Transition",
+    "admit",
+    "evaluate",
+    "on_outcome",
+    "seconds_until_admission",
+    "set_overlay",
+]
 
 Decision = Literal["admit", "probe", "ramp", "reject"]
 _NO_EVENTS: tuple[BreakerEvent, ...] = ()
@@ -144,6 +153,24 @@ def admit(rec: BreakerRecord, cfg: BreakerConfig, now: float, holder: str) -> Ad
         elapsed, cfg.recovery_seconds, cfg.recovery_min_fraction, cfg.recovery_aggression
     )
     return Admission("ramp", rec, fraction=fraction)
+
+
+def seconds_until_admission(rec: BreakerRecord, cfg: BreakerConfig, now: float) -> float | None:
+    """How long until `admit` could let a call through: 0 = now, None = not until an operator acts.
+
+    RECOVERY counts as admitting (its ramp lets a share through); HALF_OPEN admits when a probe
+    slot is free, else when the earliest lease expires.
+    """
+    if rec.overlay == "FORCED_OPEN":
+        return None
+    if rec.overlay is not None or rec.state in (CLOSED, RECOVERY):
+        return 0.0
+    if rec.state == OPEN:
+        return max(0.0, rec.open_until - now)
+    live = _live_probes(rec, now)
+    if len(live) + rec.probe_successes < cfg.half_open_calls:
+        return 0.0
+    return max(0.0, min((p[1] for p in live), default=now) - now)
 
 
 def evaluate(

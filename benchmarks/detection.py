@@ -1,0 +1,452 @@
+"""Detection benchmark on the synthetic generator (research/detection.md sections 5 and 6).
+
+Scores every detector per pattern: recall, delay from onset (median, p90), false alarms per
+fault-free hour (per detector instance and system-wide), failure-type and severity accuracy, and
+compute time for a full pass and an incremental update. Thresholds are the frozen ones in
+`prefect_ft/detection/thresholds_v1.json`; `--calibrate` chooses them on fault-free runs of seeds
+0-99 (never on the evaluation seeds) and rewrites that file.
+
+    .venv/bin/python benchmarks/detection.py                 # full report (seeds 0-99, 1000-1019)
+    .venv/bin/python benchmarks/detection.py --quick         # about a minute
+    .venv/bin/python benchmarks/detection.py --calibrate     # re-choose thresholds on seeds 0-99
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefect_ft.detection import DetectionEngine, EngineConfig, Thresholds, load_thresholds
+from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
+from prefect_ft.detection.synthetic import EpisodeSpec, Scenario, generate
+
+PATTERNS = ("burst", "degradation", "exhaustion", "cyclic", "cascade")
+# detector instances per pattern (4 components; exhaustion watches memory and CPU; one cascade)
+INSTANCES = {"burst": 4, "degradation": 4, "exhaustion": 8, "cyclic": 4, "cascade": 1}
+BUDGET_PER_INSTANCE_H = 0.002
+WARMUP_S = 2 * 3600.0
+GRACE_S = 3600.0
+THRESHOLDS_FILE = Path(__file__).resolve().parents[1] / "prefect_ft/detection/thresholds_v1.json"
+# calibration grid: level i of each pattern's knobs, least to most strict
+GRID: dict[str, dict[str, list[float]]] = {
+    "burst": {"burst_h": [9.0, 10.0, 11.0, 12.5, 14.0, 16.0]},
+    "degradation": {
+        "deg_h": [8.0, 10.0, 12.0, 15.0, 19.0, 24.0],
+        "mk_z": [4.0, 4.5, 5.0, 5.5, 6.0, 7.0],
+    },
+    "exhaustion": {
+        "exh_min_ratio": [3.0, 4.0, 5.0, 6.0, 8.0, 10.0],
+        "exh_cpu_min_rise": [10.0, 12.0, 15.0, 18.0, 22.0, 26.0],
+    },
+    "cyclic": {
+        "cyc_z": [4.5, 5.0, 5.5, 6.0, 7.0, 8.0],
+        "cyc_power": [15.0, 18.0, 21.0, 24.0, 28.0, 32.0],
+    },
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def targeted(seed: int) -> Scenario:
+    """Fixed episodes for the section-6 targets (burst 10x/30x, +50 %/60 min, 2x step, ...)."""
+    c = seed % 4
+    sev = [
+        ("burst", c, {"m": 10.0, "D_s": 300.0, "ramp_s": 0.0, "type": 5.0}),
+        ("burst", (c + 1) % 4, {"m": 30.0, "D_s": 120.0, "ramp_s": 0.0, "type": 2.0}),
+        ("degradation", (c + 2) % 4, {"g": 1.5, "R_s": 3600.0, "hold_s": 1800.0}),
+        ("degradation", (c + 3) % 4, {"g": 2.0, "R_s": 0.0, "hold_s": 1800.0}),
+        ("cyclic", c, {"P": 300.0, "k": 3.0, "cycles": 12.0, "type": 0.0}),
+        ("cascade", seed % 3, {"q": 0.6 + 0.3 * (seed % 2), "D_s": 300.0, "p": 0.9, "type": 5.0}),
+        ("exhaustion", [0, 2, 3][seed % 3], {"s_mb_min": [10.0, 30.0][seed % 2]}),
+        ("cyclic", (c + 1) % 4, {"P": 900.0, "k": 3.0, "cycles": 12.0, "type": 1.0}),
+    ]
+    specs, at = [], 2 * 3600.0
+    for pattern, comp, params in sev:
+        specs.append(EpisodeSpec(pattern, comp, at, tuple(params.items())))
+        length = {
+            "burst": params.get("D_s", 0),
+            "degradation": params.get("R_s", 0) + 1800,
+            "cyclic": params.get("P", 0) * 12,
+            "cascade": 420.0,
+            "exhaustion": 3600.0 * 3.5,
+        }[pattern]
+        at += length + 2.5 * 3600.0
+    return Scenario(hours=math.ceil(at / 3600.0) + 1, episodes=tuple(specs))
+
+
+def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Generate one history and run the engine once per threshold set."""
+    seed, kind, hours, th_sets = job
+    scenario = (
+        targeted(seed)
+        if kind == "targeted"
+        else Scenario(hours=hours, episodes=())
+        if kind == "null"
+        else Scenario(hours=hours)
+    )
+    hist = generate(seed, scenario)
+    runs = []
+    for th in th_sets:
+        engine = DetectionEngine(EngineConfig(thresholds=Thresholds.from_dict(th)))
+        t0 = time.perf_counter()
+        alarms = engine.update(hist.tasks, hist.resources).alarms
+        runs.append({"alarms": [a.to_dict() for a in alarms], "seconds": time.perf_counter() - t0})
+    return {
+        "seed": seed,
+        "kind": kind,
+        "start": hist.start_ts,
+        "end": hist.end_ts,
+        "n_tasks": len(hist.tasks),
+        "runs": runs,
+        "episodes": [
+            {
+                "pattern": e.pattern,
+                "components": list(e.components),
+                "onset": e.onset_ts,
+                "end": e.end_ts,
+                "detectable": e.detectable_ts,
+                "params": json.loads(e.params),
+                "type": e.expected_error_type,
+                "severity": e.expected_severity,
+            }
+            for e in hist.episodes
+        ],
+    }
+
+
+def excluded(res: dict[str, Any]) -> list[tuple[float, float]]:
+    spans = [(res["start"], res["start"] + WARMUP_S)]
+    for e in res["episodes"]:
+        if e["pattern"] in PATTERNS:
+            spans.append((e["onset"] - 60.0, e["end"] + GRACE_S))
+        elif e["pattern"] == "maintenance":
+            spans.append((e["onset"], e["end"]))
+    return spans
+
+
+def fault_free(res: dict[str, Any], run: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
+    """Fault-free hours of a run and the alarms that fell in them (false alarms)."""
+    spans = sorted(excluded(res))
+    covered, cur_lo, cur_hi = 0.0, None, None
+    for lo, hi in spans:
+        lo, hi = max(lo, res["start"]), min(hi, res["end"])
+        if cur_hi is None or lo > cur_hi:
+            covered += 0.0 if cur_hi is None else cur_hi - cur_lo
+            cur_lo, cur_hi = lo, hi
+        else:
+            cur_hi = max(cur_hi, hi)
+    covered += 0.0 if cur_hi is None else cur_hi - cur_lo
+    hours = (res["end"] - res["start"] - covered) / 3600.0
+    fas = [a for a in run["alarms"] if not any(lo <= a["at"] <= hi for lo, hi in spans)]
+    return hours, fas
+
+
+def hit_of(e: dict[str, Any], alarms: list[dict[str, Any]]) -> dict[str, Any] | None:
+    p, on, comps = e["params"], e["onset"], e["components"]
+    for a in alarms:
+        if a["pattern"] != e["pattern"] or a["at"] < on:
+            continue
+        if e["pattern"] == "cascade":
+            if a["at"] <= e["end"] + 600 and a["components"] == comps:
+                return a
+            continue
+        if a["components"][0] != comps[0]:
+            continue
+        if e["pattern"] == "burst" and a["at"] <= on + min(p["D_s"], 300.0):
+            return a
+        if e["pattern"] == "degradation" and a["at"] <= on + p["R_s"] + 1800.0:
+            return a
+        if e["pattern"] == "exhaustion" and a["at"] < e["end"]:
+            return a
+        if (
+            e["pattern"] == "cyclic"
+            and a["at"] <= e["end"]
+            and abs(a["evidence"]["period_s"] / p["P"] - 1) <= 0.05
+        ):
+            return a
+    return None
+
+
+def group_key(e: dict[str, Any]) -> str:
+    p = e["params"]
+    return {
+        "burst": lambda: f"m={p['m']:g}",
+        "degradation": lambda: f"g={p['g']:g} R={p['R_s'] / 60:g}m",
+        "exhaustion": lambda: (
+            f"{p['s_mb_min']:g} MB/min" if "s_mb_min" in p else f"cpu {p['x_pct_min']:g}%/min"
+        ),
+        "cyclic": lambda: f"P={p['P']:g} k={p['k']:g}",
+        "cascade": lambda: f"q={p['q']:g}",
+    }[e["pattern"]]()
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else math.nan
+
+
+def score(results: list[dict[str, Any]], run_index: int = 0) -> dict[str, Any]:
+    rows: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    fa_hours, fas = 0.0, []
+    for res in results:
+        run = res["runs"][run_index]
+        hours, fa = fault_free(res, run)
+        fa_hours += hours
+        fas += fa
+        for e in res["episodes"]:
+            if e["pattern"] not in PATTERNS:
+                continue
+            for key in (group_key(e), "all"):
+                r = rows.setdefault(
+                    (e["pattern"], key),
+                    {
+                        k: []
+                        for k in (
+                            "hit",
+                            "delay",
+                            "delay_det",
+                            "type_ok",
+                            "sev_ok",
+                            "lead",
+                            "tte_err",
+                            "detected_any",
+                        )
+                    },
+                )
+                a = hit_of(e, run["alarms"])
+                r["hit"].append(a is not None)
+                r["detected_any"].append(
+                    any(
+                        x["pattern"] == e["pattern"] and e["onset"] <= x["at"] <= e["end"] + GRACE_S
+                        for x in run["alarms"]
+                    )
+                )
+                if a is None:
+                    continue
+                r["delay"].append(a["at"] - e["onset"])
+                r["delay_det"].append(a["at"] - e["detectable"])
+                r["type_ok"].append(a["failure_type"] == e["type"])
+                r["sev_ok"].append(a["severity"] == e["severity"])
+                if e["pattern"] == "exhaustion":
+                    lead = e["end"] - a["at"]
+                    r["lead"].append(lead)
+                    r["tte_err"].append(abs(a["evidence"]["tte_s"] - lead) / max(lead, 1.0))
+    per_pattern_fa = {p: sum(1 for a in fas if a["pattern"] == p) for p in PATTERNS}
+    return {
+        "rows": rows,
+        "fa_hours": fa_hours,
+        "fas": fas,
+        "per_pattern_fa": per_pattern_fa,
+        "seconds": [
+            r["runs"][run_index]["seconds"] / ((r["end"] - r["start"]) / 86400.0) for r in results
+        ],
+    }
+
+
+def table(title: str, s: dict[str, Any]) -> str:
+    out = [
+        f"### {title}",
+        "",
+        "| pattern | episodes | recall | detected (any time) | median delay s | p90 delay s | "
+        "type acc | severity acc | extra |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (pattern, key), r in sorted(
+        s["rows"].items(), key=lambda kv: (PATTERNS.index(kv[0][0]), kv[0][1] != "all", kv[0][1])
+    ):
+        n = len(r["hit"])
+        extra = ""
+        if pattern == "exhaustion" and r["lead"]:
+            extra = (
+                f"lead median {np.median(r['lead']) / 60:.0f} min, min "
+                f"{min(r['lead']) / 60:.0f} min; TTE err median {np.median(r['tte_err']):.1%}"
+            )
+        if pattern == "cyclic" and r["delay_det"]:
+            extra = f"delay from detectable (onset+8P) median {np.median(r['delay_det']):.0f} s"
+        out.append(
+            f"| {pattern} | {key} ({n}) | {np.mean(r['hit']):.0%} | {np.mean(r['detected_any']):.0%} | "
+            f"{pct(r['delay'], 50):.0f} | {pct(r['delay'], 90):.0f} | "
+            f"{np.mean(r['type_ok']) if r['type_ok'] else math.nan:.0%} | "
+            f"{np.mean(r['sev_ok']) if r['sev_ok'] else math.nan:.0%} | {extra} |"
+        )
+    h = s["fa_hours"]
+    out += [
+        "",
+        f"Fault-free hours: {h:.0f}. False alarms: {len(s['fas'])} system-wide = "
+        f"{len(s['fas']) / h * 24:.2f} per day.",
+        "",
+        "| detector | false alarms | per hour per instance (budget 0.002) |",
+        "|---|---|---|",
+    ]
+    for p in PATTERNS:
+        k = s["per_pattern_fa"][p]
+        out.append(f"| {p} (x{INSTANCES[p]}) | {k} | {k / h / INSTANCES[p]:.4f} |")
+    sec = s["seconds"]
+    out += [
+        "",
+        f"Full pass, seconds per 24 h of history: median {np.median(sec):.2f}, max {max(sec):.2f}",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def incremental_timing(hours: float = 26.0) -> str:
+    """p99 of one `update` with 10 s of new data, after 24 h of history."""
+    hist = generate(1000, Scenario(hours=hours))
+    t, r = hist.tasks, hist.resources
+    engine = DetectionEngine(EngineConfig())
+    warm = hist.start_ts + 24 * 3600.0
+    engine.update(_cut(t, None, warm), _cut_res(r, None, warm), until=warm)
+    times = []
+    for lo in np.arange(warm, hist.end_ts - 10.0, 10.0):
+        tb, rb = _cut(t, lo, lo + 10.0), _cut_res(r, lo, lo + 10.0)
+        t0 = time.perf_counter()
+        engine.update(tb, rb, until=lo + 10.0)
+        times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1e3
+    return (
+        f"Incremental update (10 s of new rows, after 24 h): {ms.size} updates, median "
+        f"{np.median(ms):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms"
+    )
+
+
+def _cut(t: TaskRunBatch, lo: float | None, hi: float) -> TaskRunBatch:
+    m = (t.end < hi) if lo is None else (t.end >= lo) & (t.end < hi)
+    return TaskRunBatch(
+        t.components,
+        t.start[m],
+        t.end[m],
+        t.failed[m],
+        t.failure_type[m],
+        t.component[m],
+        t.duration[m],
+    )
+
+
+def _cut_res(r: ResourceBatch, lo: float | None, hi: float) -> ResourceBatch:
+    m = (r.ts < hi) if lo is None else (r.ts >= lo) & (r.ts < hi)
+    return ResourceBatch(
+        r.components, r.ts[m], r.component[m], r.memory_mb[m], r.memory_limit_mb[m], r.cpu_pct[m]
+    )
+
+
+def run_jobs(jobs: list[Any], workers: int) -> list[dict[str, Any]]:
+    if workers <= 1:
+        return [run_seed(j) for j in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(run_seed, jobs))
+
+
+def calibrate(seeds: list[int], hours: float, workers: int) -> None:
+    base = Thresholds()
+    levels = len(next(iter(GRID["burst"].values())))
+    sets = []
+    for i in range(levels):
+        th = base
+        for knobs in GRID.values():
+            th = replace(th, **{k: v[i] for k, v in knobs.items()})
+        sets.append(th.to_dict())
+    results = run_jobs([(s, "null", hours, sets) for s in seeds], workers)
+    chosen = base
+    print(f"calibration on seeds {seeds[0]}-{seeds[-1]}, {hours:g} h fault-free each")
+    for pattern, knobs in GRID.items():
+        counts = []
+        for i in range(levels):
+            hours_ff = sum(fault_free(r, r["runs"][i])[0] for r in results)
+            k = sum(
+                1
+                for r in results
+                for a in fault_free(r, r["runs"][i])[1]
+                if a["pattern"] == pattern
+            )
+            counts.append((k, hours_ff))
+        ok = [
+            i
+            for i, (k, h) in enumerate(counts)
+            if k / h / INSTANCES[pattern] <= BUDGET_PER_INSTANCE_H
+        ]
+        # the least strict level from which every stricter level also meets the budget
+        pick = next((i for i in ok if all(j in ok for j in range(i, levels))), levels - 1)
+        chosen = replace(chosen, **{k: v[pick] for k, v in knobs.items()})
+        print(
+            f"  {pattern}: false alarms per level {[k for k, _ in counts]} over "
+            f"{counts[0][1]:.0f} h -> level {pick} { ({k: v[pick] for k, v in knobs.items()}) }"
+        )
+    data = {
+        "version": "1",
+        "calibrated_on": f"seeds {seeds[0]}-{seeds[-1]}, {hours:g} h "
+        "fault-free scenarios, budget 0.002 false alarms per hour per detector instance",
+        **chosen.to_dict(),
+    }
+    THRESHOLDS_FILE.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {THRESHOLDS_FILE}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--seeds", default=None, help="evaluation seeds, e.g. 1000-1019 or 0-99,1000-1019"
+    )
+    ap.add_argument("--hours", type=float, default=48.0, help="hours per drawn scenario")
+    ap.add_argument("--calibrate", action="store_true", help="choose thresholds on seeds 0-99")
+    ap.add_argument("--quick", action="store_true", help="4 seeds of 24 h, about a minute")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    if args.calibrate:
+        calibrate(
+            parse_seeds(args.seeds or "0-99"),
+            24.0 if args.hours == 48.0 else args.hours,
+            args.workers,
+        )
+        return
+    th = load_thresholds().to_dict()
+    if args.quick:
+        sets = {
+            "drawn episodes, seeds 1000-1003, 24 h": [
+                (s, "drawn", 24.0, [th]) for s in range(1000, 1004)
+            ],
+            "targeted episodes, seeds 1000-1001": [
+                (s, "targeted", 0.0, [th]) for s in range(1000, 1002)
+            ],
+        }
+    else:
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+        sets = {}
+        # the calibration seeds (an in-sample check) and the evaluation seeds
+        groups = (
+            [
+                ("calibration seeds 0-99", list(range(100)), args.hours),
+                ("evaluation seeds 1000-1019", list(range(1000, 1020)), args.hours),
+            ]
+            if seeds is None
+            else [(f"seeds {args.seeds}", seeds, args.hours)]
+        )
+        for name, ss, hours in groups:
+            sets[f"drawn episodes, {name}, {hours:g} h"] = [(s, "drawn", hours, [th]) for s in ss]
+        sets["targeted episodes, seeds 1000-1019"] = [
+            (s, "targeted", 0.0, [th]) for s in range(1000, 1020)
+        ]
+    print(f"thresholds v1: {json.dumps(th)}\n")
+    for name, jobs in sets.items():
+        t0 = time.perf_counter()
+        results = run_jobs(jobs, args.workers)
+        print(table(name, score(results)))
+        print(f"({len(jobs)} seeds in {time.perf_counter() - t0:.0f} s wall)\n", flush=True)
+    print(incremental_timing())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""The incremental detection engine: task-run and resource batches in, alarms out.
+
+Time advances in closed minutes aligned to epoch minutes. Per-task detectors (error bursts) see
+each row as soon as it arrives; per-minute detectors (degradation, exhaustion, cyclic, cascade)
+run when a minute closes, i.e. once the input is complete up to its end (`until`). Every decision
+uses only data up to its time, so feeding a history in one batch or in many gives the same
+alarms, and `state()` / `from_state()` let a flow resume exactly where its last run stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from prefect_ft.detection.alarms import Alarm, DetectionResult, Skipped
+from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
+from prefect_ft.detection.burst import BurstTracker
+from prefect_ft.detection.cyclic import CyclicTracker
+from prefect_ft.detection.degradation import DegradationTracker
+from prefect_ft.detection.propagation import CascadeTracker
+from prefect_ft.detection.resource import ResourceTracker
+from prefect_ft.detection.thresholds import Thresholds, load_thresholds
+
+__all__ = ["PIPELINE", "DetectionEngine", "EngineConfig"]
+
+STATE_VERSION = 1
+PIPELINE = ("doc-processing", "ml-inference", "ipc", "quality-validation")
+_ROW_KEYS = ("end", "duration", "failed", "code", "comp")
+_RES_KEYS = ("ts", "comp", "mem", "limit", "cpu")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What the engine watches.
+
+    Attributes:
+        components: component names; batch rows naming others are skipped.
+        edges: dependency edges `(upstream, downstream)` used for cascades.
+        thresholds: frozen detector thresholds.
+    """
+
+    components: tuple[str, ...] = PIPELINE
+    edges: tuple[tuple[str, str], ...] = tuple(itertools.pairwise(PIPELINE))
+    thresholds: Thresholds = field(default_factory=load_thresholds)
+
+    def __post_init__(self) -> None:
+        if len(set(self.components)) != len(self.components) or not self.components:
+            raise ValueError("components must be non-empty and unique")
+        for up, down in self.edges:
+            if up not in self.components or down not in self.components or up == down:
+                raise ValueError(f"edge {up!r} -> {down!r} names an unknown component")
+
+
+def _empty(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    return {
+        k: np.empty(
+            0, dtype=bool if k == "failed" else np.int64 if k in ("code", "comp") else float
+        )
+        for k in keys
+    }
+
+
+def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
+
+
+def _slice(d: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+    return {k: v[lo:hi] for k, v in d.items()}
+
+
+class DetectionEngine:
+    """Runs every detector over task-run and resource batches, incrementally.
+
+    Example:
+        ```python
+        engine = DetectionEngine(EngineConfig())
+        result = engine.update(batch, resources, until=now)
+        saved = engine.state()  # JSON-ready; DetectionEngine.from_state(config, saved) resumes
+        ```
+    """
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        th = self.config.thresholds
+        names = self.config.components
+        self._index = {c: i for i, c in enumerate(names)}
+        self._parents: dict[int, list[int]] = {i: [] for i in range(len(names))}
+        for up, down in self.config.edges:
+            self._parents[self._index[down]].append(self._index[up])
+        self._related = {i: self._ancestry(i) for i in range(len(names))}
+        self._burst = [BurstTracker(n, th) for n in names]
+        self._deg = [DegradationTracker(n, th) for n in names]
+        self._mem = [ResourceTracker(n, "memory", th) for n in names]
+        self._cpu = [ResourceTracker(n, "cpu", th) for n in names]
+        self._cyc = [CyclicTracker(n, th, i) for i, n in enumerate(names)]
+        self._cascade = CascadeTracker(th)
+        self._closed: float | None = None  # end of the last closed minute
+        self._task_mark = -math.inf
+        self._res_mark = -math.inf
+        self._rows = _empty(_ROW_KEYS)  # rows of the open minute (already seen by bursts)
+        self._res = _empty(_RES_KEYS)
+
+    def _ancestry(self, i: int) -> set[int]:
+        up: set[int] = set()
+        stack = list(self._parents[i])
+        while stack:
+            p = stack.pop()
+            if p not in up:
+                up.add(p)
+                stack.extend(self._parents[p])
+        down = {j for j in self._parents if j != i and i in self._ancestry_of(j)}
+        return up | down
+
+    def _ancestry_of(self, j: int) -> set[int]:
+        seen: set[int] = set()
+        stack = list(self._parents[j])
+        while stack:
+            p = stack.pop()
+            if p not in seen:
+                seen.add(p)
+                stack.extend(self._parents[p])
+        return seen
+
+    @property
+    def watermark(self) -> float | None:
+        """End of the last closed minute (epoch seconds), or None before any input."""
+        return self._closed
+
+    def update(
+        self,
+        tasks: TaskRunBatch | None = None,
+        resources: ResourceBatch | None = None,
+        *,
+        until: float | None = None,
+    ) -> DetectionResult:
+        """Feed new rows and samples; return the alarms they raise.
+
+        Args:
+            tasks: task runs that ended since the last call (any order; late rows are skipped).
+            resources: resource samples since the last call.
+            until: input is complete up to this time, so minutes ending by then may close;
+                defaults to the latest time in the input.
+
+        Returns:
+            New alarms, and reasons for any input that was skipped.
+        """
+        closed = self._closed if self._closed is not None else -math.inf
+        rows, skipped = (
+            tasks.clean(self._index, max(self._task_mark, closed))
+            if tasks is not None and len(tasks)
+            else (_empty(_ROW_KEYS), [])
+        )
+        res, skipped_res = (
+            resources.clean(self._index, max(self._res_mark, closed))
+            if resources is not None and len(resources)
+            else (_empty(_RES_KEYS), [])
+        )
+        skipped += skipped_res
+        latest = [float(x[-1]) for x in (rows["end"], res["ts"]) if x.size]
+        if until is not None and math.isfinite(until):
+            latest.append(float(until))
+        if not latest:
+            skipped.append(Skipped("empty", 0, "no usable rows or samples in this update"))
+            return DetectionResult((), tuple(skipped))
+        if self._closed is None:
+            first = (
+                min(float(x[0]) for x in (rows["end"], res["ts"]) if x.size)
+                if (rows["end"].size or res["ts"].size)
+                else max(latest)
+            )
+            self._closed = math.floor(first / 60.0) * 60.0
+        horizon = max(latest)
+        alarms: list[Alarm] = []
+        agg = _concat(self._rows, rows)
+        allres = _concat(self._res, res)
+        done = 0
+        n_min = max(0, math.floor((horizon - self._closed) / 60.0))
+        bounds = self._closed + 60.0 * np.arange(1, n_min + 1)
+        row_cut = np.searchsorted(rows["end"], bounds, side="left")
+        agg_cut = np.searchsorted(agg["end"], np.concatenate([[self._closed], bounds]), "left")
+        res_cut = np.searchsorted(allres["ts"], np.concatenate([[self._closed], bounds]), "left")
+        for i, b in enumerate(bounds.tolist()):
+            alarms += self._per_task(_slice(rows, done, int(row_cut[i])))
+            done = int(row_cut[i])
+            alarms += self._close_minute(
+                b,
+                _slice(agg, int(agg_cut[i]), int(agg_cut[i + 1])),
+                _slice(allres, int(res_cut[i]), int(res_cut[i + 1])),
+            )
+            self._closed = b
+        alarms += self._per_task(_slice(rows, done, rows["end"].size))
+        if rows["end"].size:
+            self._task_mark = max(self._task_mark, float(rows["end"][-1]))
+        if res["ts"].size:
+            self._res_mark = max(self._res_mark, float(res["ts"][-1]))
+        self._rows = _slice(
+            agg, int(np.searchsorted(agg["end"], self._closed, "left")), agg["end"].size
+        )
+        self._res = _slice(
+            allres, int(np.searchsorted(allres["ts"], self._closed, "left")), allres["ts"].size
+        )
+        alarms.sort(key=lambda a: a.at)
+        return DetectionResult(tuple(alarms), tuple(skipped))
+
+    def _per_task(self, rows: dict[str, np.ndarray]) -> list[Alarm]:
+        if not rows["end"].size:
+            return []
+        alarms: list[Alarm] = []
+        order = np.argsort(rows["comp"], kind="stable")
+        comps = rows["comp"][order]
+        cuts = np.searchsorted(comps, np.arange(len(self._burst) + 1), "left")
+        for c in range(len(self._burst)):
+            idx = order[cuts[c] : cuts[c + 1]]
+            if not idx.size:
+                continue
+            ends, failed, codes = rows["end"][idx], rows["failed"][idx], rows["code"][idx]
+            found = self._burst[c].observe(ends.tolist(), failed.tolist(), codes.tolist())
+            for alarm in found:
+                self._cascade.on_burst(c, alarm)
+            alarms += found
+            if failed.any():
+                self._cyc[c].add(ends[failed].tolist(), codes[failed].tolist())
+        return alarms
+
+    def _close_minute(
+        self, end: float, rows: dict[str, np.ndarray], res: dict[str, np.ndarray]
+    ) -> list[Alarm]:
+        out: list[Alarm | None] = []
+        for c in range(len(self._burst)):
+            self._burst[c].close_minute(end)
+            mine = rows["comp"] == c
+            dur = rows["duration"][mine & ~rows["failed"]]
+            dur = dur[np.isfinite(dur) & (dur > 0)]
+            out.append(self._deg[c].close_minute(end, np.log(dur)))
+            rmask = res["comp"] == c
+            if rmask.any():
+                out.append(
+                    self._mem[c].close_minute(
+                        end, res["mem"][rmask], float(res["limit"][rmask][-1])
+                    )
+                )
+                out.append(self._cpu[c].close_minute(end, res["cpu"][rmask], 100.0))
+            out.append(self._cyc[c].close_minute(end))
+        failures = {c: np.asarray(t.times) for c, t in enumerate(self._cyc)}
+        out.append(
+            self._cascade.close_minute(
+                end, failures, self.config.components, self._parents, self._related
+            )
+        )
+        return [a for a in out if a is not None]
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of everything the engine has learnt."""
+        return {
+            "version": STATE_VERSION,
+            "components": list(self.config.components),
+            "closed": self._closed,
+            "task_mark": self._task_mark if math.isfinite(self._task_mark) else None,
+            "res_mark": self._res_mark if math.isfinite(self._res_mark) else None,
+            "rows": {k: v.tolist() for k, v in self._rows.items()},
+            "res": {k: v.tolist() for k, v in self._res.items()},
+            "burst": [t.state() for t in self._burst],
+            "deg": [t.state() for t in self._deg],
+            "mem": [t.state() for t in self._mem],
+            "cpu": [t.state() for t in self._cpu],
+            "cyc": [t.state() for t in self._cyc],
+            "cascade": self._cascade.state(),
+        }
+
+    @classmethod
+    def from_state(cls, config: EngineConfig, state: dict[str, Any]) -> DetectionEngine:
+        """Rebuild an engine from `state()` output.
+
+        Raises:
+            ValueError: the state is of another version or for other components.
+        """
+        if state.get("version") != STATE_VERSION or tuple(state["components"]) != config.components:
+            raise ValueError("state was saved by another engine version or component set")
+        engine = cls(config)
+        engine._closed = state["closed"]
+        engine._task_mark = -math.inf if state["task_mark"] is None else state["task_mark"]
+        engine._res_mark = -math.inf if state["res_mark"] is None else state["res_mark"]
+        template = {**_empty(_ROW_KEYS), **_empty(_RES_KEYS)}
+        engine._rows = {k: np.asarray(v, dtype=template[k].dtype) for k, v in state["rows"].items()}
+        engine._res = {k: np.asarray(v, dtype=template[k].dtype) for k, v in state["res"].items()}
+        for key, trackers in (
+            ("burst", engine._burst),
+            ("deg", engine._deg),
+            ("mem", engine._mem),
+            ("cpu", engine._cpu),
+            ("cyc", engine._cyc),
+        ):
+            for tracker, data in zip(trackers, state[key], strict=True):
+                tracker.load(data)
+        engine._cascade.load(state["cascade"])
+        return engine

@@ -1,0 +1,107 @@
+"""Frozen detector thresholds, versioned, loaded from package data.
+
+The numbers live in `thresholds_v1.json`, written by `benchmarks/detection.py --calibrate` from
+fault-free segments of generator seeds 0-99 (research/detection.md section 2.6: thresholds come
+from the false-alarm budget, never from evaluation data). Change a number only by recalibrating
+and bumping `VERSION`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
+from typing import Any
+
+__all__ = ["VERSION", "Thresholds", "load_thresholds"]
+
+VERSION = "1"
+_FILE = f"thresholds_v{VERSION}.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Every tunable number of the detectors (times in seconds).
+
+    Attributes:
+        burst_h: Bernoulli CUSUM decision interval (nats).
+        burst_m: the rise worth paging for: p1 = min(0.9, m * p0).
+        burst_min_tasks: tasks in the baseline before burst alarms may fire.
+        burst_baseline_s: trailing window of the failure-rate baseline.
+        deg_h: CUSUM decision interval on robust z of per-minute median log latency.
+        deg_k: CUSUM reference value (sigma units).
+        deg_z_clip: cap on one minute's z, so one odd minute cannot alarm on its own.
+        mk_window_min: Mann-Kendall window, minutes.
+        mk_z: Mann-Kendall z a ramp must exceed.
+        ts_min_ratio_per_hour: practical effect: Theil-Sen slope at least this latency ratio per hour.
+        deg_min_n: tasks a minute needs to yield a median.
+        deg_warmup_min: baseline minutes before degradation alarms may fire.
+        exh_horizon_s: alarm when the pessimistic time to the limit falls below this.
+        exh_window_s: trailing window for the Theil-Sen slope.
+        exh_alpha: confidence of the Theil-Sen slope interval.
+        exh_min_ratio: the fitted rise over the window must exceed this many noise scales.
+        exh_cpu_min_rise: a CPU trend must rise at least this many percent points over the window.
+        cyc_z: folded-count z (capped per cycle) a period must reach.
+        cyc_power: Z^2_2 power the periodogram peak must reach.
+        cyc_min_cycles: distinct on-phase cycles required.
+        cyc_short_window_s: window of the short-period scan (60 s to 1200 s).
+        cyc_long_window_s: window of the long-period scan (1200 s to 4000 s).
+        cascade_window_s: burst episodes this close in time may form a cascade.
+        cascade_settle_s: wait after the second episode before reporting the cascade.
+        cascade_max_lag_s: largest cross-correlation lag considered per edge.
+        holdoff_s: after an alarm, the same (pattern, component) stays silent this long.
+        metric_h: CUSUM decision interval for `detect_metric`.
+        metric_k: CUSUM reference value for `detect_metric`.
+        metric_spike_z: robust z of a single-sample spike (kind "generic").
+        metric_warmup: samples learnt before `detect_metric` may alarm.
+    """
+
+    burst_h: float = 11.0
+    burst_m: float = 8.0
+    burst_min_tasks: int = 1800
+    burst_baseline_s: float = 6 * 3600.0
+    deg_h: float = 8.0
+    deg_k: float = 0.5
+    deg_z_clip: float = 8.0
+    mk_window_min: int = 30
+    mk_z: float = 4.5
+    ts_min_ratio_per_hour: float = 1.1
+    deg_min_n: int = 5
+    deg_warmup_min: int = 60
+    exh_horizon_s: float = 3600.0
+    exh_window_s: float = 1800.0
+    exh_alpha: float = 0.90
+    exh_min_ratio: float = 3.0
+    exh_cpu_min_rise: float = 12.0
+    cyc_z: float = 5.0
+    cyc_power: float = 20.0
+    cyc_min_cycles: int = 8
+    cyc_short_window_s: float = 3 * 3600.0
+    cyc_long_window_s: float = 12 * 3600.0
+    cascade_window_s: float = 600.0
+    cascade_settle_s: float = 180.0
+    cascade_max_lag_s: float = 60.0
+    holdoff_s: float = 1800.0
+    metric_h: float = 10.0
+    metric_k: float = 0.5
+    metric_spike_z: float = 8.0
+    metric_warmup: int = 30
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain numbers, for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+        """Build from a dict, ignoring unknown keys (e.g. `version`, `calibrated_on`)."""
+        known = {f.name for f in fields(cls)}
+        return replace(cls(), **{k: v for k, v in data.items() if k in known})
+
+
+def load_thresholds() -> Thresholds:
+    """The frozen thresholds of `VERSION`, from package data (defaults if the file is absent)."""
+    try:
+        text = resources.files("prefect_ft.detection").joinpath(_FILE).read_text()
+    except FileNotFoundError:
+        return Thresholds()
+    return Thresholds.from_dict(json.loads(text))
