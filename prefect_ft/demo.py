@@ -9,6 +9,7 @@ SQLite store, as it would for every process on the machine.
 from __future__ import annotations
 
 import http.server
+import os
 import tempfile
 import threading
 import time
@@ -96,6 +97,21 @@ def main() -> None:
         say("server is back")
         step("traffic after recovery", 60, 0.08)
         say(f"final state {breaker.state}; counts {breaker.counts}")
+
+        # Part 2: the same failure inside Prefect flows, on an embedded server (SQLite).
+        os.environ["PREFECT_HOME"] = f"{home}/prefect"
+        os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{home}/prefect/prefect-ft.db"
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the demo prints its own lines
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.pop("PREFECT_API_URL", None)
+
+        def set_healthy(ok: bool) -> None:
+            server.healthy = ok
+
+        from prefect_ft.demo_flow import run
+
+        say("starting an embedded Prefect server (SQLite) for part 2")
+        run(url, set_healthy, say)
     server.shutdown()
 
 

@@ -226,6 +226,10 @@ def _replay_queue(
             # it once the breaker admits calls (within the wait budget)
             queue.release(claimed)
             fresh = queue.get(item.seq)
+            # honour the refusal's retry_after: retrying at once would inflate the RECOVERY
+            # ramp's count of offered calls and spin on the store
+            pause = getattr(out.error, "retry_after", None) or 0.2
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
             if fresh is None or not _wait_admitting(gate, deadline):
                 report.waiting[queue.breaker] = f"refused while replaying: {out.error}"
                 return

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,24 @@ def test_replay_flow_entrypoint(tmp_path: Path) -> None:
         put(queue, x, policy, "tests.prefect.helpers:record_effect", args=(ledger, x))
     out = replay_flow(breakers=[policy.name])
     assert len(out["done"]) == 3 and out["remaining"] == 0
+
+
+def test_replay_probes_an_open_breaker_and_keeps_to_the_recovery_ramp(tmp_path: Path) -> None:
+    """Without other traffic an OPEN breaker is never probed: the replay sends the probe. In
+    RECOVERY it waits as each refusal says instead of retrying at once (which used to inflate
+    the ramp's count of offered calls and spin on the store)."""
+    policy = fast_policy(unique("ramp"), failures=1, open_seconds=0.3)
+    policy = replace(policy, breaker=replace(policy.breaker, recovery_seconds=1.0))
+    ledger = make_ledger(tmp_path / "ledger.db")
+    queue = DeadLetterQueue(policy.name)
+    for x in range(6):
+        put(queue, x, policy, "tests.prefect.helpers:record_effect", args=(ledger, x))
+    breaker = gate_for(policy).breaker
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+    assert breaker.state == "OPEN"
+    refused_before = breaker.counts["not_permitted"]
+    report = replay(policy.name, wait_seconds=10)
+    assert len(report.done) == 6 and report.remaining == 0
+    assert breaker.state == "CLOSED"
+    assert breaker.counts["not_permitted"] - refused_before <= 3
