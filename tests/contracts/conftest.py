@@ -15,7 +15,7 @@ from redis_helpers import RedisServer, find_redis_server
 
 from prefect_ft.stores import BreakerStore, InMemoryBreakerStore
 
-__all__ = ["redis_server", "store", "store_kind"]
+__all__ = ["redis_server", "shared_url", "store", "store_kind"]
 
 STORE_KINDS = ("memory", "sqlite", "redis")
 
@@ -90,3 +90,16 @@ def store(
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL shared by real processes: a SQLite file, or the session's (flushed) Redis."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    url = request.getfixturevalue("redis_server")
+    import redis
+
+    with redis.Redis.from_url(url) as admin:
+        admin.flushdb()
+    return url

@@ -23,18 +23,6 @@ from prefect_ft.exceptions import BulkheadFullError
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'bulkheads.db'}"
-    url = request.getfixturevalue("redis_server")
-    import redis
-
-    with redis.Redis.from_url(url) as admin:
-        admin.flushdb()
-    return url
-
-
 def most_inside(log: Path) -> int:
     """The most lease holders between a `start` and its `end` at any moment."""
     events = []

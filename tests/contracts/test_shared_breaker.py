@@ -19,18 +19,6 @@ from prefect_ft.stores import open_store
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'breakers.db'}"
-    url = request.getfixturevalue("redis_server")
-    import redis
-
-    with redis.Redis.from_url(url) as admin:
-        admin.flushdb()
-    return url
-
-
 @pytest.mark.parametrize("n", [4, 8])
 def test_dead_dependency_sees_a_bounded_number_of_calls(
     shared_url: str, tmp_path: Path, n: int
