@@ -23,10 +23,8 @@ def run(url: str, set_healthy: Callable[[bool], None], say: Callable[[str], None
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
     from prefect.events.filters import EventFilter, EventNameFilter
 
-    from prefect_ft import DeadLetterQueue, FTPolicy, ft_task, replay
+    from prefect_ft import DeadLetterQueue, FTPolicy, add_global_listener, ft_task, replay
     from prefect_ft.presets import preset_config
-
-    from prefect_ft import add_global_listener
 
     add_global_listener(
         lambda b, e: say(f"  breaker {b.name}: {e.from_state} -> {e.to_state} ({e.reason})")
