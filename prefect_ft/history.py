@@ -1,0 +1,328 @@
+"""Read task-run history and resource samples from Prefect and the store into detection batches.
+
+This is the adapter between Prefect models and the pure `prefect_ft.detection` layer: task runs
+become plain `HistoryRow`s and then a `TaskRunBatch`; nothing from Prefect reaches detectors.
+
+Reading is incremental over a window `(after, until]` of end times, with `until = now - lag_s`:
+the API records a run about a second after its final state (DESIGN §10), so a window ending
+`lag_s` in the past is complete when read, and the next read starts exactly at `until`.
+
+Paging: `read_task_runs` returns at most 200 rows a call and `TaskRunSort` has no ascending
+end-time sort, so the window is fixed before the first page, paged by offset with
+`END_TIME_DESC`, de-duplicated by run id and sorted locally. A run recorded late inside the window
+shifts later pages by one (read twice, dropped by id), never skips one; runs are not deleted from
+a recent window, which is the only way offset paging could skip a row.
+
+Resource samples live in the breaker store under `prefect-ft:resources:<component>`, a bounded
+ring written with compare-and-set, so any process can record and the detection flow can read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from prefect_ft.detection import FailureType, ResourceBatch, TaskRunBatch, classify_state
+from prefect_ft.detection.classify import DEFAULT_RULES, ClassificationRules
+from prefect_ft.stores import BreakerStore, shared_store
+
+__all__ = [
+    "COMPONENT_TAG_PREFIX",
+    "PAGE_LIMIT",
+    "History",
+    "HistoryRow",
+    "aread_history",
+    "read_history",
+    "read_resource_samples",
+    "record_resource_sample",
+    "resource_key",
+    "rows_to_batch",
+]
+
+COMPONENT_TAG_PREFIX = "ft:component:"
+PAGE_LIMIT = 200  # the server refuses larger pages (PREFECT_SERVER_API_DEFAULT_LIMIT)
+MAX_SAMPLES = 2000  # per component: ~5.5 h at one sample every 10 s
+_EXC_IN_MESSAGE = re.compile(r"encountered an exception:? ([A-Za-z_][\w.]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One finished task run as plain data (the only shape the conversion below accepts)."""
+
+    id: str
+    component: str | None
+    state_type: str
+    state_name: str | None
+    message: str | None
+    start: float | None
+    end: float
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class History:
+    """The result of one history read.
+
+    Attributes:
+        batch: rows of known components, in end-time order, for `DetectionEngine.update`.
+        until: the window's end; pass it as `after` to the next read.
+        runs: task runs read in the window (after de-duplication).
+        ignored: counts of runs left out, by reason (`untagged`, `not_a_call`).
+        unknown_components: runs per component tag the engine does not know.
+    """
+
+    batch: TaskRunBatch
+    until: float
+    runs: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+    unknown_components: dict[str, int] = field(default_factory=dict)
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _component(tags: list[str] | None) -> str | None:
+    for tag in tags or ():
+        if tag.startswith(COMPONENT_TAG_PREFIX) and len(tag) > len(COMPONENT_TAG_PREFIX):
+            return tag[len(COMPONENT_TAG_PREFIX) :]
+    return None
+
+
+def _to_row(run: Any) -> HistoryRow | None:
+    """Convert a Prefect `TaskRun` (None when it has no end time yet)."""
+    end = _ts(run.end_time)
+    if end is None:
+        return None
+    state = run.state
+    total = run.total_run_time.total_seconds() if run.total_run_time is not None else None
+    return HistoryRow(
+        id=str(run.id),
+        component=_component(run.tags),
+        state_type=str(run.state_type.value if run.state_type is not None else ""),
+        state_name=run.state_name,
+        message=state.message if state is not None else None,
+        start=_ts(run.start_time),
+        end=end,
+        duration=total if total else None,
+    )
+
+
+def rows_to_batch(
+    rows: list[HistoryRow],
+    components: tuple[str, ...],
+    *,
+    rules: ClassificationRules = DEFAULT_RULES,
+) -> tuple[TaskRunBatch, dict[str, int], dict[str, int]]:
+    """Turn plain rows into a `TaskRunBatch` of the known components.
+
+    A completed run is a success; a failed or crashed run is classified with `classify_state`
+    (the exception type name is taken from Prefect's message "encountered an exception X: ...");
+    anything else (cancelled, or a breaker's own `CircuitOpen`/`BulkheadFull` refusal, which
+    `classify_state` says is no failure of the dependency) is not a call and is left out.
+
+    Returns:
+        The batch (end-time order), ignored counts by reason, and runs per unknown component.
+    """
+    index = {c: i for i, c in enumerate(components)}
+    ignored: Counter[str] = Counter()
+    unknown: Counter[str] = Counter()
+    cols: dict[str, list[float]] = {k: [] for k in ("start", "end", "failed", "ft", "comp", "dur")}
+    for row in sorted(rows, key=lambda r: (r.end, r.id)):
+        if row.component is None:
+            ignored["untagged"] += 1
+            continue
+        if row.component not in index:
+            unknown[row.component] += 1
+            continue
+        stype = row.state_type.upper()
+        start = row.start if row.start is not None else row.end
+        duration = row.duration if row.duration is not None else row.end - start
+        if stype == "COMPLETED":
+            code = -1
+        else:
+            found = _EXC_IN_MESSAGE.search(row.message or "")
+            cls = classify_state(
+                stype,
+                row.state_name,
+                row.message,
+                found.group(1) if found else None,
+                component=row.component,
+                duration_s=duration,
+                rules=rules,
+            )
+            if cls is None:
+                ignored["not_a_call"] += 1
+                continue
+            code = FailureType(cls.failure_type).code
+        for key, value in zip(
+            cols,
+            (start, row.end, code >= 0, code, index[row.component], duration),
+            strict=True,
+        ):
+            cols[key].append(float(value))
+    batch = TaskRunBatch(
+        components,
+        np.asarray(cols["start"]),
+        np.asarray(cols["end"]),
+        np.asarray(cols["failed"], dtype=bool),
+        np.asarray(cols["ft"], dtype=np.int64),
+        np.asarray(cols["comp"], dtype=np.int64),
+        np.asarray(cols["dur"]),
+    )
+    return batch, dict(ignored), dict(unknown)
+
+
+async def aread_history(
+    components: tuple[str, ...],
+    after: float | None,
+    *,
+    until: float | None = None,
+    lag_s: float = 5.0,
+    max_age_s: float = 6 * 3600.0,
+    page_limit: int = PAGE_LIMIT,
+    rules: ClassificationRules = DEFAULT_RULES,
+) -> History:
+    """Read finished task runs with end time in `(after, until]` into a batch.
+
+    Args:
+        components: the engine's component names; other `ft:component:` tags are reported.
+        after: the previous read's `until` (exclusive); None reads back `max_age_s`.
+        until: the window end; defaults to `now - lag_s` (history lags behind events).
+        lag_s: how far behind the clock the window ends.
+        max_age_s: how far back a first read (`after=None`) looks.
+        page_limit: rows per `read_task_runs` call (at most 200).
+        rules: failure classification rules.
+
+    Returns:
+        The batch, the new watermark (`until`) and what was left out.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        TaskRunFilter,
+        TaskRunFilterEndTime,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    page_limit = max(1, min(int(page_limit), PAGE_LIMIT))
+    end = float(until) if until is not None else time.time() - lag_s
+    start = float(after) if after is not None else end - max_age_s
+    if end <= start:  # nothing new can be complete yet; keep the watermark where it is
+        return History(TaskRunBatch.empty(components), start)
+    filt = TaskRunFilter(
+        # widened by 1 us for the API's microsecond rounding; the exact bounds are applied below
+        end_time=TaskRunFilterEndTime(
+            after_=datetime.fromtimestamp(start - 1e-6, tz=UTC),
+            before_=datetime.fromtimestamp(end + 1e-6, tz=UTC),
+        ),
+        state=TaskRunFilterState(
+            type=TaskRunFilterStateType(
+                any_=[StateType.COMPLETED, StateType.FAILED, StateType.CRASHED]
+            )
+        ),
+    )
+    seen: dict[str, HistoryRow] = {}
+    offset = 0
+    async with get_client() as client:
+        while True:
+            page = await client.read_task_runs(
+                task_run_filter=filt,
+                sort=TaskRunSort.END_TIME_DESC,
+                limit=page_limit,
+                offset=offset,
+            )
+            for run in page:
+                row = _to_row(run)
+                # the API's bounds are inclusive; the window is (start, end]
+                if row is not None and start < row.end <= end:
+                    seen[row.id] = row
+            offset += len(page)
+            if len(page) < page_limit:
+                break
+    batch, ignored, unknown = rows_to_batch(list(seen.values()), components, rules=rules)
+    return History(batch, end, len(seen), ignored, unknown)
+
+
+def read_history(components: tuple[str, ...], after: float | None, **kwargs: Any) -> History:
+    """Synchronous `aread_history` (same arguments); not for use inside a running event loop."""
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    return run_coro_as_sync(aread_history(components, after, **kwargs))  # type: ignore[return-value]
+
+
+# -- resource samples -------------------------------------------------------------------------
+def resource_key(component: str) -> str:
+    """The store key of a component's resource samples."""
+    return f"prefect-ft:resources:{component}"
+
+
+def record_resource_sample(
+    component: str,
+    memory_mb: float,
+    memory_limit_mb: float,
+    cpu_pct: float = math.nan,
+    *,
+    at: float | None = None,
+    store: BreakerStore | str | None = None,
+    max_samples: int = MAX_SAMPLES,
+) -> float:
+    """Append one resource sample to the component's bounded ring in the store.
+
+    Args:
+        component: the component name.
+        memory_mb: resident memory.
+        memory_limit_mb: the memory limit.
+        cpu_pct: CPU utilisation in percent; NaN when not sampled.
+        at: sample time (epoch seconds, like task-run end times); defaults to now.
+        store: a store or URL; default the shared store.
+        max_samples: ring size; the oldest samples drop out.
+
+    Returns:
+        The sample's time.
+    """
+    st = shared_store(store)
+    key = resource_key(component)
+    for _ in range(50):  # compare-and-set: retry when another process wrote in between
+        cur = st.read(key)
+        ts = float(at) if at is not None else time.time()
+        ring = json.loads(cur.data) if cur.data else []
+        cpu = None if cpu_pct is None or math.isnan(cpu_pct) else float(cpu_pct)
+        ring.append([ts, float(memory_mb), float(memory_limit_mb), cpu])
+        ring.sort(key=lambda s: s[0])
+        ok, _ = st.cas(key, cur.version, json.dumps(ring[-max_samples:]))
+        if ok:
+            return ts
+    raise RuntimeError(f"could not record a resource sample for {component!r}: store contention")
+
+
+def read_resource_samples(
+    components: tuple[str, ...],
+    after: float | None,
+    until: float,
+    *,
+    store: BreakerStore | str | None = None,
+) -> ResourceBatch:
+    """Samples of `components` with time in `(after, until]`, as a `ResourceBatch`."""
+    st = shared_store(store)
+    found = st.read_many([resource_key(c) for c in components])
+    lo = -math.inf if after is None else after
+    rows = []
+    for i, comp in enumerate(components):
+        rec = found.get(resource_key(comp))
+        for ts, mem, limit, cpu in json.loads(rec.data) if rec and rec.data else []:
+            if lo < ts <= until:
+                rows.append((ts, i, mem, limit, math.nan if cpu is None else cpu))
+    rows.sort()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+    return ResourceBatch(components, *(np.asarray(c, dtype=float) for c in cols))
