@@ -33,6 +33,7 @@ from prefect_ft.core.states import CLOSED, HALF_OPEN, OPEN, BreakerRecord, Overl
 from prefect_ft.core.windows import WindowCounts
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.index import register_breaker
 from prefect_ft.stores.refresher import Refresher
 
 __all__ = ["BreakerListener", "CircuitBreaker", "add_global_listener", "remove_global_listener"]
@@ -117,6 +118,8 @@ class CircuitBreaker(SharedRecordMixin):
             f"prefect_ft_cm_{config.name}", default=()
         )
         self.refresh()
+        if self.store_available:
+            register_breaker(self.store, self.name)
         interval = refresh_seconds
         if interval == "default":
             from prefect_ft.settings import refresh_seconds as default_interval

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
+from prefect_ft.cli_breakers import breakers_app, status
 
 __all__ = [
     "BLOCK_TYPES",
@@ -257,6 +258,8 @@ app = cyclopts.App(
 )
 blocks_app = cyclopts.App(name="blocks", help="Register block types and apply block documents.")
 app.command(blocks_app)
+app.command(breakers_app)
+app.command(status, name="status")
 
 
 def _fail(message: str) -> int:

@@ -1,0 +1,38 @@
+"""The list of breaker names a store has seen, so operators can list breakers without a scan.
+
+One record (`prefect-ft:breakers`) holds a JSON list of names; a breaker adds its name once,
+with compare-and-set, when a process first builds it. A store that is down is skipped: the
+name is added by the next process that builds the breaker while the store is up.
+"""
+
+from __future__ import annotations
+
+import json
+
+from prefect_ft.exceptions import StoreUnavailableError
+from prefect_ft.stores.base import BreakerStore
+
+__all__ = ["INDEX_KEY", "known_breakers", "register_breaker"]
+
+INDEX_KEY = "prefect-ft:breakers"
+
+
+def known_breakers(store: BreakerStore) -> list[str]:
+    """The names registered in `store`, sorted."""
+    v = store.read(INDEX_KEY)
+    return sorted(json.loads(v.data)) if v.data else []
+
+
+def register_breaker(store: BreakerStore, name: str) -> None:
+    """Add `name` to the index (a no-op when it is there or the store is down)."""
+    try:
+        v = store.read(INDEX_KEY)
+        for _ in range(16):  # lost races only mean another process added a name meanwhile
+            names = json.loads(v.data) if v.data else []
+            if name in names:
+                return
+            ok, v = store.cas(INDEX_KEY, v.version, json.dumps(sorted([*names, name])))
+            if ok:
+                return
+    except StoreUnavailableError:
+        return
