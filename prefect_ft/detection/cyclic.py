@@ -1,9 +1,12 @@
 """Cyclic failures tracker: periodic scans of each component's failure timestamps.
 
-Two bands, because a cycle must repeat about 8-12 times before it can be told from chance
-(research/detection.md section 2.4): periods of 60-1200 s in a 3-h window scanned every 10 min,
-and 1200-4000 s in a 12-h window scanned every 30 min; components take turns. The detection delay is therefore about
-8 periods by construction. Method in `periodic.py`.
+Three bands, because a cycle must repeat about 8-12 times before it can be told from chance
+(research/detection.md section 2.4): periods of 60-450 s in a 1-h window scanned every 2 min,
+60-1200 s in a 3-h window scanned every 10 min, and 1200-4000 s in a 12-h window scanned every
+30 min; components take turns. The fast band exists because a 60 s cycle of 12-14 cycles lasts
+only 12-14 min: a 10-min cadence often alarms after it has ended, and a 3-h window dilutes a
+short episode with background failures. The detection delay is about 8 periods by construction.
+Method in `periodic.py`.
 """
 
 from __future__ import annotations
@@ -61,11 +64,16 @@ class CyclicTracker:
         bands = []
         if minute % 10 == self.slot % 10:
             bands.append((self.th.cyc_short_window_s, 60.0, 1200.0))
+        elif minute % 2 == self.slot % 2 and self.th.cyc_fast_window_s > 0:
+            fast = self.th.cyc_fast_window_s
+            bands.append((fast, 60.0, fast / self.th.cyc_min_cycles))
         if minute % 30 == (15 + self.slot) % 30:
             bands.append((self.th.cyc_long_window_s, 1200.0, 4000.0))
         if not bands:
             return None
-        keep_from = end - max(self.th.cyc_long_window_s, self.th.cyc_short_window_s)
+        keep_from = end - max(
+            self.th.cyc_long_window_s, self.th.cyc_short_window_s, self.th.cyc_fast_window_s
+        )
         cut = int(np.searchsorted(np.asarray(self.times), keep_from))
         if cut:
             del self.times[:cut]
@@ -82,7 +90,7 @@ class CyclicTracker:
             ):
                 continue
             held = end < self.hold_until
-            self.hold_until = end + window
+            self.hold_until = max(self.hold_until, end + window)
             if held:
                 return None
             codes = np.asarray(self.codes, dtype=np.int64)[est.on_phase]

@@ -45,6 +45,8 @@ class Thresholds:
         cyc_power: Z^2_2 power the periodogram peak must reach.
         cyc_min_cycles: distinct on-phase cycles required.
         cyc_short_window_s: window of the short-period scan (60 s to 1200 s).
+        cyc_fast_window_s: window of the fast scan (60 s to window / min_cycles, every 2 min);
+            0 disables it.
         cyc_long_window_s: window of the long-period scan (1200 s to 4000 s).
         cascade_window_s: burst episodes this close in time may form a cascade.
         cascade_settle_s: wait after the second episode before reporting the cascade.
@@ -77,6 +79,7 @@ class Thresholds:
     cyc_power: float = 20.0
     cyc_min_cycles: int = 8
     cyc_short_window_s: float = 3 * 3600.0
+    cyc_fast_window_s: float = 3600.0
     cyc_long_window_s: float = 12 * 3600.0
     cascade_window_s: float = 600.0
     cascade_settle_s: float = 180.0

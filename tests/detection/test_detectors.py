@@ -124,6 +124,18 @@ def test_cyclic_failures_report_the_period() -> None:
     assert alarms[0].at <= T0 + 3 * 3600.0 + 14 * 300.0
 
 
+def test_a_short_cycle_alarms_before_its_episode_ends() -> None:
+    # 13 cycles of 60 s last 13 min: the 2-min fast scan must alarm inside the episode
+    rng = np.random.default_rng(11)
+    base = task_rows(rng, 6, 0.01)
+    onset = 4 * 3600.0 + 23.0
+    extra = cyclic_rows(rng, 6, 60.0, 3, onset, 13)
+    alarms = [a for a in run(ONE, batch(ONE, base, extra)) if a.pattern is Pattern.CYCLIC]
+    assert len(alarms) == 1
+    assert abs(alarms[0].evidence_map()["period_s"] / 60.0 - 1) <= 0.05
+    assert T0 + onset <= alarms[0].at <= T0 + onset + 13 * 60.0
+
+
 def test_a_burst_is_not_called_cyclic() -> None:
     onset = 4 * 3600.0
     rows = task_rows(
