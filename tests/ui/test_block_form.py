@@ -8,13 +8,15 @@ Screenshots go to the test's `tmp_path`.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 import prefect_ft.blocks  # noqa: F401  (registers the block classes, as prefect_ft/__init__ will)
 from prefect_ft.blocks import CircuitBreakerPolicy
@@ -46,19 +48,33 @@ def _block_name(page):
     return page.locator(".p-label", has=label).locator("input").first
 
 
+_LOAD = """
+import json, sys
+from prefect_ft.blocks import CircuitBreakerPolicy
+try:
+    print(json.dumps(CircuitBreakerPolicy.load(sys.argv[1]).model_dump(mode="json")))
+except ValueError as exc:
+    print(f"ValueError: {exc}", file=sys.stderr)
+    sys.exit(3)
+"""
+
+
 def _load(server: UIServer, name: str) -> CircuitBreakerPolicy:
-    """`CircuitBreakerPolicy.load` against the UI's server.
+    """`CircuitBreakerPolicy.load` against the UI's server, as a user's process would do it.
 
-    Run in a thread of its own: Playwright's sync API keeps an event loop running in this one,
-    and `Block.load` would then return a coroutine instead of the block.
+    It runs in a subprocess: in this one Playwright keeps an event loop running (so
+    `Block.load` would return a coroutine), and Prefect's client singletons (the events worker)
+    would stay bound to this server after the test, for the tests that come after it.
     """
-
-    def load() -> CircuitBreakerPolicy:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            return CircuitBreakerPolicy.load(name)
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(load).result(timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_API_URL"] = server.api_url
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD, name], env=env, capture_output=True, text=True, timeout=120
+    )
+    if out.returncode == 3:
+        raise ValueError(out.stderr.strip())
+    assert out.returncode == 0, out.stderr
+    return CircuitBreakerPolicy.model_validate(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_circuit_breaker_policy_form(
