@@ -21,3 +21,9 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Run a test body once for a sync and once for an async function (STYLE §2.6)."""
+    return request.param

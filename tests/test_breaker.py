@@ -23,11 +23,6 @@ from prefect_ft.stores import InMemoryBreakerStore, Versioned
 from tests.conftest import FakeClock
 
 
-@pytest.fixture(params=["sync", "async"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 async def invoke(fn: Callable[..., Any], *args: Any) -> Any:
     out = fn(*args)
     return await out if inspect.isawaitable(out) else out

@@ -34,11 +34,6 @@ from tests.prefect.helpers import (
 )
 
 
-@pytest.fixture(params=["sync", "async"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
 def dep(tmp_path: Path) -> Dependency:
     d = Dependency(tmp_path / "dep")
