@@ -29,6 +29,7 @@ def detect_failures(
     page_limit: int = 200,
     artifact_key: str | None = "prefect-ft-detection",
     emit_events: bool = True,
+    max_retried_runs: int = 200,  # prefect_ft.history.MAX_RETRIED_RUNS, as a literal for AST parsing
 ) -> dict[str, Any]:
     """Detect fault patterns in the history since the last run.
 
@@ -43,6 +44,8 @@ def detect_failures(
         page_limit: task runs per API call (at most 200).
         artifact_key: key of the markdown report artifact; empty for none.
         emit_events: emit `prefect-ft.fault.detected` events.
+        max_retried_runs: retried task runs per run whose failed attempts are read (one API
+            call each); the rest are reported as skipped input.
 
     Returns:
         The summary of `prefect_ft.detection_flow.detect`.
@@ -58,4 +61,5 @@ def detect_failures(
         page_limit=page_limit,
         artifact_key=artifact_key or None,
         emit=emit_events,
+        max_retried_runs=max_retried_runs,
     )

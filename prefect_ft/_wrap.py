@@ -2,9 +2,11 @@
 
 One call: resolve the policy (`resolve_policy`, TTL-cached, so no I/O per call) -> one attempt
 through the component's gate (`prefect_ft._gates`: bulkhead permit, breaker admission, the call,
-its outcome). A refused attempt is dead-lettered and ends in a `Failed` state named `CircuitOpen`
-or `BulkheadFull`, which does not count as a failure of the dependency; with `on_open="wait"`
-the guard first sleeps until the breaker's `retry_after`, within `max_wait_seconds`.
+its outcome), then a resource sample of the component at most every
+`PREFECT_FT_RESOURCE_SAMPLE_SECONDS` (`prefect_ft.resources`). A refused attempt is
+dead-lettered and ends in a `Failed` state named `CircuitOpen` or `BulkheadFull`, which does
+not count as a failure of the dependency; with `on_open="wait"` the guard first sleeps until the
+breaker's `retry_after`, within `max_wait_seconds`.
 
 The guard body exists once for sync and once for async functions; both share every helper.
 
@@ -26,7 +28,7 @@ import cloudpickle
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from prefect_ft import prefect_events
+from prefect_ft import prefect_events, resources
 from prefect_ft._gates import (
     REJECTED_STATE_NAMES,
     Gate,
@@ -174,30 +176,36 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
 
         @functools.wraps(fn)
         async def aguarded(*args: Any, **kwargs: Any) -> Any:
-            gate, deadline = await site.agate(), None
-            while True:
-                out = await acall_guarded(gate, fn, args, kwargs)
-                if type(out) is not Rejected:
-                    return out
-                delay, deadline = _next_wait(gate.policy, out.error, deadline)
-                if delay is None:
-                    return await asyncio.to_thread(site.reject, gate, out.error, args, kwargs)
-                await asyncio.sleep(delay)
+            try:
+                gate, deadline = await site.agate(), None
+                while True:
+                    out = await acall_guarded(gate, fn, args, kwargs)
+                    if type(out) is not Rejected:
+                        return out
+                    delay, deadline = _next_wait(gate.policy, out.error, deadline)
+                    if delay is None:
+                        return await asyncio.to_thread(site.reject, gate, out.error, args, kwargs)
+                    await asyncio.sleep(delay)
+            finally:  # at most once per PREFECT_FT_RESOURCE_SAMPLE_SECONDS; never raises
+                resources.maybe_sample(site.component)
 
         guarded: Callable[..., Any] = aguarded
     else:
 
         @functools.wraps(fn)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            gate, deadline = site.gate(), None
-            while True:
-                out = call_guarded(gate, fn, args, kwargs)
-                if type(out) is not Rejected:
-                    return out
-                delay, deadline = _next_wait(gate.policy, out.error, deadline)
-                if delay is None:
-                    return site.reject(gate, out.error, args, kwargs)
-                time.sleep(delay)
+            try:
+                gate, deadline = site.gate(), None
+                while True:
+                    out = call_guarded(gate, fn, args, kwargs)
+                    if type(out) is not Rejected:
+                        return out
+                    delay, deadline = _next_wait(gate.policy, out.error, deadline)
+                    if delay is None:
+                        return site.reject(gate, out.error, args, kwargs)
+                    time.sleep(delay)
+            finally:  # at most once per PREFECT_FT_RESOURCE_SAMPLE_SECONDS; never raises
+                resources.maybe_sample(site.component)
 
     # Prefect derives task_key (and cache keys) from this source when it is `__wrapped__`, so a
     # guarded task keys like the plain function: distinct per function and stable across runs.

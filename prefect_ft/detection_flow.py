@@ -1,7 +1,8 @@
 """The body of the `detect-failures` flow: history in, `prefect-ft.fault.detected` events out.
 
 One run: load the engine's state from the store (where the last run left it), read task runs
-and resource samples since the saved watermark (`prefect_ft.history`), run the pure
+(each failed attempt of a retried run is a row) and the resource samples that `ft_task` records
+(`prefect_ft.resources`) since the saved watermark (`prefect_ft.history`), run the pure
 `DetectionEngine`, emit one event per new alarm, write a markdown artifact, log what was skipped,
 and save the state with compare-and-set. The engine's state carries each detector's hold-off, so
 a saved and restored engine never alarms twice for one episode.
@@ -24,7 +25,7 @@ from prefect_ft.detection import (
     ResourceBatch,
     Skipped,
 )
-from prefect_ft.history import read_history, read_resource_samples
+from prefect_ft.history import MAX_RETRIED_RUNS, read_history, read_resource_samples
 from prefect_ft.prefect_events import component_resource_id
 from prefect_ft.stores import BreakerStore, shared_store
 
@@ -144,7 +145,9 @@ def _markdown(summary: dict[str, Any], alarms: tuple[Alarm, ...]) -> str:
     lines = [
         "# Fault detection",
         "",
-        f"Window ends {summary['read_until']}; {summary['runs_read']} task runs read.",
+        f"Window ends {summary['read_until']}; {summary['runs_read']} task runs read, "
+        f"plus {summary['failed_attempts']} failed attempts of "
+        f"{summary['retried_runs']} retried runs.",
         "",
         "| component | rows | failed | alarms |",
         "|---|---|---|---|",
@@ -177,6 +180,7 @@ def detect(
     page_limit: int = 200,
     artifact_key: str | None = "prefect-ft-detection",
     emit: bool = True,
+    max_retried_runs: int = MAX_RETRIED_RUNS,
 ) -> dict[str, Any]:
     """One detection pass (the `detect-failures` flow calls this).
 
@@ -191,6 +195,8 @@ def detect(
         page_limit: rows per API call (at most 200).
         artifact_key: key of the markdown artifact; None writes none.
         emit: emit `prefect-ft.fault.detected` events.
+        max_retried_runs: retried task runs whose failed attempts are read per pass (each costs
+            one API call); the rest are reported as skipped input.
 
     Returns:
         A JSON-ready summary: alarms, skipped input, watermark, counts, whether the state saved.
@@ -205,7 +211,17 @@ def detect(
         lag_s=lag_s,
         max_age_s=max_age_s,
         page_limit=page_limit,
+        max_retried_runs=max_retried_runs,
     )
+    if hist.ignored.get("retried_runs_over_cap"):
+        skipped.append(
+            Skipped(
+                "retried_runs_over_cap",
+                hist.ignored["retried_runs_over_cap"],
+                f"retried task runs whose failed attempts were not read "
+                f"(max_retried_runs={max_retried_runs})",
+            )
+        )
     if hist.unknown_components:
         skipped.append(
             Skipped(
@@ -253,6 +269,8 @@ def detect(
         "read_until": hist.until,
         "engine_watermark": engine.watermark,
         "runs_read": hist.runs,
+        "retried_runs": hist.retried_runs,
+        "failed_attempts": hist.failed_attempts,
         "resource_samples": len(res),
         "ignored": hist.ignored,
         "unknown_components": hist.unknown_components,

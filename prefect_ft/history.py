@@ -13,6 +13,10 @@ end-time sort, so the window is fixed before the first page, paged by offset wit
 shifts later pages by one (read twice, dropped by id), never skips one; runs are not deleted from
 a recent window, which is the only way offset paging could skip a row.
 
+Retried runs: each failed attempt of a run Prefect retried is one more FAILED row, read with the
+same client once the window is paged; `prefect_ft.history_attempts` holds that code and the plain
+`HistoryRow` (both re-exported here with `PAGE_LIMIT` and `MAX_RETRIED_RUNS`).
+
 Resource samples live in the breaker store under `prefect-ft:resources:<component>`, a bounded
 ring written with compare-and-set, so any process can record and the detection flow can read.
 """
@@ -24,7 +28,7 @@ import math
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,14 +36,26 @@ import numpy as np
 
 from prefect_ft.detection import FailureType, ResourceBatch, TaskRunBatch, classify_state
 from prefect_ft.detection.classify import DEFAULT_RULES, ClassificationRules
+from prefect_ft.history_attempts import (
+    MAX_RETRIED_RUNS,
+    PAGE_LIMIT,
+    HistoryRow,
+    aread_failed_attempts,
+    attempt_rows,
+    parse_retry_log,
+)
+from prefect_ft.resources import record_resource_sample, resource_key
 from prefect_ft.stores import BreakerStore, shared_store
 
 __all__ = [
     "COMPONENT_TAG_PREFIX",
+    "MAX_RETRIED_RUNS",
     "PAGE_LIMIT",
     "History",
     "HistoryRow",
     "aread_history",
+    "attempt_rows",
+    "parse_retry_log",
     "read_history",
     "read_resource_samples",
     "record_resource_sample",
@@ -48,23 +64,7 @@ __all__ = [
 ]
 
 COMPONENT_TAG_PREFIX = "ft:component:"
-PAGE_LIMIT = 200  # the server refuses larger pages (PREFECT_SERVER_API_DEFAULT_LIMIT)
-MAX_SAMPLES = 2000  # per component: ~5.5 h at one sample every 10 s
 _EXC_IN_MESSAGE = re.compile(r"encountered an exception:? ([A-Za-z_][\w.]*)")
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    """One finished task run as plain data (the only shape the conversion below accepts)."""
-
-    id: str
-    component: str | None
-    state_type: str
-    state_name: str | None
-    message: str | None
-    start: float | None
-    end: float
-    duration: float | None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -75,8 +75,11 @@ class History:
         batch: rows of known components, in end-time order, for `DetectionEngine.update`.
         until: the window's end; pass it as `after` to the next read.
         runs: task runs read in the window (after de-duplication).
-        ignored: counts of runs left out, by reason (`untagged`, `not_a_call`).
+        ignored: counts of rows left out, by reason (`untagged`, `not_a_call`,
+            `retried_runs_over_cap`: retried runs whose failed attempts were not read).
         unknown_components: runs per component tag the engine does not know.
+        retried_runs: runs with more than one attempt whose states were read.
+        failed_attempts: FAILED rows added for failed attempts of retried runs.
     """
 
     batch: TaskRunBatch
@@ -84,6 +87,8 @@ class History:
     runs: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
     unknown_components: dict[str, int] = field(default_factory=dict)
+    retried_runs: int = 0
+    failed_attempts: int = 0
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -154,7 +159,7 @@ def rows_to_batch(
                 stype,
                 row.state_name,
                 row.message,
-                found.group(1) if found else None,
+                row.exception_type or (found.group(1) if found else None),
                 component=row.component,
                 duration_s=duration,
                 rules=rules,
@@ -190,8 +195,13 @@ async def aread_history(
     max_age_s: float = 6 * 3600.0,
     page_limit: int = PAGE_LIMIT,
     rules: ClassificationRules = DEFAULT_RULES,
+    max_retried_runs: int = MAX_RETRIED_RUNS,
 ) -> History:
     """Read finished task runs with end time in `(after, until]` into a batch.
+
+    Failed attempts of retried runs (`run_count > 1`) that ended in the window are added as
+    FAILED rows (see `prefect_ft.history_attempts`); a retried run's own row then starts at its
+    last attempt.
 
     Args:
         components: the engine's component names; other `ft:component:` tags are reported.
@@ -201,6 +211,8 @@ async def aread_history(
         max_age_s: how far back a first read (`after=None`) looks.
         page_limit: rows per `read_task_runs` call (at most 200).
         rules: failure classification rules.
+        max_retried_runs: at most this many retried runs have their attempts read per call; the
+            rest are counted in `ignored["retried_runs_over_cap"]` and logged.
 
     Returns:
         The batch, the new watermark (`until`) and what was left out.
@@ -233,6 +245,7 @@ async def aread_history(
         ),
     )
     seen: dict[str, HistoryRow] = {}
+    runs: list[Any] = []
     offset = 0
     async with get_client() as client:
         while True:
@@ -242,6 +255,7 @@ async def aread_history(
                 limit=page_limit,
                 offset=offset,
             )
+            runs += page
             for run in page:
                 row = _to_row(run)
                 # the API's bounds are inclusive; the window is (start, end]
@@ -250,8 +264,20 @@ async def aread_history(
             offset += len(page)
             if len(page) < page_limit:
                 break
-    batch, ignored, unknown = rows_to_batch(list(seen.values()), components, rules=rules)
-    return History(batch, end, len(seen), ignored, unknown)
+        attempts = await aread_failed_attempts(
+            client, runs, start, end, component=_component, max_retried_runs=max_retried_runs
+        )
+    for run_id, started in attempts.last_start.items():
+        row = seen.get(run_id)
+        if row is not None and started <= row.end:  # the run's own row is its last attempt
+            seen[run_id] = replace(row, start=started, duration=row.end - started)
+    rows = list(seen.values()) + attempts.rows
+    batch, ignored, unknown = rows_to_batch(rows, components, rules=rules)
+    if attempts.over_cap > 0:
+        ignored["retried_runs_over_cap"] = attempts.over_cap
+    return History(
+        batch, end, len(seen), ignored, unknown, attempts.retried_runs, len(attempts.rows)
+    )
 
 
 def read_history(components: tuple[str, ...], after: float | None, **kwargs: Any) -> History:
@@ -261,51 +287,7 @@ def read_history(components: tuple[str, ...], after: float | None, **kwargs: Any
     return run_coro_as_sync(aread_history(components, after, **kwargs))  # type: ignore[return-value]
 
 
-# -- resource samples -------------------------------------------------------------------------
-def resource_key(component: str) -> str:
-    """The store key of a component's resource samples."""
-    return f"prefect-ft:resources:{component}"
-
-
-def record_resource_sample(
-    component: str,
-    memory_mb: float,
-    memory_limit_mb: float,
-    cpu_pct: float = math.nan,
-    *,
-    at: float | None = None,
-    store: BreakerStore | str | None = None,
-    max_samples: int = MAX_SAMPLES,
-) -> float:
-    """Append one resource sample to the component's bounded ring in the store.
-
-    Args:
-        component: the component name.
-        memory_mb: resident memory.
-        memory_limit_mb: the memory limit.
-        cpu_pct: CPU utilisation in percent; NaN when not sampled.
-        at: sample time (epoch seconds, like task-run end times); defaults to now.
-        store: a store or URL; default the shared store.
-        max_samples: ring size; the oldest samples drop out.
-
-    Returns:
-        The sample's time.
-    """
-    st = shared_store(store)
-    key = resource_key(component)
-    for _ in range(50):  # compare-and-set: retry when another process wrote in between
-        cur = st.read(key)
-        ts = float(at) if at is not None else time.time()
-        ring = json.loads(cur.data) if cur.data else []
-        cpu = None if cpu_pct is None or math.isnan(cpu_pct) else float(cpu_pct)
-        ring.append([ts, float(memory_mb), float(memory_limit_mb), cpu])
-        ring.sort(key=lambda s: s[0])
-        ok, _ = st.cas(key, cur.version, json.dumps(ring[-max_samples:]))
-        if ok:
-            return ts
-    raise RuntimeError(f"could not record a resource sample for {component!r}: store contention")
-
-
+# -- resource samples (written by `prefect_ft.resources`) ------------------------------------
 def read_resource_samples(
     components: tuple[str, ...],
     after: float | None,

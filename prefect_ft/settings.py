@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from prefect_ft.exceptions import ConfigurationError
 
-__all__ = ["cache_ttl_seconds", "default_store_url", "metrics_port", "refresh_seconds"]
+__all__ = [
+    "cache_ttl_seconds",
+    "default_store_url",
+    "memory_limits_mb",
+    "metrics_port",
+    "refresh_seconds",
+    "resource_sample_seconds",
+]
 
 
 def _float(name: str, default: float, low: float, high: float) -> float:
@@ -49,3 +57,36 @@ def metrics_port() -> int | None:
     """`PREFECT_FT_METRICS_PORT`: serve Prometheus metrics on this loopback port when set."""
     raw = os.environ.get("PREFECT_FT_METRICS_PORT")
     return int(_float("PREFECT_FT_METRICS_PORT", 0, 1, 65535)) if raw else None
+
+
+def resource_sample_seconds() -> float:
+    """`PREFECT_FT_RESOURCE_SAMPLE_SECONDS`: at most one resource sample per component per process
+    this often (default 10 s; 0 turns sampling off)."""
+    return _float("PREFECT_FT_RESOURCE_SAMPLE_SECONDS", 10.0, 0.0, 86400.0)
+
+
+def memory_limits_mb() -> dict[str, float]:
+    """`PREFECT_FT_MEMORY_LIMIT_MB`: the memory limit that resource samples report, in MB.
+
+    Either one number for every component (`"4096"`) or `component=MB` pairs separated by commas,
+    with `*` for the rest (`"ml-inference=12288,*=4096"`). Empty: the limit is detected (see
+    `prefect_ft.resources.detected_memory_limit_mb`).
+    """
+    raw = (os.environ.get("PREFECT_FT_MEMORY_LIMIT_MB") or "").strip()
+    out: dict[str, float] = {}
+    if not raw:
+        return out
+    for part in raw.split(","):
+        name, sep, value = part.strip().rpartition("=")
+        name = name.strip() if sep else "*"
+        try:
+            mb = float(value)
+        except ValueError:
+            mb = math.nan
+        if not name or not math.isfinite(mb) or mb <= 0:
+            raise ConfigurationError(
+                "PREFECT_FT_MEMORY_LIMIT_MB must be a positive number of MB or "
+                f"'component=MB,*=MB' pairs (got {raw!r})"
+            )
+        out[name] = mb
+    return out
