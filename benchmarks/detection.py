@@ -88,12 +88,49 @@ def targeted(seed: int) -> Scenario:
     return Scenario(hours=math.ceil(at / 3600.0) + 1, episodes=tuple(specs))
 
 
+def sweep(seed: int, pattern: str) -> Scenario:
+    """Many episodes of one pattern per seed, to measure its recall with fewer seeds.
+
+    cyclic: P = 60, 300, 900 and 3600 s, k = 3 (even seeds) or 5 (odd), 12 cycles, types
+    Timeout and ResourceExhaustion alternating, the component rotating with the seed.
+    cascade: roots 0, 1 and 2 at q = 0.6 and 0.9, bursts of 120 s or 300 s at p = 0.9 or 0.5.
+    """
+    if pattern == "cyclic":
+        k = 3.0 + 2.0 * (seed % 2)
+        eps = [
+            ("cyclic", (seed + i) % 4, {"P": P, "k": k, "cycles": 12.0, "type": float(i % 2)})
+            for i, P in enumerate((60.0, 300.0, 900.0, 3600.0))
+        ]
+    else:
+        eps = [
+            (
+                "cascade",
+                root,
+                {
+                    "q": q,
+                    "D_s": 120.0 + 180.0 * ((seed + root) % 2),
+                    "p": 0.9 if (seed + root) % 3 else 0.5,
+                    "type": 5.0,
+                },
+            )
+            for q in (0.6, 0.9)
+            for root in (0, 1, 2)
+        ]
+    specs, at = [], 2 * 3600.0
+    for pat, comp, params in eps:
+        specs.append(EpisodeSpec(pat, comp, at, tuple(params.items())))
+        at += (params.get("P", 0.0) * 12 if pat == "cyclic" else 420.0) + 2.5 * 3600.0
+    return Scenario(hours=math.ceil(at / 3600.0), episodes=tuple(specs))
+
+
 def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any]:
     """Generate one history and run the engine once per threshold set."""
     seed, kind, hours, th_sets = job
     scenario = (
         targeted(seed)
         if kind == "targeted"
+        else sweep(seed, kind.removeprefix("sweep-"))
+        if kind.startswith("sweep-")
         else Scenario(hours=hours, episodes=())
         if kind == "null"
         else Scenario(hours=hours)
@@ -404,6 +441,7 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="choose thresholds on seeds 0-99")
     ap.add_argument("--quick", action="store_true", help="4 seeds of 24 h, about a minute")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", default=None, help="run only the sets whose title contains this text")
     args = ap.parse_args()
     if args.calibrate:
         calibrate(
@@ -439,6 +477,12 @@ def main() -> None:
         sets["targeted episodes, seeds 1000-1019"] = [
             (s, "targeted", 0.0, [th]) for s in range(1000, 1020)
         ]
+        for pattern in ("cyclic", "cascade"):
+            sets[f"{pattern} sweep, seeds 1000-1019"] = [
+                (s, f"sweep-{pattern}", 0.0, [th]) for s in range(1000, 1020)
+            ]
+    if args.only:
+        sets = {k: v for k, v in sets.items() if args.only in k}
     print(f"thresholds v1: {json.dumps(th)}\n")
     for name, jobs in sets.items():
         t0 = time.perf_counter()

@@ -5,6 +5,7 @@
 2. Refine the peak, then test the peak period and its multiples (2P, 3P, ... 12P): a sharp pulse
    train puts nearly as much power at j/P as at 1/P, so the peak alone is often a harmonic
    (research/detection.md section 2.4; Vlachos et al. 2005 confirm candidates on a second view).
+   Each candidate is folded at 9 nearby periods, since the peak's error grows with the multiple.
 3. Keep the candidate whose folded profile is most significant. The folded test counts failures in
    an 8 % phase window per cycle and caps each cycle's count, so a single error burst (many
    failures in one cycle) cannot pass for a cycle; it also needs `min_cycles` cycles on phase.
@@ -151,7 +152,15 @@ def find_period(
         period = j / f_best
         if period > span / min_cycles * 1.0001:
             break
-        z, cycles, on, per_cycle, start, phase_bin = _fold(t_rel, period, span)
+        # The peak's error grows with the multiple, and a period off by 0.4 % drifts a whole
+        # bin over 23 cycles: fold each candidate at nearby periods (quarter-bin drift steps)
+        # and keep the best. Without this, P/2 (refined at its own peak) beat a true P folded
+        # at 2 x a slightly wrong P/2.
+        step = period * period / span / _BINS / 4.0
+        z, cycles, on, per_cycle, start, phase_bin, period = max(
+            ((*_fold(t_rel, period + i * step, span), period + i * step) for i in range(-4, 5)),
+            key=lambda r: r[0],
+        )
         # a longer multiple must be clearly better: harmonics of a true period fold nearly as well
         if best is None or z > best[0] * 1.1:
             best = (z, period, cycles, on, per_cycle, start, phase_bin)

@@ -3,7 +3,29 @@
 Garg et al. (1998) / Grottke et al. (2006) time-to-exhaustion. Garbage-collected memory is a
 sawtooth, and what leaks is its floor, so memory is tracked as the minimum over the last 3 minutes
 (one GC cycle of the generator, research/detection.md section 2.3); CPU as the per-minute mean.
-A cheap least-squares gate skips the O(n^2) Theil-Sen fit on flat series.
+
+Two fits, both Theil-Sen with a confidence interval (`exhaustion.time_to_limit`):
+
+- a short window (`exh_window_s`, per-minute points), for fast leaks; when the trend steepened
+  inside it, its recent half is used;
+- long windows (`exh_long_window_s` halved down to 2 x the short window: 8 h, 4 h, 2 h, 1 h) on
+  5-minute block means of the floor, for slow leaks, whose slope a 30-minute window cannot pin
+  down. The longest window that is both significant and linear is taken (a multi-window choice
+  in the spirit of adaptive windowing, Bifet and Gavalda 2007): linear means the Theil-Sen
+  slope of each half agrees with the window's (a Chow-style split test, Chow 1960), so neither a
+  window reaching back before the leak's onset nor a load step is used. A linear long fit
+  supplies the alarm's slope and TTE; the short window overrides it only when it is linear and
+  `_STEEPER` times steeper (a new, faster leak), because its interval is too narrow (overlapping
+  3-minute floors are not independent points). CPU short-window alarms must be linear too (a
+  flash crowd is a step, not a trend).
+
+Levels are time-stamped where observed (the floor at its minimum sample, the CPU mean at the
+minute's centre), which removes a ~1.5-minute lag of a rising floor from the TTE.
+
+Cost: per minute O(1) Python (a block accumulator); the O(n^2) fits (n <= 96 blocks, <= 30
+minutes) run every other minute only behind a cheap pure-Python gate (Bartlett's three-group
+slope of the short window, the end-point slope of the longest long window: the limit within 3
+horizons, and for CPU half the minimum rise).
 """
 
 from __future__ import annotations
@@ -16,13 +38,17 @@ import numpy as np
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import Alarm, FailureType, Pattern, Severity
-from prefect_ft.detection.exhaustion import time_to_limit
+from prefect_ft.detection.exhaustion import TimeToLimit, time_to_limit
 from prefect_ft.detection.thresholds import Thresholds
+from prefect_ft.detection.trend import theil_sen_slope
 
 __all__ = ["ResourceTracker", "exhaustion_severity"]
 
 _FLOOR_MINUTES = 3
 _REF_MINUTES = 360
+_BLOCK_S = 300.0  # long windows use 5-minute block means of the floor
+_STEEPER = 3.0  # a short-window slope overrides a linear long trend only if this much steeper
+_LIN_Z = 3.0  # the halves' slopes must differ by this many standard errors to count as a bend
 
 
 def exhaustion_severity(tte_s: float) -> Severity:
@@ -36,26 +62,118 @@ def exhaustion_severity(tte_s: float) -> Severity:
     return Severity.LOW
 
 
+def _linear(t: np.ndarray, x: np.ndarray, est: TimeToLimit, tol: float) -> bool:
+    """True unless the Theil-Sen slope of either half departs from the window's slope both
+    materially (more than `tol` of it) and significantly (more than `_LIN_Z` standard errors).
+
+    A window reaching back before a leak's onset has a flat first half; a level step (a flash
+    crowd) has two flat halves around a steep full-window slope; a ramp has neither.
+    """
+    half = t.size // 2
+    s1, _ = theil_sen_slope(t[:half], x[:half])
+    s2, _ = theil_sen_slope(t[half:], x[half:])
+    th = t[half:] - t[half:].mean()
+    se = est.noise / math.sqrt(max(float((th * th).sum()), 1e-9))
+    return max(abs(s1 - est.slope), abs(s2 - est.slope)) <= max(tol * abs(est.slope), _LIN_Z * se)
+
+
+def _windows(th: Thresholds) -> tuple[int, ...]:
+    """Long windows in blocks, longest first: exh_long_window_s halved while >= 2 x short."""
+    out, w = [], th.exh_long_window_s
+    while w >= 2 * th.exh_window_s and w >= 8 * _BLOCK_S:
+        out.append(int(w // _BLOCK_S))
+        w /= 2
+    return tuple(out)
+
+
 class ResourceTracker:
     """Time-to-limit detector for one resource ("memory" or "cpu") of one component."""
 
-    __slots__ = ("hold_until", "kind", "limit", "long", "mins", "name", "series", "th")
+    __slots__ = (
+        "blk",
+        "blocks",
+        "hold_until",
+        "kind",
+        "limit",
+        "mins",
+        "name",
+        "series",
+        "th",
+        "wins",
+    )
 
     def __init__(self, name: str, kind: str, th: Thresholds) -> None:
         self.name = name
         self.kind = kind
         self.th = th
-        self.mins: deque[float] = deque(maxlen=_FLOOR_MINUTES)
+        self.wins = _windows(th)
+        self.mins: deque[list[float]] = deque(maxlen=_FLOOR_MINUTES)
         self.series: deque[list[float]] = deque(maxlen=max(10, int(th.exh_window_s // 60)))
-        self.long: deque[float] = deque(maxlen=_REF_MINUTES)
+        n_blk = max(int(th.exh_long_window_s // _BLOCK_S), _REF_MINUTES * 60 // int(_BLOCK_S))
+        self.blocks: deque[list[float]] = deque(maxlen=n_blk)
+        self.blk = [0.0, 0.0, 0.0, -1.0]  # time sum, level sum, minutes, block index
         self.limit = 100.0
         self.hold_until = NEVER
 
     def state(self) -> dict[str, Any]:
-        return dump_slots(self, skip=("name", "th", "kind"))
+        return dump_slots(self, skip=("name", "th", "kind", "wins"))
 
     def load(self, data: dict[str, Any]) -> None:
+        data = dict(data)
+        data.pop("long", None)  # a snapshot from before the long windows: no blocks yet
+        mins = data.get("mins")
+        if isinstance(mins, dict) and any(not isinstance(m, list) for m in mins.get("deque", [])):
+            del data["mins"]  # untimed floors of that version: refill within 3 minutes
         load_slots(self, data)
+
+    def _long_fit(self, end: float, limit: float, noisy: float) -> tuple[TimeToLimit, float] | None:
+        """The longest significant and linear long-window fit, or None."""
+        nb = len(self.blocks)
+        arr = None
+        for n in self.wins:
+            if nb < n:
+                continue
+            if arr is None:
+                arr = np.asarray(self.blocks, dtype=float)
+            t, x = arr[-n:, 0], arr[-n:, 1]
+            if x[-1] >= limit or (x[-1] - x[0]) <= 0:
+                continue
+            est = time_to_limit(t, x, limit, end, self.th.exh_alpha)
+            if est is None or est.slope_lo <= 0:
+                continue
+            span = t[-1] - t[0]
+            if est.slope * span <= self.th.exh_min_ratio * max(est.noise, noisy):
+                continue
+            if _linear(t, x, est, self.th.exh_lin_tol):
+                return est, span
+        return None
+
+    def _gate(self, limit: float, x_now: float) -> tuple[bool, bool]:
+        """Cheap pure-Python tests: could the limit be within 3 horizons, by the short window's
+        slope (Bartlett's three-group method: the mean of the last third against the first;
+        Bartlett 1949) and by the longest long window's end points? CPU also needs half its
+        minimum rise over the window."""
+        reach = 3 * self.th.exh_horizon_s
+        half_rise = 0.5 * self.th.exh_cpu_min_rise if self.kind == "cpu" else 0.0
+        pts = list(self.series)
+        k = len(pts) // 3
+        t0 = x0 = t1 = x1 = 0.0
+        for (ta, xa), (tb, xb) in zip(pts[:k], pts[-k:], strict=True):
+            t0 += ta
+            x0 += xa
+            t1 += tb
+            x1 += xb
+        span = pts[-1][0] - pts[0][0]
+        short = (
+            x1 > x0
+            and (limit - x_now) * (t1 - t0) / (x1 - x0) <= reach
+            and (x1 - x0) * span / (t1 - t0) > half_rise
+        )
+        for n in self.wins:
+            if len(self.blocks) >= n:
+                (t0, x0), (t1, x1) = self.blocks[-n], self.blocks[-1]
+                return short, x1 - x0 > half_rise and (limit - x1) * (t1 - t0) / (x1 - x0) <= reach
+        return short, False
 
     def close_minute(self, end: float, values: np.ndarray, limit: float) -> Alarm | None:
         """Close the minute ending at `end` with that minute's samples (NaNs ignored)."""
@@ -63,47 +181,81 @@ class ResourceTracker:
         if values.size == 0 or not math.isfinite(limit) or limit <= 0:
             return None
         self.limit = limit
+        # Time-stamp each level where it was observed (the samples are spread evenly over the
+        # minute): the floor at its minimum sample, the CPU mean at the minute's centre. Stamping
+        # a 3-minute floor at the minute's end would lag a rising floor by ~1.5 minutes.
+        step = 60.0 / values.size
         if self.kind == "memory":
-            self.mins.append(float(values.min()))
-            level = min(self.mins)
+            i = int(values.argmin())
+            self.mins.append([end - 60.0 + (i + 0.5) * step, float(values[i])])
+            at, level = min(self.mins, key=lambda m: m[1])
         else:
-            level = float(values.mean())
-        self.series.append([end, level])
-        self.long.append(level)
+            at, level = end - 30.0, float(values.sum()) / values.size
+        self.series.append([at, level])
+        blk, idx = self.blk, float(end // _BLOCK_S)
+        if idx != blk[3]:
+            if blk[2] > 0:
+                self.blocks.append([blk[0] / blk[2], blk[1] / blk[2]])
+            blk[0], blk[1], blk[2], blk[3] = 0.0, 0.0, 0.0, idx
+        blk[0] += at
+        blk[1] += level
+        blk[2] += 1.0
         if len(self.series) < 10 or int(end // 60) % 2:
             return None  # every other minute: a minute of lead time is not worth the cost
+        short_ok, long_ok = self._gate(limit, level)
+        if not (short_ok or long_ok):
+            return None
+        return self._evaluate(end, limit, short_ok, long_ok)
+
+    def _evaluate(self, end: float, limit: float, short_ok: bool, long_ok: bool) -> Alarm | None:
+        th = self.th
         arr = np.asarray(self.series, dtype=float)
         t, x = arr[:, 0], arr[:, 1]
-        tc = t - t.mean()
-        slope_ls = float((tc * (x - x.mean())).sum() / (tc * tc).sum())
-        if slope_ls <= 0 or (limit - x[-1]) / slope_ls > 3 * self.th.exh_horizon_s:
-            return None
-        est = time_to_limit(t, x, limit, end, self.th.exh_alpha)
+        short = time_to_limit(t, x, limit, end, th.exh_alpha) if short_ok else None
+        if short is not None:
+            half = t.size // 2
+            recent = time_to_limit(t[half:], x[half:], limit, end, th.exh_alpha)
+            if recent is not None and recent.slope_lo > short.slope:
+                # the trend steepened inside the window (a leak that started recently): the
+                # recent half is what will reach the limit, and the full window would overstate
+                # the time
+                short, t, x = recent, t[half:], x[half:]
+        span = t[-1] - t[0]
+        # CPU also needs a real rise: a busy stage sits near 100 % by design (saturation)
+        min_rise = th.exh_cpu_min_rise if self.kind == "cpu" else 0.0
+        noisy = 1e-9 * limit
+        est = None
+        if short is not None:
+            rise = short.slope * span
+            if (
+                short.slope_lo > 0
+                and short.tte_lo_s < th.exh_horizon_s
+                and rise > th.exh_min_ratio * max(short.noise, noisy)
+                and rise > min_rise
+            ):
+                est = short
+        fit = self._long_fit(end, limit, noisy) if long_ok or est is not None else None
+        if fit is not None:
+            lest, lspan = fit
+            if lest.tte_lo_s < th.exh_horizon_s and lest.slope * lspan > min_rise:
+                est = lest  # the long linear fit has the better slope, hence the better TTE
+            elif est is not None and (
+                est.slope_lo <= _STEEPER * lest.slope or not _linear(t, x, est, th.exh_lin_tol)
+            ):
+                # the short window only saw noise or a load step around the long trend (its
+                # interval is too narrow: 3-minute floors overlap, so its points are not
+                # independent); a new, faster leak is both much steeper and linear
+                est = None
+        elif est is not None and self.kind == "cpu" and not _linear(t, x, est, th.exh_lin_tol):
+            est = None  # a CPU step (a flash crowd) is saturation, not a trend to a limit
         if est is None:
             return None
-        span = t[-1] - t[0]
-        half = t.size // 2
-        recent = time_to_limit(t[half:], x[half:], limit, end, self.th.exh_alpha)
-        if recent is not None and recent.slope_lo > est.slope:
-            # the trend steepened inside the window (a leak that started recently): the recent
-            # half is what will reach the limit, and the full window would overstate the time
-            est, span = recent, t[-1] - t[half]
-        rise = est.slope * span
-        noise = max(est.noise, 1e-9 * limit)
-        # CPU also needs a real rise: a busy stage sits near 100 % by design (saturation)
-        min_rise = self.th.exh_cpu_min_rise if self.kind == "cpu" else 0.0
-        if not (
-            est.slope_lo > 0
-            and est.tte_lo_s < self.th.exh_horizon_s
-            and rise > self.th.exh_min_ratio * noise
-            and rise > min_rise
-        ):
-            return None
         held = end < self.hold_until
-        self.hold_until = end + self.th.holdoff_s
+        self.hold_until = end + th.holdoff_s
         if held:
             return None
-        ref = float(np.median(np.fromiter(self.long, float)))
+        ref_n = min(len(self.blocks), _REF_MINUTES * 60 // int(_BLOCK_S))
+        ref = float(np.median([b[1] for b in list(self.blocks)[-ref_n:]])) if ref_n else est.level
         onset = max(end - _REF_MINUTES * 60.0, end - max(0.0, est.level - ref) / est.slope)
         unit = "MB" if self.kind == "memory" else "%"
         return Alarm(
@@ -111,7 +263,9 @@ class ResourceTracker:
             components=(self.name,),
             onset=min(onset, end),
             at=end,
-            severity=exhaustion_severity(est.tte_s),
+            # by the pessimistic time, the one the alarm rule uses (an alarm at the 1 h horizon
+            # is HIGH even when the point estimate is a little over an hour)
+            severity=exhaustion_severity(est.tte_lo_s),
             failure_type=FailureType.RESOURCE_EXHAUSTION,
             score=est.tte_lo_s,
             evidence=(

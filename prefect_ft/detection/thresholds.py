@@ -28,6 +28,9 @@ class Thresholds:
         burst_m: the rise worth paging for: p1 = min(0.9, m * p0).
         burst_min_tasks: tasks in the baseline before burst alarms may fire.
         burst_baseline_s: trailing window of the failure-rate baseline.
+        burst_m_fast: rise of the bank's second Bernoulli CUSUM (p1 = min(0.9, m * p0)), tuned
+            to large bursts; 0 turns the bank off (one chart at `burst_m`).
+        burst_h_fast: decision interval of that second chart (nats).
         deg_h: CUSUM decision interval on robust z of per-minute median log latency.
         deg_k: CUSUM reference value (sigma units).
         deg_z_clip: cap on one minute's z, so one odd minute cannot alarm on its own.
@@ -41,6 +44,10 @@ class Thresholds:
         exh_alpha: confidence of the Theil-Sen slope interval.
         exh_min_ratio: the fitted rise over the window must exceed this many noise scales.
         exh_cpu_min_rise: a CPU trend must rise at least this many percent points over the window.
+        exh_long_window_s: longest of the long exhaustion windows (5-minute block means), halved
+            down to 2 x `exh_window_s` (8 h, 4 h, 2 h, 1 h), for slow leaks; 0 disables them.
+        exh_lin_tol: a window counts as linear unless the slope of one of its halves departs
+            from the window's by more than this fraction of it (and significantly).
         cyc_z: folded-count z (capped per cycle) a period must reach.
         cyc_power: Z^2_2 power the periodogram peak must reach.
         cyc_min_cycles: distinct on-phase cycles required.
@@ -51,6 +58,18 @@ class Thresholds:
         cascade_window_s: burst episodes this close in time may form a cascade.
         cascade_settle_s: wait after the second episode before reporting the cascade.
         cascade_max_lag_s: largest cross-correlation lag considered per edge.
+        cascade_cond_alpha: p-value a graph descendant without its own burst alarm must reach
+            (exact conditional Poisson-ratio test of its failures since the root's onset against
+            its baseline) to join a cascade; tested only while an upstream burst alarm is open.
+        cascade_cond_min_failures: failures such a descendant needs since the root's onset.
+        cascade_baseline_s: trailing baseline window of that test (ends `cascade_window_s`
+            before the root's onset).
+        cascade_lead_s: the test window starts this long before the root's onset estimate.
+        cascade_hop_tolerance_s: a hop runs backwards (no cascade) only when the child's burst
+            onset precedes its parent's by more than this.
+        cascade_min_wait_s: a cascade is reported no earlier than this after the first burst
+            alarm of its group (stages far downstream are reached late when the root fails
+            most tasks).
         holdoff_s: after an alarm, the same (pattern, component) stays silent this long.
         metric_h: CUSUM decision interval for `detect_metric`.
         metric_k: CUSUM reference value for `detect_metric`.
@@ -62,6 +81,8 @@ class Thresholds:
     burst_m: float = 8.0
     burst_min_tasks: int = 1800
     burst_baseline_s: float = 6 * 3600.0
+    burst_m_fast: float = 30.0
+    burst_h_fast: float = 13.0
     deg_h: float = 8.0
     deg_k: float = 0.5
     deg_z_clip: float = 8.0
@@ -75,6 +96,8 @@ class Thresholds:
     exh_alpha: float = 0.90
     exh_min_ratio: float = 3.0
     exh_cpu_min_rise: float = 12.0
+    exh_long_window_s: float = 8 * 3600.0
+    exh_lin_tol: float = 0.25
     cyc_z: float = 5.0
     cyc_power: float = 20.0
     cyc_min_cycles: int = 8
@@ -84,6 +107,12 @@ class Thresholds:
     cascade_window_s: float = 600.0
     cascade_settle_s: float = 180.0
     cascade_max_lag_s: float = 60.0
+    cascade_cond_alpha: float = 1e-6
+    cascade_cond_min_failures: int = 5
+    cascade_baseline_s: float = 3 * 3600.0
+    cascade_lead_s: float = 60.0
+    cascade_hop_tolerance_s: float = 300.0
+    cascade_min_wait_s: float = 420.0
     holdoff_s: float = 1800.0
     metric_h: float = 10.0
     metric_k: float = 0.5
