@@ -37,7 +37,10 @@ GRACE_S = 3600.0
 THRESHOLDS_FILE = Path(__file__).resolve().parents[1] / "prefect_ft/detection/thresholds_v1.json"
 # calibration grid: level i of each pattern's knobs, least to most strict
 GRID: dict[str, dict[str, list[float]]] = {
-    "burst": {"burst_h": [9.0, 10.0, 11.0, 12.5, 14.0, 16.0]},
+    "burst": {
+        "burst_h": [9.0, 10.0, 11.0, 12.5, 14.0, 16.0],
+        "burst_h_fast": [11.0, 12.0, 13.0, 14.5, 16.0, 18.0],
+    },
     "degradation": {
         "deg_h": [8.0, 10.0, 12.0, 15.0, 19.0, 24.0],
         "mk_z": [4.0, 4.5, 5.0, 5.5, 6.0, 7.0],
@@ -47,8 +50,8 @@ GRID: dict[str, dict[str, list[float]]] = {
         "exh_cpu_min_rise": [10.0, 12.0, 15.0, 18.0, 22.0, 26.0],
     },
     "cyclic": {
-        "cyc_z": [4.5, 5.0, 5.5, 6.0, 7.0, 8.0],
-        "cyc_power": [15.0, 18.0, 21.0, 24.0, 28.0, 32.0],
+        "cyc_z": [5.0, 5.5, 6.0, 7.0, 8.0, 9.0],
+        "cyc_power": [18.0, 21.0, 24.0, 28.0, 32.0, 36.0],
     },
 }
 
