@@ -84,6 +84,9 @@ def order_cascade(
     start: float,
     end: float,
     max_lag_s: float,
+    onsets: Mapping[int, float] | None = None,
+    tolerance_s: float = 0.0,
+    alarmed: Mapping[int, float] | None = None,
 ) -> CascadeOrder:
     """Order the components of a suspected cascade, root first.
 
@@ -98,6 +101,16 @@ def order_cascade(
         start: window start for the correlation.
         end: window end.
         max_lag_s: largest lag considered.
+        onsets: episode onset estimates (e.g. of burst alarms) per component, where known.
+            When given they pick the root among unrelated tops and decide whether a hop runs
+            backwards (the child's episode began more than `tolerance_s` before its parent's);
+            components without an onset (found by a conditional test) never run backwards.
+            Without them the first failure in the window and the correlation lag are used.
+        tolerance_s: slack on onset estimates (their spread on saturated stages is about
+            +-100 s, far more than propagation lags of seconds).
+        alarmed: alarm times per component; when given, a backwards hop also needs the
+            child's alarm to precede its parent's (a CUSUM onset estimate can drift minutes
+            early when the statistic crept up on baseline noise first).
 
     Returns:
         The order, the lags and whether it follows the graph.
@@ -112,7 +125,10 @@ def order_cascade(
         f = f[(f >= start) & (f < end)]
         return float(f[0]) if f.size else end
 
-    ref = min(tops, key=lambda c: (first_failure(c), c))
+    def began(c: int) -> float:
+        return float(onsets[c]) if onsets is not None and c in onsets else first_failure(c)
+
+    ref = min(tops, key=lambda c: (began(c), c))
     lags = {ref: 0.0}
     for c in comps:
         if c != ref:
@@ -134,6 +150,14 @@ def order_cascade(
         # each hop must not run backwards: the child's failures lag its parent's, or at least
         # the child's episode did not start first
         p = ups[0]
+        if onsets is not None:
+            # cross-correlation of saturated stages is flat or even negative near the true lag
+            # (a stage's failures and completions compete for its slots), so use onsets only
+            early = c in onsets and p in onsets and onsets[c] < onsets[p] - tolerance_s
+            if early and (alarmed is None or alarmed.get(c, end) < alarmed.get(p, end)):
+                consistent = False
+                break
+            continue
         lag, _ = failure_lag(failures.get(p, empty), failures.get(c, empty), start, end, max_lag_s)
         if lag < -2.0 and first_failure(c) < first_failure(p):
             consistent = False

@@ -6,7 +6,11 @@ Three bands, because a cycle must repeat about 8-12 times before it can be told 
 30 min; components take turns. The fast band exists because a 60 s cycle of 12-14 cycles lasts
 only 12-14 min: a 10-min cadence often alarms after it has ended, and a 3-h window dilutes a
 short episode with background failures. The detection delay is about 8 periods by construction.
-Method in `periodic.py`.
+
+Each scan looks at all failures and at each failure type alone (one shared periodogram pass),
+since a cycle usually repeats one type against a background of six. The 3-h and 12-h bands
+report a period only when two consecutive scans agree on it, and the fast/short bands and the
+long band keep separate hold-offs. Method in `periodic.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import FAILURE_TYPES, Alarm, FailureType, Pattern, Severity
-from prefect_ft.detection.periodic import PeriodEstimate, find_period
+from prefect_ft.detection.periodic import PeriodEstimate, find_periods
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["CyclicTracker", "cyclic_severity"]
@@ -124,7 +128,7 @@ class CyclicTracker:
 
     def _scan(
         self, times: np.ndarray, codes: np.ndarray, end: float, band: tuple[float, float, float]
-    ) -> tuple[PeriodEstimate, np.ndarray] | None:
+    ) -> PeriodEstimate | None:
         """The best period over all failures and over each failure type alone.
 
         A cycle usually repeats one failure type (a nightly job timing out, a leak crashing),
@@ -135,27 +139,27 @@ class CyclicTracker:
         window, pmin, pmax = band
         th = self.th
         lo = int(np.searchsorted(times, end - window, side="right"))
-        t, c = times[lo:], codes[lo:]
-        subsets: list[np.ndarray | None] = [None]
-        if t.size:
+        c = codes[lo:]
+        wanted: list[int] = []
+        if c.size:
             valid = c[(c >= 0) & (c < len(FAILURE_TYPES))]
             counts = np.bincount(valid, minlength=len(FAILURE_TYPES))
             for code in np.nonzero(counts >= 2 * th.cyc_min_cycles)[0]:
-                if counts[code] < 0.9 * t.size:  # else the all-failure scan is the same test
-                    subsets.append(np.nonzero(c == code)[0])
-        best: tuple[PeriodEstimate, np.ndarray] | None = None
-        for idx in subsets:
-            sub = t if idx is None else t[idx]
-            est = find_period(sub, end, window, pmin, pmax, th.cyc_min_cycles, th.cyc_power)
+                if counts[code] < 0.9 * c.size:  # else the all-failure scan is the same test
+                    wanted.append(int(code))
+        found = find_periods(
+            times, end, window, pmin, pmax, th.cyc_min_cycles, th.cyc_power, codes, wanted
+        )
+        best: PeriodEstimate | None = None
+        for est in found:
             if (
                 est is not None
                 and est.power >= th.cyc_power
                 and est.fold_z >= th.cyc_z
                 and est.cycles_on >= th.cyc_min_cycles
-                and (best is None or est.fold_z > best[0].fold_z)
+                and (best is None or est.fold_z > best.fold_z)
             ):
-                on = est.on_phase if idx is None else idx[est.on_phase]
-                best = (est, on + lo)
+                best = est
         return best
 
     def close_minute(self, end: float) -> Alarm | None:
@@ -174,11 +178,10 @@ class CyclicTracker:
         all_codes = np.asarray(self.codes, dtype=np.int64)
         for band, window, pmin, pmax in bands:
             long = band == "long"
-            found = self._scan(times, all_codes, end, (window, pmin, pmax))
-            if found is None:
+            est = self._scan(times, all_codes, end, (window, pmin, pmax))
+            if est is None:
                 self.pending.pop(band, None)
                 continue
-            est, on_phase = found
             if not self._confirmed(band, end, est.period_s):
                 continue
             held = self._held(end, long, est.period_s)
@@ -189,7 +192,7 @@ class CyclicTracker:
             self.hold_period = est.period_s
             if held:
                 return None
-            codes = all_codes[on_phase]
+            codes = all_codes[est.on_phase]
             codes = codes[(codes >= 0) & (codes < len(FAILURE_TYPES))]
             ftype = (
                 FAILURE_TYPES[int(np.bincount(codes).argmax())]

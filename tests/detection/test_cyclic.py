@@ -72,8 +72,8 @@ def test_an_hourly_cycle_of_one_failure_type_is_found_before_it_ends() -> None:
             assert a.pattern is Pattern.CYCLIC
             assert a.failure_type is FailureType.TIMEOUT
             assert abs(a.evidence_map()["period_s"] / 3600.0 - 1) <= 0.05
-            # 8 pulses are seen 7 periods after the first one
-            assert T0 + onset + 7 * 3600.0 <= a.at <= T0 + onset + 12 * 3600.0
+            # 8 on-phase cycles are needed: 7 or 8 pulses (a background cycle can add one)
+            assert T0 + onset + 6 * 3600.0 <= a.at <= T0 + onset + 12 * 3600.0
             hits += 1
     assert hits == 3
 
