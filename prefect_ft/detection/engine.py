@@ -246,9 +246,10 @@ class DetectionEngine:
                 out.append(self._cpu[c].close_minute(end, res["cpu"][rmask], 100.0))
             out.append(self._cyc[c].close_minute(end))
         failures = {c: np.asarray(t.times) for c, t in enumerate(self._cyc)}
+        codes = {c: t.codes for c, t in enumerate(self._cyc)}
         out.append(
             self._cascade.close_minute(
-                end, failures, self.config.components, self._parents, self._related
+                end, failures, self.config.components, self._parents, self._related, codes
             )
         )
         return [a for a in out if a is not None]

@@ -29,8 +29,8 @@ import numpy as np
 from scipy import stats
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
+from prefect_ft.detection.alarms import FAILURE_TYPES, FailureType, Pattern, Severity
 from prefect_ft.detection.alarms import Alarm as _Alarm
-from prefect_ft.detection.alarms import FailureType, Pattern, Severity
 from prefect_ft.detection.cascade import order_cascade
 from prefect_ft.detection.thresholds import Thresholds
 
@@ -163,8 +163,13 @@ class CascadeTracker:
         names: Sequence[str],
         parents: Mapping[int, Sequence[int]],
         related: Mapping[int, set[int]],
+        codes: Mapping[int, Sequence[int]] | None = None,
     ) -> _Alarm | None:
-        """Report a cascade once its group has settled."""
+        """Report a cascade once its group has settled.
+
+        `codes` (failure-type codes aligned with `failures`) type the cascade by the root's
+        failures since its onset, rather than by the few failures its burst alarm saw.
+        """
         self.bursts = [b for b in self.bursts if b[1] >= end - 2 * self.th.cascade_window_s]
         anc = {c: _ancestors(c, parents) for c in parents}
         has_down = {c: any(c in anc[d] for d in parents) for c in parents}
@@ -211,6 +216,13 @@ class CascadeTracker:
             return None
         self.hold_until = end + self.th.holdoff_s
         root = by_comp[result.order[0]]
+        ftype = FailureType(root[3])
+        if codes is not None and result.order[0] in codes:
+            t = failures.get(result.order[0], np.empty(0))
+            mine = np.asarray(codes[result.order[0]], dtype=np.int64)[-t.size :][t >= root[2]]
+            mine = mine[(mine >= 0) & (mine < len(FAILURE_TYPES))]
+            if mine.size:
+                ftype = FAILURE_TYPES[int(np.bincount(mine).argmax())]
         ordered = tuple(names[c] for c in result.order)
         lags = ", ".join(
             f"{names[c]} +{lag:.0f} s"
@@ -223,7 +235,7 @@ class CascadeTracker:
             onset=float(root[2]),
             at=end,
             severity=cascade_severity(len(ordered)),
-            failure_type=FailureType(root[3]),
+            failure_type=ftype,
             score=float(len(ordered)),
             evidence=tuple(
                 (f"lag_s_{names[c]}", lag)

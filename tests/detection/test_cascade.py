@@ -145,3 +145,18 @@ def test_excess_failures_p() -> None:
     # a history shorter than a quarter of the baseline proves nothing
     p, _ = excess_failures_p(loud[loud > 9000], start, start + 300, 10800.0, 600.0)
     assert p == 1.0
+
+
+def test_the_cascade_is_typed_by_the_roots_failures_since_onset() -> None:
+    # the root's burst opens with a minute of Timeouts (which trip its burst alarm) and goes on
+    # with four minutes of ConnectionErrors: the cascade, reported minutes later, names the
+    # episode's type, not the type of the few failures its burst alarm saw
+    parts = chain_rows(24)
+    a = parts[0]
+    first_minute = (a["end"] >= T0 + ONSET) & (a["end"] < T0 + ONSET + 60)
+    a["code"] = np.where(a["failed"], np.where(first_minute, 0, 5), -1)
+    found, alarms = cascades(parts)
+    root_burst = [x for x in alarms if x.pattern is Pattern.BURST and x.components == ("a",)]
+    assert root_burst[0].failure_type == "Timeout"
+    assert len(found) == 1
+    assert found[0].failure_type == "ConnectionError"
