@@ -31,7 +31,7 @@ from scipy import stats
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import FAILURE_TYPES, FailureType, Pattern, Severity
 from prefect_ft.detection.alarms import Alarm as _Alarm
-from prefect_ft.detection.cascade import order_cascade
+from prefect_ft.detection.cascade import _ancestors, order_cascade
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["CascadeTracker", "cascade_severity", "excess_failures_p"]
@@ -243,14 +243,3 @@ class CascadeTracker:
             ),
             explanation=f"cascade from {ordered[0]}: {lags}",
         )
-
-
-def _ancestors(node: int, parents: Mapping[int, Sequence[int]]) -> set[int]:
-    seen: set[int] = set()
-    stack = list(parents.get(node, ()))
-    while stack:
-        p = stack.pop()
-        if p not in seen:
-            seen.add(p)
-            stack.extend(parents.get(p, ()))
-    return seen

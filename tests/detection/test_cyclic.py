@@ -5,26 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from prefect_ft.detection import FailureType, Pattern, load_thresholds
+from prefect_ft.detection._episodes import MIX
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.periodic import find_period
 from tests.detection.series import T0
-
-# the generator's normal error mix (research/detection.md section 5)
-MIX = (
-    (FailureType.PROCESSING_ERROR, 0.40),
-    (FailureType.VALIDATION_ERROR, 0.25),
-    (FailureType.TIMEOUT, 0.15),
-    (FailureType.CONNECTION_ERROR, 0.10),
-    (FailureType.NETWORK_ERROR, 0.05),
-    (FailureType.MODEL_INFERENCE_ERROR, 0.05),
-)
 
 
 def background(rng: np.random.Generator, hours: float, per_hour: float):
     """Poisson failures with the normal type mix: (times from T0, codes)."""
     n = rng.poisson(per_hour * hours)
     times = np.sort(rng.uniform(0, hours * 3600.0, n))
-    codes = rng.choice([t.code for t, _ in MIX], size=n, p=[p for _, p in MIX])
+    codes = rng.choice(len(MIX), size=n, p=MIX)  # the generator's normal error mix
     return times, codes
 
 
