@@ -84,7 +84,8 @@ class DegradationTracker:
         """Close the minute ending at `end` with the log durations of tasks that ended in it."""
         self.closed += 1
         if log_durations.size >= self.th.deg_min_n:
-            x = float(np.median(log_durations))
+            s = np.sort(log_durations)  # the median; np.median's overhead is 3x a small sort
+            x = 0.5 * float(s[(s.size - 1) // 2] + s[s.size // 2])
             self.recent.append([end, x])
             self.pending.append([end, x])
         else:
