@@ -366,6 +366,23 @@ def incremental_timing(hours: float = 26.0) -> str:
     )
 
 
+def pass_times(seeds: tuple[int, ...] = (5, 1000, 1001), repeats: int = 3) -> str:
+    """Wall time of one full pass over a fault-free 24-h history (the section-6 compute case)."""
+    lines = []
+    for seed in seeds:
+        hist = generate(seed, Scenario(hours=24.0, episodes=()))
+        walls = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            DetectionEngine(EngineConfig()).update(hist.tasks, hist.resources)
+            walls.append(time.perf_counter() - t0)
+        lines.append(
+            f"seed {seed}: {len(hist.tasks)} task rows, full pass s "
+            f"{[round(w, 2) for w in walls]}, median {np.median(walls):.2f}"
+        )
+    return "\n".join(lines)
+
+
 def _cut(t: TaskRunBatch, lo: float | None, hi: float) -> TaskRunBatch:
     m = (t.end < hi) if lo is None else (t.end >= lo) & (t.end < hi)
     return TaskRunBatch(
@@ -525,6 +542,9 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=48.0, help="hours per drawn scenario")
     ap.add_argument("--calibrate", action="store_true", help="choose thresholds on seeds 0-99")
     ap.add_argument(
+        "--pass-time", action="store_true", help="full-pass time on fault-free 24-h histories"
+    )
+    ap.add_argument(
         "--calibrate-cyclic",
         action="store_true",
         help="after --calibrate: check the cyclic level on drawn seeds 0-99 (stricter only)",
@@ -539,6 +559,9 @@ def main() -> None:
             24.0 if args.hours == 48.0 else args.hours,
             args.workers,
         )
+        return
+    if args.pass_time:
+        print(pass_times())
         return
     if args.calibrate_cyclic:
         calibrate_cyclic_drawn(parse_seeds(args.seeds or "0-99"), args.hours, args.workers)
