@@ -264,8 +264,14 @@ async def aread_history(
             offset += len(page)
             if len(page) < page_limit:
                 break
+        watched = set(components)
+
+        def component_of(tags: list[str] | None) -> str | None:
+            name = _component(tags)
+            return name if name in watched else None
+
         attempts = await aread_failed_attempts(
-            client, runs, start, end, component=_component, max_retried_runs=max_retried_runs
+            client, runs, start, end, component=component_of, max_retried_runs=max_retried_runs
         )
     for run_id, started in attempts.last_start.items():
         row = seen.get(run_id)

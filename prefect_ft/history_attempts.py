@@ -166,12 +166,15 @@ async def aread_failed_attempts(
             looked at, and so are retried runs in flight at `end`.
         start: the window's start (exclusive).
         end: the window's end (inclusive).
-        component: a run's component from its tags.
+        component: a run's component from its tags; None for runs the caller does not watch,
+            whose attempts are neither read nor counted.
         max_retried_runs: at most this many retried runs have their attempts read; the rest are
             counted in `over_cap` and logged.
     """
     retried = [run for run in window_runs if (run.run_count or 0) > 1]
     retried += await _in_flight_retried(client, end)
+    # the window and in-flight queries cover every task run of the workspace
+    retried = [run for run in retried if component(run.tags) is not None]
     candidates = list({str(r.id): r for r in reversed(retried)}.values())[::-1]
     over = len(candidates) - max(0, int(max_retried_runs))
     if over > 0:

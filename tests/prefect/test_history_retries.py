@@ -195,3 +195,16 @@ def test_parse_retry_log() -> None:
     state = "Task run failed with state: Failed(message='bad') - Retry 1/1 will start immediately"
     assert parse_retry_log(state) == (1, None, "Failed(message='bad')")
     assert parse_retry_log("Task run failed with exception: X() - Retries are exhausted") is None
+
+
+def test_retried_runs_of_other_components_are_neither_read_nor_counted() -> None:
+    # the window and in-flight queries see every task run of the workspace; CI once counted
+    # another test's retried run here (retried_runs 2 instead of 1)
+    mine, other = unique("retry-mine"), unique("retry-other")
+    start = time.time()
+    assert _flaky_flow(other, fails=1, retries=1)() == "Completed"
+    assert _flaky_flow(mine, fails=1, retries=1)() == "Completed"
+    hist = _settled(mine, start, 2)
+    assert hist.retried_runs == 1
+    assert hist.failed_attempts == 1
+    assert hist.batch.failed.tolist().count(True) == 1
