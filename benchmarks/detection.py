@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from prefect_ft.detection import DetectionEngine, EngineConfig, Thresholds, load_thresholds
-from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.synthetic import EpisodeSpec, Scenario, generate
 
@@ -352,10 +351,10 @@ def incremental_timing(hours: float = 26.0) -> str:
     t, r = hist.tasks, hist.resources
     engine = DetectionEngine(EngineConfig())
     warm = hist.start_ts + 24 * 3600.0
-    engine.update(_cut(t, None, warm), _cut_res(r, None, warm), until=warm)
+    engine.update(t.between(-math.inf, warm), r.between(-math.inf, warm), until=warm)
     times = []
     for lo in np.arange(warm, hist.end_ts - 10.0, 10.0):
-        tb, rb = _cut(t, lo, lo + 10.0), _cut_res(r, lo, lo + 10.0)
+        tb, rb = t.between(lo, lo + 10.0), r.between(lo, lo + 10.0)
         t0 = time.perf_counter()
         engine.update(tb, rb, until=lo + 10.0)
         times.append(time.perf_counter() - t0)
@@ -381,26 +380,6 @@ def pass_times(seeds: tuple[int, ...] = (5, 1000, 1001), repeats: int = 3) -> st
             f"{[round(w, 2) for w in walls]}, median {np.median(walls):.2f}"
         )
     return "\n".join(lines)
-
-
-def _cut(t: TaskRunBatch, lo: float | None, hi: float) -> TaskRunBatch:
-    m = (t.end < hi) if lo is None else (t.end >= lo) & (t.end < hi)
-    return TaskRunBatch(
-        t.components,
-        t.start[m],
-        t.end[m],
-        t.failed[m],
-        t.failure_type[m],
-        t.component[m],
-        t.duration[m],
-    )
-
-
-def _cut_res(r: ResourceBatch, lo: float | None, hi: float) -> ResourceBatch:
-    m = (r.ts < hi) if lo is None else (r.ts >= lo) & (r.ts < hi)
-    return ResourceBatch(
-        r.components, r.ts[m], r.component[m], r.memory_mb[m], r.memory_limit_mb[m], r.cpu_pct[m]
-    )
 
 
 def run_jobs(jobs: list[Any], workers: int) -> list[dict[str, Any]]:

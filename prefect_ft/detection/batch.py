@@ -57,6 +57,19 @@ class TaskRunBatch:
     def __len__(self) -> int:
         return int(self.end.size)
 
+    def between(self, lo: float, hi: float) -> TaskRunBatch:
+        """The rows that ended in `[lo, hi)`, e.g. to feed a history in slices."""
+        m = (self.end >= lo) & (self.end < hi)
+        return TaskRunBatch(
+            self.components,
+            self.start[m],
+            self.end[m],
+            self.failed[m],
+            self.failure_type[m],
+            self.component[m],
+            self.duration[m],
+        )
+
     @classmethod
     def empty(cls, components: tuple[str, ...] = ()) -> TaskRunBatch:
         """A batch with no rows."""
@@ -162,6 +175,18 @@ class ResourceBatch:
 
     def __len__(self) -> int:
         return int(self.ts.size)
+
+    def between(self, lo: float, hi: float) -> ResourceBatch:
+        """The samples taken in `[lo, hi)`."""
+        m = (self.ts >= lo) & (self.ts < hi)
+        return ResourceBatch(
+            self.components,
+            self.ts[m],
+            self.component[m],
+            self.memory_mb[m],
+            self.memory_limit_mb[m],
+            self.cpu_pct[m],
+        )
 
     def clean(
         self, index: Mapping[str, int], not_before: float

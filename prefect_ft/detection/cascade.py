@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-__all__ = ["CascadeOrder", "failure_lag", "order_cascade"]
+__all__ = ["CascadeOrder", "ancestors", "failure_lag", "order_cascade"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,8 @@ def failure_lag(
     return float(lags[keep][i]), float(xc[keep][i] / denom)
 
 
-def _ancestors(node: int, parents: Mapping[int, Sequence[int]]) -> set[int]:
+def ancestors(node: int, parents: Mapping[int, Sequence[int]]) -> set[int]:
+    """Every component upstream of `node` in the dependency graph."""
     seen: set[int] = set()
     stack = list(parents.get(node, ()))
     while stack:
@@ -116,7 +117,7 @@ def order_cascade(
         The order, the lags and whether it follows the graph.
     """
     comps = list(dict.fromkeys(involved))
-    anc = {c: _ancestors(c, parents) for c in comps}
+    anc = {c: ancestors(c, parents) for c in comps}
     tops = [c for c in comps if not (anc[c] & set(comps))] or comps
     empty = np.empty(0)
 

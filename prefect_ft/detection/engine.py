@@ -19,6 +19,7 @@ import numpy as np
 from prefect_ft.detection.alarms import Alarm, DetectionResult, Skipped
 from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
 from prefect_ft.detection.burst import BurstTracker
+from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.degradation import DegradationTracker
 from prefect_ft.detection.propagation import CascadeTracker
@@ -105,25 +106,9 @@ class DetectionEngine:
         self._res = _empty(_RES_KEYS)
 
     def _ancestry(self, i: int) -> set[int]:
-        up: set[int] = set()
-        stack = list(self._parents[i])
-        while stack:
-            p = stack.pop()
-            if p not in up:
-                up.add(p)
-                stack.extend(self._parents[p])
-        down = {j for j in self._parents if j != i and i in self._ancestry_of(j)}
-        return up | down
-
-    def _ancestry_of(self, j: int) -> set[int]:
-        seen: set[int] = set()
-        stack = list(self._parents[j])
-        while stack:
-            p = stack.pop()
-            if p not in seen:
-                seen.add(p)
-                stack.extend(self._parents[p])
-        return seen
+        """Components upstream or downstream of `i` (those a cascade through `i` may involve)."""
+        down = {j for j in self._parents if j != i and i in ancestors(j, self._parents)}
+        return ancestors(i, self._parents) | down
 
     @property
     def watermark(self) -> float | None:

@@ -31,7 +31,7 @@ from scipy import stats
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import FAILURE_TYPES, FailureType, Pattern, Severity
 from prefect_ft.detection.alarms import Alarm as _Alarm
-from prefect_ft.detection.cascade import _ancestors, order_cascade
+from prefect_ft.detection.cascade import ancestors, order_cascade
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["CascadeTracker", "cascade_severity", "excess_failures_p"]
@@ -171,7 +171,7 @@ class CascadeTracker:
         failures since its onset, rather than by the few failures its burst alarm saw.
         """
         self.bursts = [b for b in self.bursts if b[1] >= end - 2 * self.th.cascade_window_s]
-        anc = {c: _ancestors(c, parents) for c in parents}
+        anc = {c: ancestors(c, parents) for c in parents}
         has_down = {c: any(c in anc[d] for d in parents) for c in parents}
         group = self._group(related, has_down)
         if not group:

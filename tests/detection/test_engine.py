@@ -35,30 +35,6 @@ def history():
     return generate(7, Scenario(hours=7, episodes=EPISODES))
 
 
-def cut(t: TaskRunBatch, r: ResourceBatch, lo: float, hi: float):
-    m = (t.end >= lo) & (t.end < hi)
-    n = (r.ts >= lo) & (r.ts < hi)
-    return (
-        TaskRunBatch(
-            t.components,
-            t.start[m],
-            t.end[m],
-            t.failed[m],
-            t.failure_type[m],
-            t.component[m],
-            t.duration[m],
-        ),
-        ResourceBatch(
-            r.components,
-            r.ts[n],
-            r.component[n],
-            r.memory_mb[n],
-            r.memory_limit_mb[n],
-            r.cpu_pct[n],
-        ),
-    )
-
-
 def test_generated_episodes_are_found(history) -> None:
     alarms = DetectionEngine().update(history.tasks, history.resources).alarms
     found = {(a.pattern, a.components) for a in alarms}
@@ -75,9 +51,12 @@ def test_state_round_trip_gives_the_same_alarms_as_one_run(history) -> None:
     edges = np.arange(history.start_ts, history.end_ts + 1, 1234.5)  # cuts mid-minute
     for lo, hi in itertools.pairwise(edges):
         engine = DetectionEngine.from_state(config, json.loads(json.dumps(engine.state())))
-        t, r = cut(history.tasks, history.resources, lo, hi)
+        t, r = history.tasks.between(lo, hi), history.resources.between(lo, hi)
         pieces += engine.update(t, r, until=hi).alarms
-    t, r = cut(history.tasks, history.resources, edges[-1], history.end_ts + 1)
+    t, r = (
+        history.tasks.between(edges[-1], history.end_ts + 1),
+        history.resources.between(edges[-1], history.end_ts + 1),
+    )
     pieces += engine.update(t, r).alarms
     assert [a.to_dict() for a in pieces] == [a.to_dict() for a in whole]
 

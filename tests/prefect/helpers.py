@@ -271,3 +271,18 @@ def names_of(states: list[str]) -> dict[str, int]:
     for s in states:
         out[s] = out.get(s, 0) + 1
     return out
+
+
+def detect_since(name: str, start: float, key_suffix: str = "", **options: Any) -> dict[str, Any]:
+    """Run the detection flow once over component `name` since `start` (no events, no artifact)."""
+    from flows.detect_failures import detect_failures
+
+    return detect_failures(
+        components=[name],
+        state_key=f"prefect-ft:detection:{name}{key_suffix}",
+        lag_seconds=0.0,
+        max_age_seconds=time.time() - start + 1.0,
+        artifact_key=None,
+        emit_events=False,
+        **options,
+    )

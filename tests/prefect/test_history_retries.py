@@ -15,11 +15,10 @@ from collections.abc import Callable
 import numpy as np
 from prefect import flow
 
-from flows.detect_failures import detect_failures
 from prefect_ft import ft_task
 from prefect_ft.detection import FailureType
 from prefect_ft.history import History, attempt_rows, parse_retry_log, read_history
-from tests.prefect.helpers import fast_policy, task_runs, unique, wait_for
+from tests.prefect.helpers import detect_since, fast_policy, task_runs, unique, wait_for
 
 CONN = FailureType.CONNECTION_ERROR.code
 
@@ -141,24 +140,9 @@ def test_retried_runs_over_the_cap_are_reported() -> None:
     capped = read_history((name,), start, until=time.time(), max_retried_runs=0)
     assert capped.batch.failed.tolist() == [False]
     assert capped.ignored.get("retried_runs_over_cap") == 1
-    summary = detect_failures(
-        components=[name],
-        state_key=f"prefect-ft:detection:{name}",
-        lag_seconds=0.0,
-        max_age_seconds=time.time() - start + 1.0,
-        artifact_key=None,
-        emit_events=False,
-        max_retried_runs=0,
-    )
+    summary = detect_since(name, start, max_retried_runs=0)
     assert "retried_runs_over_cap" in {s["reason"] for s in summary["skipped"]}
-    full = detect_failures(
-        components=[name],
-        state_key=f"prefect-ft:detection:{name}-full",
-        lag_seconds=0.0,
-        max_age_seconds=time.time() - start + 1.0,
-        artifact_key=None,
-        emit_events=False,
-    )
+    full = detect_since(name, start, "-full")
     assert full["retried_runs"] == 1 and full["failed_attempts"] == 1
     assert full["components"][name]["rows"] == 2 and full["components"][name]["failed"] == 1
 

@@ -13,12 +13,11 @@ import time
 import pytest
 from prefect import flow
 
-from flows.detect_failures import detect_failures
 from prefect_ft import ft_task, resources
 from prefect_ft.history import read_resource_samples
 from prefect_ft.resources import ResourceSampler
 from tests.conftest import FakeClock
-from tests.prefect.helpers import fast_policy, unique
+from tests.prefect.helpers import detect_since, fast_policy, unique
 
 REFUSED = "redis://127.0.0.1:1/0"  # nothing listens on port 1: every store call fails
 
@@ -99,12 +98,5 @@ def test_the_detection_flow_reads_the_samples(monkeypatch: pytest.MonkeyPatch) -
         clock.advance(10.0)
     assert len(_samples(name)) == 3
     time.sleep(0.01)  # the window ends after the last sample
-    summary = detect_failures(
-        components=[name],
-        state_key=f"prefect-ft:detection:{name}",
-        lag_seconds=0.0,
-        max_age_seconds=time.time() - start + 1.0,
-        artifact_key=None,
-        emit_events=False,
-    )
+    summary = detect_since(name, start)
     assert summary["resource_samples"] == 3
