@@ -44,8 +44,8 @@ os.environ.setdefault("PREFECT_FT_STORE_URL", f"sqlite:///{STORE_DIR}/prefect-ft
 from prefect import flow, task  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from prefect_ft.task_runners import FaultTolerantTaskRunner  # noqa: E402
-from prefect_ft.tasks import ft_task  # noqa: E402
+from prefect_ft.tasks.decorator import ft_task  # noqa: E402
+from prefect_ft.tasks.runner import FaultTolerantTaskRunner  # noqa: E402
 
 WORKERS = 8
 
@@ -147,8 +147,8 @@ def best_of(measure: Callable[[], float], repeat: int = 5) -> float:
 
 
 def micro(n: int) -> list[tuple[str, float, float]]:
-    from prefect_ft.policies import FTPolicy
     from prefect_ft.presets import preset_config
+    from prefect_ft.tasks.policies import FTPolicy
 
     policy = FTPolicy("bench-object", replace(preset_config("ipc"), name="bench-object"))
     rows = []
@@ -164,13 +164,13 @@ def micro(n: int) -> list[tuple[str, float, float]]:
 
 
 def refusal_cost(n: int = 200) -> float:
-    from prefect_ft.policies import FTPolicy
     from prefect_ft.presets import preset_config
+    from prefect_ft.tasks.policies import FTPolicy
 
     policy = FTPolicy("bench-refused", replace(preset_config("ipc"), name="bench-refused"))
     guarded = ft_task(noop, breaker=policy).fn
     guarded(0)
-    from prefect_ft._gates import gate_for
+    from prefect_ft.tasks.gates import gate_for
 
     gate_for(policy).breaker.force_open()
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 Run it on a schedule (every minute or few): each run reads the task runs that ended since the
 last one, runs the detectors, emits one `prefect-ft.fault.detected` event per new alarm (resource
 `prefect-ft.component.<name>`), writes a markdown artifact and saves the detectors' state. The
-work is `prefect_ft.detection_flow.detect`.
+work is `prefect_ft.history.detection_flow.detect`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow
 
-from prefect_ft.detection_flow import DEFAULT_STATE_KEY, detect
+from prefect_ft.history.detection_flow import DEFAULT_STATE_KEY, detect
 
 __all__ = ["detect_failures"]
 
@@ -48,7 +48,7 @@ def detect_failures(
             call each); the rest are reported as skipped input.
 
     Returns:
-        The summary of `prefect_ft.detection_flow.detect`.
+        The summary of `prefect_ft.history.detection_flow.detect`.
     """
     return detect(
         components,

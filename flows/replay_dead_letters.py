@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
-from prefect_ft.replay import replay
+from prefect_ft.deadletter.replay import replay
 
 __all__ = ["replay_dead_letters"]
 

@@ -18,7 +18,8 @@ from prefect_ft.core.classify import OutcomeClassifier
 from prefect_ft.core.conditions import AllOf, AnyOf, ConsecutiveFailures, FailureRate, SlowCallRate
 from prefect_ft.core.config import BreakerConfig
 from prefect_ft.core.events import BreakerEvent
-from prefect_ft.deadletter import DeadLetter, DeadLetterQueue
+from prefect_ft.deadletter.queue import DeadLetter, DeadLetterQueue
+from prefect_ft.deadletter.replay import ReplayReport, areplay, current_replay, replay
 from prefect_ft.exceptions import (
     BulkheadFullError,
     CircuitOpenError,
@@ -27,7 +28,6 @@ from prefect_ft.exceptions import (
     StoreUnavailableError,
 )
 from prefect_ft.presets import PRESETS
-from prefect_ft.replay import ReplayReport, areplay, current_replay, replay
 
 if _typing.TYPE_CHECKING:
     from prefect_ft.blocks import (
@@ -36,10 +36,10 @@ if _typing.TYPE_CHECKING:
         ComponentSpec,
         RecoveryPolicy,
     )
-    from prefect_ft.bulkhead import Bulkhead, GlobalConcurrencyBulkhead
-    from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
-    from prefect_ft.task_runners import FaultTolerantTaskRunner
-    from prefect_ft.tasks import FaultTolerantTask, ft_task
+    from prefect_ft.bulkhead.permits import Bulkhead, GlobalConcurrencyBulkhead
+    from prefect_ft.tasks.decorator import FaultTolerantTask, ft_task
+    from prefect_ft.tasks.policies import FTPolicy, aresolve_policy, resolve_policy
+    from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 
 __version__ = "0.1.0"
 
@@ -49,14 +49,14 @@ _LAZY = {
     "BulkheadPolicy": "prefect_ft.blocks",
     "CircuitBreakerPolicy": "prefect_ft.blocks",
     "ComponentSpec": "prefect_ft.blocks",
-    "FTPolicy": "prefect_ft.policies",
-    "FaultTolerantTask": "prefect_ft.tasks",
-    "FaultTolerantTaskRunner": "prefect_ft.task_runners",
-    "ft_task": "prefect_ft.tasks",
+    "FTPolicy": "prefect_ft.tasks.policies",
+    "FaultTolerantTask": "prefect_ft.tasks.decorator",
+    "FaultTolerantTaskRunner": "prefect_ft.tasks.runner",
+    "ft_task": "prefect_ft.tasks.decorator",
     "GlobalConcurrencyBulkhead": "prefect_ft.bulkhead",
     "RecoveryPolicy": "prefect_ft.blocks",
-    "aresolve_policy": "prefect_ft.policies",
-    "resolve_policy": "prefect_ft.policies",
+    "aresolve_policy": "prefect_ft.tasks.policies",
+    "resolve_policy": "prefect_ft.tasks.policies",
 }
 
 __all__ = [

@@ -7,7 +7,7 @@ the UI form, `model_validate` and the API refuse the same values; rules between 
 model validators whose messages name the fields.
 
 This module does no I/O of its own and caches nothing: finding and caching a policy by name is
-`prefect_ft.policies.resolve_policy`; writing documents from YAML is `prefect-ft blocks apply`.
+`prefect_ft.tasks.policies.resolve_policy`; writing documents from YAML is `prefect-ft blocks apply`.
 """
 
 from __future__ import annotations

@@ -19,12 +19,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
-from prefect_ft._breaker_state import (
-    BreakerListener,
-    SharedRecordMixin,
-    add_global_listener,
-    remove_global_listener,
-)
 from prefect_ft.core import machine
 from prefect_ft.core.classify import Outcome, retry_after_of
 from prefect_ft.core.config import BreakerConfig
@@ -35,6 +29,12 @@ from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
 from prefect_ft.stores.index import register_breaker
 from prefect_ft.stores.refresher import Refresher
+from prefect_ft.stores.shared_record import (
+    BreakerListener,
+    SharedRecordMixin,
+    add_global_listener,
+    remove_global_listener,
+)
 
 __all__ = ["BreakerListener", "CircuitBreaker", "add_global_listener", "remove_global_listener"]
 

@@ -70,7 +70,7 @@ def memory_limits_mb() -> dict[str, float]:
 
     Either one number for every component (`"4096"`) or `component=MB` pairs separated by commas,
     with `*` for the rest (`"ml-inference=12288,*=4096"`). Empty: the limit is detected (see
-    `prefect_ft.resources.detected_memory_limit_mb`).
+    `prefect_ft.history.resources.detected_memory_limit_mb`).
     """
     raw = (os.environ.get("PREFECT_FT_MEMORY_LIMIT_MB") or "").strip()
     out: dict[str, float] = {}

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
-from prefect_ft.cli import BLOCK_TYPES, DocumentError, load_documents
+from prefect_ft.cli.app import BLOCK_TYPES, DocumentError, load_documents
 from prefect_ft.presets import PRESETS, preset_config
 
 BLOCKS = Path(__file__).resolve().parents[1] / "blocks"

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefect_ft.bulkhead import Bulkhead, GlobalConcurrencyBulkhead
+from prefect_ft.bulkhead.permits import Bulkhead, GlobalConcurrencyBulkhead
 from prefect_ft.core import bulkhead as core
 from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.exceptions import BulkheadFullError, ConfigurationError, StoreUnavailableError
@@ -504,7 +504,7 @@ async def test_a_store_outage_degrades_to_the_local_limit(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import prefect_ft.bulkhead as driver
+    import prefect_ft.bulkhead.permits as driver
 
     monkeypatch.setattr(driver, "_STORE_RETRY_SECONDS", 0.0)
     bh = shared(name, store, clock, max_concurrent=1)

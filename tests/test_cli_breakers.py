@@ -12,7 +12,7 @@ from prefect_ft import CircuitBreaker, CircuitOpenError
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "from prefect_ft.cli import main; main()"
+    code = "from prefect_ft.cli.app import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
     )

@@ -8,8 +8,12 @@ import math
 import numpy as np
 
 from prefect_ft.detection import DetectionEngine, FailureType, TaskRunBatch
-from prefect_ft.detection_flow import engine_config, load_detection_state, save_detection_state
-from prefect_ft.history import (
+from prefect_ft.history.detection_flow import (
+    engine_config,
+    load_detection_state,
+    save_detection_state,
+)
+from prefect_ft.history.reader import (
     HistoryRow,
     read_resource_samples,
     record_resource_sample,

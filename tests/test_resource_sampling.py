@@ -15,10 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from prefect_ft import resources
 from prefect_ft.exceptions import ConfigurationError
-from prefect_ft.history import read_resource_samples
-from prefect_ft.resources import ResourceSampler, detected_memory_limit_mb, memory_limit_mb, rss_mb
+from prefect_ft.history import resources
+from prefect_ft.history.reader import read_resource_samples
+from prefect_ft.history.resources import (
+    ResourceSampler,
+    detected_memory_limit_mb,
+    memory_limit_mb,
+    rss_mb,
+)
 from prefect_ft.settings import resource_sample_seconds
 from tests.conftest import FakeClock
 

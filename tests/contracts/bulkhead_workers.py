@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from prefect_ft.bulkhead import Bulkhead
+from prefect_ft.bulkhead.permits import Bulkhead
 from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.exceptions import BulkheadFullError
 

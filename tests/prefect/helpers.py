@@ -24,9 +24,9 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from prefect.events.schemas.events import ReceivedEvent
 
 from prefect_ft.core.bulkhead import BulkheadConfig
-from prefect_ft.policies import FTPolicy
+from prefect_ft.deadletter.replay import current_replay
 from prefect_ft.presets import preset_config
-from prefect_ft.replay import current_replay
+from prefect_ft.tasks.policies import FTPolicy
 
 __all__ = [
     "Dependency",
@@ -228,10 +228,10 @@ def run_flow(flow_obj: Any) -> Any:
 
 def assert_tripped_then_replayed(policy: FTPolicy, dep: Dependency, states: list[str]) -> None:
     """The whole story after `scenario_flow`: history, event, dead letters, recovery, replay."""
-    from prefect_ft._gates import gate_for
-    from prefect_ft.deadletter import DeadLetterQueue
-    from prefect_ft.prefect_events import breaker_resource_id
-    from prefect_ft.replay import replay
+    from prefect_ft.deadletter.queue import DeadLetterQueue
+    from prefect_ft.deadletter.replay import replay
+    from prefect_ft.tasks.events import breaker_resource_id
+    from prefect_ft.tasks.gates import gate_for
 
     name = policy.name
     assert names_of(states) == {"Failed": N_FAIL, "CircuitOpen": N_REFUSED}, states

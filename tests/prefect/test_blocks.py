@@ -25,14 +25,14 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import ValidationError
 
 import prefect_ft.blocks  # noqa: F401  (registers the block classes, as prefect_ft/__init__ will)
-from prefect_ft import policies
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
-from prefect_ft.cli import BLOCK_TYPES, app
+from prefect_ft.cli.app import BLOCK_TYPES, app
 from prefect_ft.core.conditions import AnyOf, ConsecutiveFailures, FailureRate, SlowCallRate
 from prefect_ft.core.config import BreakerConfig
 from prefect_ft.exceptions import ConfigurationError
-from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
 from prefect_ft.presets import preset_config
+from prefect_ft.tasks import policies
+from prefect_ft.tasks.policies import FTPolicy, aresolve_policy, resolve_policy
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,13 +13,13 @@ import pytest
 from prefect import Task, flow, task
 from prefect.utilities.callables import parameter_schema
 
-from prefect_ft._gates import gate_for
 from prefect_ft.core.bulkhead import BulkheadConfig
-from prefect_ft.deadletter import DeadLetterQueue
+from prefect_ft.deadletter.queue import DeadLetterQueue
+from prefect_ft.deadletter.replay import replay
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
-from prefect_ft.policies import resolve_policy
-from prefect_ft.replay import replay
-from prefect_ft.tasks import FaultTolerantTask, ft_task
+from prefect_ft.tasks.decorator import FaultTolerantTask, ft_task
+from prefect_ft.tasks.gates import gate_for
+from prefect_ft.tasks.policies import resolve_policy
 from tests.prefect.helpers import (
     Dependency,
     assert_tripped_then_replayed,

@@ -22,14 +22,14 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from flows.detect_failures import detect_failures
 from prefect_ft import ft_task
 from prefect_ft.detection import DetectionEngine, FailureType, TaskRunBatch
-from prefect_ft.detection_flow import (
+from prefect_ft.history.detection_flow import (
     FAULT_EVENT,
     engine_config,
     load_detection_state,
     save_detection_state,
 )
-from prefect_ft.history import read_history
-from prefect_ft.prefect_events import component_resource_id
+from prefect_ft.history.reader import read_history
+from prefect_ft.tasks.events import component_resource_id
 from tests.prefect.helpers import events, fast_policy, task_runs, unique, wait_for
 
 N_OK, N_BURST, N_MORE = 20, 12, 8

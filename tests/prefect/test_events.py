@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from prefect_ft import prefect_events
-from prefect_ft._gates import gate_for
 from prefect_ft.breaker import CircuitBreaker
 from prefect_ft.core.events import BreakerEvent
-from prefect_ft.prefect_events import breaker_resource_id
-from prefect_ft.tasks import ft_task
+from prefect_ft.tasks import events as prefect_events
+from prefect_ft.tasks.decorator import ft_task
+from prefect_ft.tasks.events import breaker_resource_id
+from prefect_ft.tasks.gates import gate_for
 from tests.prefect.helpers import Dependency, call_dependency, events, fast_policy, unique, wait_for
 
 

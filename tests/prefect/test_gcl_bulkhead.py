@@ -12,7 +12,7 @@ import pytest
 from prefect import flow, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
-from prefect_ft.bulkhead import GlobalConcurrencyBulkhead
+from prefect_ft.bulkhead.permits import GlobalConcurrencyBulkhead
 from prefect_ft.exceptions import BulkheadFullError, ConfigurationError
 
 _names = itertools.count()

@@ -17,7 +17,7 @@ from prefect import flow
 
 from prefect_ft import ft_task
 from prefect_ft.detection import FailureType
-from prefect_ft.history import History, attempt_rows, parse_retry_log, read_history
+from prefect_ft.history.reader import History, attempt_rows, parse_retry_log, read_history
 from tests.prefect.helpers import detect_since, fast_policy, task_runs, unique, wait_for
 
 CONN = FailureType.CONNECTION_ERROR.code

@@ -18,11 +18,11 @@ import cloudpickle
 import pytest
 from prefect.flows import load_flow_from_entrypoint
 
-from prefect_ft._gates import gate_for
-from prefect_ft.deadletter import DeadLetterQueue, dead_letter_breakers, encode_inputs
-from prefect_ft.policies import FTPolicy
-from prefect_ft.replay import areplay, current_replay, replay
+from prefect_ft.deadletter.queue import DeadLetterQueue, dead_letter_breakers, encode_inputs
+from prefect_ft.deadletter.replay import areplay, current_replay, replay
 from prefect_ft.stores import InMemoryBreakerStore
+from prefect_ft.tasks.gates import gate_for
+from prefect_ft.tasks.policies import FTPolicy
 from tests.prefect.helpers import fast_policy, make_ledger, unique, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +189,9 @@ def test_a_killed_replayer_is_completed_without_running_anything_twice(tmp_path:
         "FT_TEST_EFFECT_SLEEP": "0.4",
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
     }
-    code = f"from prefect_ft.replay import replay; replay({policy.name!r}, lease_seconds=2)"
+    code = (
+        f"from prefect_ft.deadletter.replay import replay; replay({policy.name!r}, lease_seconds=2)"
+    )
     victim = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     con = sqlite3.connect(ledger, timeout=30)
     try:

@@ -13,9 +13,10 @@ import time
 import pytest
 from prefect import flow
 
-from prefect_ft import ft_task, resources
-from prefect_ft.history import read_resource_samples
-from prefect_ft.resources import ResourceSampler
+from prefect_ft import ft_task
+from prefect_ft.history import resources
+from prefect_ft.history.reader import read_resource_samples
+from prefect_ft.history.resources import ResourceSampler
 from tests.conftest import FakeClock
 from tests.prefect.helpers import detect_since, fast_policy, unique
 

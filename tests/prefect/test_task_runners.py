@@ -13,11 +13,11 @@ from prefect import flow, task, unmapped
 from prefect.futures import PrefectConcurrentFuture
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-from prefect_ft.deadletter import DeadLetterQueue
+from prefect_ft.deadletter.queue import DeadLetterQueue
+from prefect_ft.deadletter.replay import replay
 from prefect_ft.exceptions import ConfigurationError
-from prefect_ft.replay import replay
-from prefect_ft.task_runners import FaultTolerantTaskRunner
-from prefect_ft.tasks import ft_task
+from prefect_ft.tasks.decorator import ft_task
+from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 from tests.prefect.helpers import (
     Dependency,
     assert_tripped_then_replayed,
@@ -226,7 +226,7 @@ def test_worker_processes_share_breaker_state_through_the_store(kind: str, dep: 
     assert len(kept) == counts["CircuitOpen"]
 
     dep.up()
-    from prefect_ft._gates import gate_for
+    from prefect_ft.tasks.gates import gate_for
 
     gate_for(policy).breaker.reset()  # an operator closes it: replay in this process
     assert len(replay(policy.name).done) == len(kept)

@@ -14,7 +14,7 @@ shifts later pages by one (read twice, dropped by id), never skips one; runs are
 a recent window, which is the only way offset paging could skip a row.
 
 Retried runs: each failed attempt of a run Prefect retried is one more FAILED row, read with the
-same client once the window is paged; `prefect_ft.history_attempts` holds that code and the plain
+same client once the window is paged; `prefect_ft.history.attempts` holds that code and the plain
 `HistoryRow` (both re-exported here with `PAGE_LIMIT` and `MAX_RETRIED_RUNS`).
 
 Resource samples live in the breaker store under `prefect-ft:resources:<component>`, a bounded
@@ -36,7 +36,7 @@ import numpy as np
 
 from prefect_ft.detection import FailureType, ResourceBatch, TaskRunBatch, classify_state
 from prefect_ft.detection.classify import DEFAULT_RULES, ClassificationRules
-from prefect_ft.history_attempts import (
+from prefect_ft.history.attempts import (
     MAX_RETRIED_RUNS,
     PAGE_LIMIT,
     HistoryRow,
@@ -44,7 +44,7 @@ from prefect_ft.history_attempts import (
     attempt_rows,
     parse_retry_log,
 )
-from prefect_ft.resources import record_resource_sample, resource_key
+from prefect_ft.history.resources import record_resource_sample, resource_key
 from prefect_ft.stores import BreakerStore, shared_store
 
 __all__ = [
@@ -200,7 +200,7 @@ async def aread_history(
     """Read finished task runs with end time in `(after, until]` into a batch.
 
     Failed attempts of retried runs (`run_count > 1`) that ended in the window are added as
-    FAILED rows (see `prefect_ft.history_attempts`); a retried run's own row then starts at its
+    FAILED rows (see `prefect_ft.history.attempts`); a retried run's own row then starts at its
     last attempt.
 
     Args:
@@ -293,7 +293,7 @@ def read_history(components: tuple[str, ...], after: float | None, **kwargs: Any
     return run_coro_as_sync(aread_history(components, after, **kwargs))  # type: ignore[return-value]
 
 
-# -- resource samples (written by `prefect_ft.resources`) ------------------------------------
+# -- resource samples (written by `prefect_ft.history.resources`) ------------------------------------
 def read_resource_samples(
     components: tuple[str, ...],
     after: float | None,

@@ -309,7 +309,7 @@ def resolve_policy(
 
     Examples:
         ```python
-        from prefect_ft.policies import resolve_policy
+        from prefect_ft.tasks.policies import resolve_policy
 
         policy = resolve_policy("ml-inference")  # a block document if saved, else the preset
         policy.breaker.open_seconds

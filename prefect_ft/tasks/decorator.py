@@ -2,10 +2,10 @@
 
 The decorator returns a real Prefect `Task` (a `FaultTolerantTask` subclass): every `@task` option
 passes through, and direct calls, `.submit()`, `.map()` and retries all go through the guard in
-the task's body (`prefect_ft._wrap`), which counts the outcome of every attempt.
+the task's body (`prefect_ft.tasks.guard`), which counts the outcome of every attempt.
 
-This module does not define policies (`prefect_ft.policies`), run replays (`prefect_ft.replay`)
-or apply policies to plain tasks (`prefect_ft.task_runners`).
+This module does not define policies (`prefect_ft.tasks.policies`), run replays (`prefect_ft.replay`)
+or apply policies to plain tasks (`prefect_ft.tasks.runner`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 from prefect import Task
 from prefect.client.schemas.objects import State
 
-from prefect_ft._gates import REJECTED_STATE_NAMES
-from prefect_ft._wrap import component_tag, compose_retry_condition, guard
+from prefect_ft.tasks.gates import REJECTED_STATE_NAMES
+from prefect_ft.tasks.guard import component_tag, compose_retry_condition, guard
 
 __all__ = ["FaultTolerantTask", "ft_task"]
 
@@ -88,7 +88,7 @@ def ft_task(__fn: Callable[P, R] | None = None, *, breaker: Any, **task_options:
     """Make a Prefect task whose every attempt runs behind a component's breaker and bulkhead.
 
     The policy is found lazily, at the first call (so at import nothing is read): a name is
-    resolved by `prefect_ft.policies.resolve_policy` - a `ComponentSpec` or
+    resolved by `prefect_ft.tasks.policies.resolve_policy` - a `ComponentSpec` or
     `CircuitBreakerPolicy` block document of that name, else the built-in preset, else a
     `ConfigurationError` naming it that fails the task run (and the flow that needs it). The
     policy is re-read every `PREFECT_FT_CACHE_TTL` seconds, so a block edited in the UI takes
@@ -140,7 +140,7 @@ def ft_task(__fn: Callable[P, R] | None = None, *, breaker: Any, **task_options:
         A policy object instead of a name, waiting while the breaker is open:
         ```python
         from prefect_ft import ft_task
-        from prefect_ft.policies import FTPolicy
+        from prefect_ft.tasks.policies import FTPolicy
         from prefect_ft.presets import preset_config
 
         policy = FTPolicy("ipc", preset_config("ipc"), on_open="wait", max_wait_seconds=10)

@@ -42,7 +42,7 @@ __all__ = [
 
 STATE_EVENT = "prefect-ft.breaker.state"
 
-log = logging.getLogger("prefect_ft.prefect_events")
+log = logging.getLogger("prefect_ft.tasks.events")
 _components: weakref.WeakKeyDictionary[CircuitBreaker, str] = weakref.WeakKeyDictionary()
 _install_lock = threading.Lock()
 _installed = False

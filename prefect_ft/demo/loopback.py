@@ -108,7 +108,7 @@ def main() -> None:
         def set_healthy(ok: bool) -> None:
             server.healthy = ok
 
-        from prefect_ft.demo_flow import run
+        from prefect_ft.demo.flows import run
 
         say("starting an embedded Prefect server (SQLite) for part 2")
         run(url, set_healthy, say)

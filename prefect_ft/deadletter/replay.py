@@ -47,14 +47,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 
-from prefect_ft.deadletter import DeadLetter, DeadLetterQueue, dead_letter_breakers, render
+from prefect_ft.deadletter.queue import DeadLetter, DeadLetterQueue, dead_letter_breakers, render
 from prefect_ft.exceptions import ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
 
 # Prefect (and the modules that need it) is imported on first use, so that `prefect_ft` can bind
 # the function `replay` at import time without importing Prefect.
 if TYPE_CHECKING:
-    from prefect_ft._gates import Gate
+    from prefect_ft.tasks.gates import Gate
 
 __all__ = ["ReplayInfo", "ReplayReport", "areplay", "current_replay", "replay"]
 
@@ -178,7 +178,7 @@ def _replay_queue(
     max_attempts: int,
     functions: Mapping[str, Callable[..., Any]],
 ) -> None:
-    from prefect_ft._gates import Rejected, gate_for
+    from prefect_ft.tasks.gates import Rejected, gate_for
 
     open_items = [i for i in queue.items() if i.status in ("pending", "running")]
     if not open_items:
@@ -243,7 +243,7 @@ def _replay_queue(
 def _run(gate: Gate, fn: Callable[..., Any], item: DeadLetter) -> Any:
     from prefect.client.schemas.objects import State
 
-    from prefect_ft._gates import acall_guarded, call_guarded
+    from prefect_ft.tasks.gates import acall_guarded, call_guarded
 
     args, kwargs = item.inputs()
     if inspect.iscoroutinefunction(fn):
@@ -280,14 +280,14 @@ def _wait_admitting(gate: Gate, deadline: float) -> bool:
 def _policy(item: DeadLetter) -> Any:
     if item.policy.startswith("pickle:"):
         return cloudpickle.loads(base64.b64decode(item.policy[len("pickle:") :]))
-    from prefect_ft.policies import resolve_policy
+    from prefect_ft.tasks.policies import resolve_policy
 
     return resolve_policy(item.policy)
 
 
 def _function(item: DeadLetter, functions: Mapping[str, Callable[..., Any]]) -> Callable[..., Any] | None:  # fmt: skip
-    from prefect_ft._wrap import find_site
-    from prefect_ft._wrap import original_function as _original
+    from prefect_ft.tasks.guard import find_site
+    from prefect_ft.tasks.guard import original_function as _original
 
     given = functions.get(item.task_path) or functions.get(item.task_name)
     if given is not None:

@@ -7,9 +7,9 @@ Prefect event listener and publishes the breaker's state.
 
 `call_guarded` / `acall_guarded` run one attempt through a gate: bulkhead permit, breaker
 admission (the local view: no I/O while CLOSED or OPEN), the call, and its outcome. Both the task
-guard (`prefect_ft._wrap`) and the replayer (`prefect_ft.replay`) use them.
+guard (`prefect_ft.tasks.guard`) and the replayer (`prefect_ft.replay`) use them.
 
-Private: the public faces are `prefect_ft.tasks`, `prefect_ft.task_runners` and `prefect_ft.replay`.
+Private: the public faces are `prefect_ft.tasks`, `prefect_ft.tasks.runner` and `prefect_ft.replay`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any, NamedTuple
 
 from prefect.client.schemas.objects import State
 
-from prefect_ft import prefect_events
 from prefect_ft.breaker import CircuitBreaker
-from prefect_ft.bulkhead import Bulkhead
-from prefect_ft.deadletter import DeadLetterQueue
+from prefect_ft.bulkhead.permits import Bulkhead
+from prefect_ft.deadletter.queue import DeadLetterQueue
 from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError
-from prefect_ft.policies import FTPolicy
 from prefect_ft.settings import default_store_url
+from prefect_ft.tasks import events as prefect_events
+from prefect_ft.tasks.policies import FTPolicy
 
 __all__ = ["REJECTED_STATE_NAMES", "Gate", "Rejected", "acall_guarded", "call_guarded", "gate_for"]
 

@@ -2,7 +2,7 @@
 
 One run: load the engine's state from the store (where the last run left it), read task runs
 (each failed attempt of a retried run is a row) and the resource samples that `ft_task` records
-(`prefect_ft.resources`) since the saved watermark (`prefect_ft.history`), run the pure
+(`prefect_ft.history.resources`) since the saved watermark (`prefect_ft.history`), run the pure
 `DetectionEngine`, emit one event per new alarm, write a markdown artifact, log what was skipped,
 and save the state with compare-and-set. The engine's state carries each detector's hold-off, so
 a saved and restored engine never alarms twice for one episode.
@@ -25,9 +25,9 @@ from prefect_ft.detection import (
     ResourceBatch,
     Skipped,
 )
-from prefect_ft.history import MAX_RETRIED_RUNS, read_history, read_resource_samples
-from prefect_ft.prefect_events import component_resource_id
+from prefect_ft.history.reader import MAX_RETRIED_RUNS, read_history, read_resource_samples
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.tasks.events import component_resource_id
 
 __all__ = [
     "DEFAULT_STATE_KEY",

@@ -1,7 +1,7 @@
 """`Bulkhead`: cap how many calls run at once, in one process or across processes.
 
 With scope "process" only the process-local count applies: one per bulkhead name, shared by
-every thread and event loop, granted in arrival order (`prefect_ft._slots`).
+every thread and event loop, granted in arrival order (`prefect_ft.bulkhead.slots`).
 
 With scope "shared" a call also needs a lease in the store record `prefect-ft:bulkhead:<name>`,
 written with compare-and-set (`prefect_ft.core.bulkhead` holds the lease maths). A lease expires
@@ -9,8 +9,8 @@ written with compare-and-set (`prefect_ft.core.bulkhead` holds the lease maths).
 renews live holders every `lease_seconds / 3`. A full bulkhead is polled with jittered backoff.
 While the store is down, only the process-local limit applies and a warning is logged once.
 
-`GlobalConcurrencyBulkhead` (server-side, for whole flows) lives in `prefect_ft.gcl_bulkhead`
-and is re-exported here. This module does not choose policies (`prefect_ft.policies`) or
+`GlobalConcurrencyBulkhead` (server-side, for whole flows) lives in `prefect_ft.bulkhead.global_concurrency`
+and is re-exported here. This module does not choose policies (`prefect_ft.tasks.policies`) or
 publish metrics (`available` is what a metrics exporter reads).
 """
 
@@ -28,7 +28,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from prefect_ft._slots import _Decorates, _off_loop, _slots_for
+from prefect_ft.bulkhead.global_concurrency import GlobalConcurrencyBulkhead
+from prefect_ft.bulkhead.slots import _Decorates, _off_loop, _slots_for
 from prefect_ft.core.bulkhead import (
     BulkheadConfig,
     Lease,
@@ -41,7 +42,6 @@ from prefect_ft.core.bulkhead import (
     renew_leases,
 )
 from prefect_ft.exceptions import BulkheadFullError, StoreUnavailableError
-from prefect_ft.gcl_bulkhead import GlobalConcurrencyBulkhead
 from prefect_ft.stores import BreakerStore, Versioned, shared_store
 
 __all__ = ["Bulkhead", "GlobalConcurrencyBulkhead"]
@@ -72,7 +72,7 @@ class Bulkhead(_Decorates):
 
     Examples:
         ```python
-        from prefect_ft.bulkhead import Bulkhead
+        from prefect_ft.bulkhead.permits import Bulkhead
         from prefect_ft.core.bulkhead import BulkheadConfig
 
         gpu = Bulkhead(BulkheadConfig("ml-inference", max_concurrent=2, max_wait_seconds=30))

@@ -8,7 +8,7 @@ files, `breaker`, `bulkhead` and `recovery` may name a document of the matching 
 same directory tree, or already on the server); it is saved as a reference, so editing the named
 document in the UI changes the component too. A mapping there embeds the policy instead.
 
-This module does not resolve policies for tasks (`prefect_ft.policies`) and never deletes
+This module does not resolve policies for tasks (`prefect_ft.tasks.policies`) and never deletes
 documents whose files were removed. Other command groups join `app` the way `blocks` does:
 build a `cyclopts.App(name=...)` in their own module and `app.command(...)` it here.
 """
@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
-from prefect_ft.cli_breakers import breakers_app, status
+from prefect_ft.cli.breakers import breakers_app, status
 
 __all__ = [
     "BLOCK_TYPES",

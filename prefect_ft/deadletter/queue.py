@@ -179,7 +179,7 @@ class DeadLetterQueue:
 
     Examples:
         ```python
-        from prefect_ft.deadletter import DeadLetterQueue
+        from prefect_ft.deadletter.queue import DeadLetterQueue
 
         queue = DeadLetterQueue("ipc")
         for item in queue.items(status="pending"):

@@ -1,16 +1,16 @@
 """The guard that `ft_task` and `FaultTolerantTaskRunner` put around a task's function.
 
 One call: resolve the policy (`resolve_policy`, TTL-cached, so no I/O per call) -> one attempt
-through the component's gate (`prefect_ft._gates`: bulkhead permit, breaker admission, the call,
+through the component's gate (`prefect_ft.tasks.gates`: bulkhead permit, breaker admission, the call,
 its outcome), then a resource sample of the component at most every
-`PREFECT_FT_RESOURCE_SAMPLE_SECONDS` (`prefect_ft.resources`). A refused attempt is
+`PREFECT_FT_RESOURCE_SAMPLE_SECONDS` (`prefect_ft.history.resources`). A refused attempt is
 dead-lettered and ends in a `Failed` state named `CircuitOpen` or `BulkheadFull`, which does
 not count as a failure of the dependency; with `on_open="wait"` the guard first sleeps until the
 breaker's `retry_after`, within `max_wait_seconds`.
 
 The guard body exists once for sync and once for async functions; both share every helper.
 
-Private: the public faces are `prefect_ft.tasks` and `prefect_ft.task_runners`.
+Private: the public faces are `prefect_ft.tasks` and `prefect_ft.tasks.runner`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ import cloudpickle
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from prefect_ft import prefect_events, resources
-from prefect_ft._gates import (
+from prefect_ft.deadletter.queue import encode_inputs, render
+from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError, ConfigurationError
+from prefect_ft.history import resources
+from prefect_ft.tasks import events as prefect_events
+from prefect_ft.tasks.gates import (
     REJECTED_STATE_NAMES,
     Gate,
     Rejected,
@@ -37,9 +40,7 @@ from prefect_ft._gates import (
     call_guarded,
     gate_for,
 )
-from prefect_ft.deadletter import encode_inputs, render
-from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError, ConfigurationError
-from prefect_ft.policies import FTPolicy, aresolve_policy, resolve_policy
+from prefect_ft.tasks.policies import FTPolicy, aresolve_policy, resolve_policy
 
 __all__ = [
     "Site",

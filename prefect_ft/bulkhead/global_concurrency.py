@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
-from prefect_ft._slots import _Decorates, _off_loop
+from prefect_ft.bulkhead.slots import _Decorates, _off_loop
 from prefect_ft.core.validation import require
 from prefect_ft.exceptions import BulkheadFullError, ConfigurationError
 
@@ -41,7 +41,7 @@ class GlobalConcurrencyBulkhead(_Decorates):
     Examples:
         ```python
         from prefect import flow
-        from prefect_ft.bulkhead import GlobalConcurrencyBulkhead
+        from prefect_ft.bulkhead.permits import GlobalConcurrencyBulkhead
 
         model_server = GlobalConcurrencyBulkhead("ml-inference", max_wait_seconds=600)
 

@@ -17,7 +17,7 @@ it): decorate tasks with `ft_task` to guard direct calls too. The runner delegat
 else to its inner runner and returns the inner runner's futures unchanged, so Dask and Ray
 runners keep recognising their own futures.
 
-This module does not implement the guard itself (`prefect_ft._wrap`, shared with `ft_task`).
+This module does not implement the guard itself (`prefect_ft.tasks.guard`, shared with `ft_task`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from prefect_ft._wrap import component_tag, compose_retry_condition, guard, spec_name
 from prefect_ft.exceptions import ConfigurationError
-from prefect_ft.policies import resolve_policy
+from prefect_ft.tasks.guard import component_tag, compose_retry_condition, guard, spec_name
+from prefect_ft.tasks.policies import resolve_policy
 
 __all__ = ["FaultTolerantTaskRunner"]
 

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect_ft.core import machine
 from prefect_ft.core.events import BreakerEvent
@@ -20,12 +20,10 @@ from prefect_ft.core.states import BreakerRecord
 from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.stores import Versioned
 
-if TYPE_CHECKING:
-    from prefect_ft.breaker import CircuitBreaker
-
 __all__ = ["BreakerListener", "SharedRecordMixin", "add_global_listener", "remove_global_listener"]
 
-BreakerListener = Callable[["CircuitBreaker", BreakerEvent], None]
+# (breaker, event); typed Any here so this module never imports the driver it serves
+BreakerListener = Callable[[Any, BreakerEvent], None]
 log = logging.getLogger("prefect_ft.breaker")
 _global_listeners: list[BreakerListener] = []
 _REMOTE_KIND = {

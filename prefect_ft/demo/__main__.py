@@ -1,0 +1,3 @@
+from prefect_ft.demo.loopback import main
+
+main()
