@@ -103,6 +103,8 @@ def main() -> None:
         os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{home}/prefect/prefect-ft.db"
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the demo prints its own lines
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        # Prefect's default of 20 s is too short on a loaded 2-core machine (it timed out at load 8)
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
         os.environ.pop("PREFECT_API_URL", None)
 
         def set_healthy(ok: bool) -> None:
