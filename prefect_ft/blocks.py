@@ -220,8 +220,8 @@ class BulkheadPolicy(Block):
         description="Calls allowed to run at the same time.",
     )  # fmt: skip
     max_wait_seconds: float = Field(
-        default=0.0, ge=0, title="Maximum wait (s)",
-        description="Seconds a call waits for a permit before it is refused; 0 never waits.",
+        default=60.0, ge=0, title="Maximum wait (s)",
+        description="Seconds a call waits for a permit before it is refused; 0 never waits. The default queues a map wider than the limit instead of refusing its surplus.",
     )  # fmt: skip
     max_queue: int | None = Field(
         default=None, ge=0, title="Maximum queue",

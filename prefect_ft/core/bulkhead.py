@@ -55,15 +55,19 @@ class BulkheadConfig:
     Attributes:
         name: the bulkhead's name (also its key in a shared store).
         max_concurrent: calls allowed to run at the same time (>= 1).
-        max_wait_seconds: how long a call waits for a permit before `BulkheadFullError` (0 = never wait).
-        max_queue: calls allowed to wait at once; further calls are refused at once (None = no limit).
+        max_wait_seconds: how long a call waits for a permit before `BulkheadFullError`
+            (0 = never wait). The default, 60 s, queues the surplus of a `.map()` wider than
+            `max_concurrent` the way Prefect's own concurrency limits do, instead of refusing
+            (and dead-lettering) it at once, and still bounds how long any call can hang.
+        max_queue: calls allowed to wait at once; further calls are refused at once (None = no
+            limit: the default, so a map of any width queues; the wait alone bounds it).
         scope: "process" (threads and tasks of one process) or "shared" (every process on the store).
         lease_seconds: for "shared": a permit expires after this long, so a crashed holder frees it.
     """
 
     name: str
     max_concurrent: int = 10
-    max_wait_seconds: float = 0.0
+    max_wait_seconds: float = 60.0
     max_queue: int | None = None
     scope: str = "process"
     lease_seconds: float = 300.0
