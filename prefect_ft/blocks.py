@@ -15,16 +15,23 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from prefect_ft.core.bulkhead import BulkheadConfig
+from prefect_ft.core.bulkhead import MAX_CONCURRENT, MAX_QUEUE, BulkheadConfig
 from prefect_ft.core.conditions import (
     ConsecutiveFailures,
     FailureRate,
     SlowCallRate,
     TripCondition,
 )
-from prefect_ft.core.config import BreakerConfig
+from prefect_ft.core.config import (
+    MAX_COUNT_WINDOW_CALLS,
+    MAX_HALF_OPEN_CALLS,
+    MAX_MINIMUM_CALLS,
+    MAX_TIME_WINDOW_SECONDS,
+    BreakerConfig,
+)
+from prefect_ft.core.validation import STORE_URL_FORMS, STORE_URL_PATTERN, check_store_url
 from prefect_ft.exceptions import ConfigurationError
 
 __all__ = ["BulkheadPolicy", "CircuitBreakerPolicy", "ComponentSpec", "RecoveryPolicy"]
@@ -60,7 +67,7 @@ class CircuitBreakerPolicy(Block):
     _description = "Trip, open-time and recovery settings of a prefect-ft circuit breaker."
 
     failure_threshold: int = Field(
-        default=5, ge=1, title="Failure threshold (consecutive)",
+        default=5, ge=1, le=MAX_MINIMUM_CALLS, title="Failure threshold (consecutive)",
         description="Consecutive failures that open the circuit.",
     )  # fmt: skip
     failure_rate_threshold: float | None = Field(
@@ -76,7 +83,7 @@ class CircuitBreakerPolicy(Block):
         description="A call taking longer than this many seconds counts as slow, even while in flight.",
     )  # fmt: skip
     minimum_calls: int = Field(
-        default=10, ge=1, title="Minimum calls",
+        default=10, ge=1, le=MAX_MINIMUM_CALLS, title="Minimum calls",
         description="Calls the window must hold before a rate threshold is judged.",
     )  # fmt: skip
     window_type: Literal["count", "time"] = Field(
@@ -84,8 +91,8 @@ class CircuitBreakerPolicy(Block):
         description="Rates are measured over the last N calls (count) or the last N seconds (time).",
     )  # fmt: skip
     window_size: int = Field(
-        default=100, ge=1, title="Window size",
-        description="Calls (count window) or seconds (time window) over which rates are measured.",
+        default=100, ge=1, le=MAX_COUNT_WINDOW_CALLS, title="Window size",
+        description=f"Calls (count window, at most {MAX_COUNT_WINDOW_CALLS}) or seconds (time window, at most {MAX_TIME_WINDOW_SECONDS}) over which rates are measured.",
     )  # fmt: skip
     open_seconds: float = Field(
         default=60.0, gt=0, title="Open time (s)",
@@ -104,7 +111,7 @@ class CircuitBreakerPolicy(Block):
         description="Fraction of the open time that is randomised, from 0 up to but excluding 1.",
     )  # fmt: skip
     half_open_calls: int = Field(
-        default=1, ge=1, title="Half-open probes",
+        default=1, ge=1, le=MAX_HALF_OPEN_CALLS, title="Half-open probes",
         description="Trial calls admitted while half-open, across all processes.",
     )  # fmt: skip
     probe_ttl_seconds: float = Field(
@@ -136,10 +143,21 @@ class CircuitBreakerPolicy(Block):
         description="Seconds a call may wait for admission when the policy is to wait.",
     )  # fmt: skip
     store_url: str | None = Field(
-        default=None, title="Store URL",
-        description="Where breaker state is shared (memory://, sqlite:///PATH, redis://HOST:PORT/DB); empty for the default.",
+        default=None, title="Store URL", pattern=STORE_URL_PATTERN,
+        description=f"Where breaker state is shared ({STORE_URL_FORMS}); empty for the default.",
         examples=["redis://127.0.0.1:6379/0"],
     )  # fmt: skip
+
+    @field_validator("store_url", mode="before")
+    @classmethod
+    def _check_store_url(cls, value: object) -> object:
+        # before the pattern, so a bad URL gets the cause (port, host, database) and not a regex
+        if value is None:
+            return value
+        try:
+            return check_store_url(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _check_fields_together(self) -> CircuitBreakerPolicy:
@@ -216,15 +234,15 @@ class BulkheadPolicy(Block):
     _description = "Concurrency limit and wait budget of a prefect-ft bulkhead."
 
     max_concurrent: int = Field(
-        default=10, ge=1, title="Maximum concurrent calls",
+        default=10, ge=1, le=MAX_CONCURRENT, title="Maximum concurrent calls",
         description="Calls allowed to run at the same time.",
     )  # fmt: skip
     max_wait_seconds: float = Field(
-        default=0.0, ge=0, title="Maximum wait (s)",
-        description="Seconds a call waits for a permit before it is refused; 0 never waits.",
+        default=60.0, ge=0, title="Maximum wait (s)",
+        description="Seconds a call waits for a permit before it is refused; 0 never waits. The default queues a map wider than the limit instead of refusing its surplus.",
     )  # fmt: skip
     max_queue: int | None = Field(
-        default=None, ge=0, title="Maximum queue",
+        default=None, ge=0, le=MAX_QUEUE, title="Maximum queue",
         description="Calls allowed to wait at once; further calls are refused at once. Empty for no limit.",
     )  # fmt: skip
     scope: Literal["process", "shared"] = Field(

@@ -200,8 +200,28 @@ async def test_a_waiter_gives_up_after_max_wait(name: str, flavour: str) -> None
     assert bh.waiting == 0 and bh.available == 1
 
 
+def test_by_default_a_full_bulkhead_queues_for_a_bounded_time(name: str) -> None:
+    # A .map() over more items than max_concurrent must queue the surplus, not refuse it (issue 8
+    # item 16), yet never wait forever: the default wait is finite and the queue length is open.
+    config = BulkheadConfig(name, max_concurrent=1)
+    assert 0 < config.max_wait_seconds <= 600 and config.max_queue is None
+    bh = Bulkhead(config)
+    got: list[str] = []
+
+    def second() -> None:
+        with bh.permit():
+            got.append("second")
+
+    with bh.permit():
+        thread = threading.Thread(target=second)
+        thread.start()
+        wait_until(lambda: bh.waiting == 1)
+    thread.join(10)
+    assert got == ["second"] and bh.available == 1
+
+
 def test_without_a_wait_budget_a_full_bulkhead_refuses(name: str) -> None:
-    bh = Bulkhead(BulkheadConfig(name, max_concurrent=2))
+    bh = Bulkhead(BulkheadConfig(name, max_concurrent=2, max_wait_seconds=0))
     with bh.permit(), bh.permit(), pytest.raises(BulkheadFullError), bh.permit():
         pass
     with bh.permit():  # the refused call took nothing
@@ -273,7 +293,7 @@ def test_an_error_in_the_body_releases_the_permit(name: str) -> None:
 
 
 def test_bulkheads_of_one_name_share_one_count(name: str) -> None:
-    first = Bulkhead(BulkheadConfig(name, max_concurrent=1))
+    first = Bulkhead(BulkheadConfig(name, max_concurrent=1, max_wait_seconds=0))
     rebuilt = pickle.loads(pickle.dumps(first))  # as a process-pool runner would ship it
     with first.permit(), pytest.raises(BulkheadFullError), rebuilt.permit():
         pass
@@ -288,7 +308,7 @@ def _double(x: int) -> int:
 
 
 def test_the_decorator_keeps_signatures_and_limits_calls(name: str) -> None:
-    bh = Bulkhead(BulkheadConfig(name, max_concurrent=1))
+    bh = Bulkhead(BulkheadConfig(name, max_concurrent=1, max_wait_seconds=0))
 
     def parse(doc_id: str, *, pages: int = 1) -> str:
         """Parse one document."""
@@ -406,7 +426,8 @@ def foreign(
 
 
 def shared(name: str, store: Any, clock: Any, **kw: Any) -> Bulkhead:
-    cfg = BulkheadConfig(name, scope="shared", lease_seconds=10, **{"max_concurrent": 2, **kw})
+    kw = {"max_concurrent": 2, "max_wait_seconds": 0, **kw}  # refusals here are tested at once
+    cfg = BulkheadConfig(name, scope="shared", lease_seconds=10, **kw)
     return Bulkhead(cfg, store=store, clock=clock)
 
 
@@ -549,7 +570,8 @@ def test_a_store_that_cannot_be_opened_degrades_to_the_local_limit(
 ) -> None:
     (tmp_path / "not-a-dir").write_text("")
     url = f"sqlite:///{tmp_path / 'not-a-dir' / 'bulkheads.db'}"
-    bh = Bulkhead(BulkheadConfig(name, max_concurrent=1, scope="shared"), store=url)
+    config = BulkheadConfig(name, max_concurrent=1, max_wait_seconds=0, scope="shared")
+    bh = Bulkhead(config, store=url)
     with bh.permit(), pytest.raises(BulkheadFullError), bh.permit():
         pass
     assert not bh.store_available and bh.available == 1

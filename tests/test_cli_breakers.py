@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from prefect_ft import CircuitBreaker, CircuitOpenError
+from prefect_ft.stores import shared_store
+from prefect_ft.stores.index import known_breakers
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,3 +43,42 @@ def test_bad_store_url_is_one_line_without_traceback() -> None:
     out = cli("status", "--store", "nosuch://x")
     assert out.returncode == 1
     assert "unknown scheme 'nosuch'" in out.stderr and "Traceback" not in out.stderr
+
+
+# -- names an operator mistyped (issue 8 item 9) -----------------------------------------------
+
+
+def test_a_mistyped_name_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ft.db'}"
+    CircuitBreaker("model-server", store=url, refresh_seconds=None)
+    out = cli("breakers", "force-open", "ml-infrence", "--store", url)
+    assert out.returncode == 2, out.stderr
+    assert "unknown breaker 'ml-infrence'; did you mean 'ml-inference'?" in out.stderr
+    assert "Traceback" not in out.stderr
+    store = shared_store(url)
+    assert known_breakers(store) == ["model-server"]  # nothing created
+    assert store.read("prefect-ft:breaker:ml-infrence").data is None
+
+    far = cli("breakers", "reset", "zzzz", "--store", url)
+    assert far.returncode == 2
+    assert "unknown breaker 'zzzz'; known breakers: " in far.stderr
+    assert "doc-processing, ipc, ml-inference, model-server, quality-validation" in far.stderr
+
+
+def test_create_acts_on_a_new_name_and_forget_removes_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ft.db'}"
+    made = cli("breakers", "force-open", "canary", "--create", "--store", url)
+    assert made.returncode == 0, made.stderr
+    store = shared_store(url)
+    assert "canary" in known_breakers(store)
+    assert CircuitBreaker("canary", store=url, refresh_seconds=None).state == "FORCED_OPEN"
+
+    typo = cli("breakers", "forget", "canery", "--store", url)
+    assert typo.returncode == 2
+    assert "unknown breaker 'canery'; did you mean 'canary'?" in typo.stderr
+    gone = cli("breakers", "forget", "canary", "--store", url)
+    assert gone.returncode == 0, gone.stderr
+    assert "canary" not in known_breakers(store)
+    assert store.read("prefect-ft:breaker:canary").data is None
+    again = cli("breakers", "forget", "canary", "--store", url)
+    assert again.returncode == 2 and "unknown breaker 'canary'" in again.stderr

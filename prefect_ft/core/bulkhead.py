@@ -20,6 +20,8 @@ from prefect_ft.core.backoff import EqualJitter
 from prefect_ft.core.validation import require
 
 __all__ = [
+    "MAX_CONCURRENT",
+    "MAX_QUEUE",
     "BulkheadConfig",
     "Lease",
     "acquire_lease",
@@ -31,6 +33,11 @@ __all__ = [
     "release_lease",
     "renew_leases",
 ]
+
+# Upper bounds, mirrored by the blocks (`le=`) so the UI form refuses them too: a shared record
+# holds one lease per running call, and a queue that long is a backlog, not a bulkhead.
+MAX_CONCURRENT = 10_000
+MAX_QUEUE = 100_000
 
 Lease = tuple[str, float]
 """One permit held in a shared bulkhead: `(holder, expires_at)` in store-clock seconds."""
@@ -54,16 +61,21 @@ class BulkheadConfig:
 
     Attributes:
         name: the bulkhead's name (also its key in a shared store).
-        max_concurrent: calls allowed to run at the same time (>= 1).
-        max_wait_seconds: how long a call waits for a permit before `BulkheadFullError` (0 = never wait).
-        max_queue: calls allowed to wait at once; further calls are refused at once (None = no limit).
+        max_concurrent: calls allowed to run at the same time (1 to 10,000).
+        max_wait_seconds: how long a call waits for a permit before `BulkheadFullError`
+            (0 = never wait). The default, 60 s, queues the surplus of a `.map()` wider than
+            `max_concurrent` the way Prefect's own concurrency limits do, instead of refusing
+            (and dead-lettering) it at once, and still bounds how long any call can hang.
+        max_queue: calls allowed to wait at once (at most 100,000); further calls are refused
+            at once (None = no limit: the default, so a map of any width queues; the wait alone
+            bounds it).
         scope: "process" (threads and tasks of one process) or "shared" (every process on the store).
         lease_seconds: for "shared": a permit expires after this long, so a crashed holder frees it.
     """
 
     name: str
     max_concurrent: int = 10
-    max_wait_seconds: float = 0.0
+    max_wait_seconds: float = 60.0
     max_queue: int | None = None
     scope: str = "process"
     lease_seconds: float = 300.0
@@ -73,11 +85,13 @@ class BulkheadConfig:
             isinstance(self.name, str) and self.name != "", "name", "a non-empty string", self.name
         )
         m = self.max_concurrent
-        require(_int(m) and m >= 1, "max_concurrent", "an integer >= 1", m)
+        top = MAX_CONCURRENT
+        require(_int(m) and 1 <= m <= top, "max_concurrent", f"an integer in [1, {top}]", m)
         w = self.max_wait_seconds
         require(_seconds(w) and w >= 0, "max_wait_seconds", ">= 0 seconds", w)
         q = self.max_queue
-        require(q is None or (_int(q) and q >= 0), "max_queue", "an integer >= 0 or None", q)
+        ok = q is None or (_int(q) and 0 <= q <= MAX_QUEUE)
+        require(ok, "max_queue", f"an integer in [0, {MAX_QUEUE}] or None", q)
         require(self.scope in ("process", "shared"), "scope", "'process' or 'shared'", self.scope)
         t = self.lease_seconds
         require(_seconds(t) and t > 0, "lease_seconds", "> 0 seconds", t)

@@ -10,11 +10,30 @@ from prefect_ft.core.conditions import ConsecutiveFailures, TripCondition
 from prefect_ft.core.validation import require
 from prefect_ft.core.windows import CountWindow, TimeWindow
 
-__all__ = ["BreakerConfig"]
+__all__ = [
+    "MAX_COUNT_WINDOW_CALLS",
+    "MAX_HALF_OPEN_CALLS",
+    "MAX_MINIMUM_CALLS",
+    "MAX_TIME_WINDOW_SECONDS",
+    "BreakerConfig",
+]
+
+# Upper bounds of every size, so a typo cannot allocate a process's memory: a window allocates
+# its whole size up front (a count window 2 bytes per call, about 20 KB at the bound; a time
+# window about 100 bytes per second, about 0.35 MB at the bound), once per breaker per process.
+# The blocks declare the same numbers (`le=`), so the Prefect UI form refuses them too.
+MAX_COUNT_WINDOW_CALLS = 10_000
+MAX_TIME_WINDOW_SECONDS = 3_600
+MAX_HALF_OPEN_CALLS = 100  # each probe is a lease in the shared record
+MAX_MINIMUM_CALLS = 10_000  # more than the largest count window could ever hold
 
 
 def _num(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int_in(x: object, low: int, high: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,20 +44,22 @@ class BreakerConfig:
         name: the breaker's name (also its key in the shared store).
         trip: when CLOSED trips to OPEN; compose with `|` and `&`.
         window_type: "count" (last `window_size` calls) or "time" (last `window_size` seconds).
-        window_size: calls or seconds in the window used by rate conditions.
+        window_size: calls (at most 10,000) or seconds (at most 3,600) in the window used by
+            rate conditions.
         open_seconds: how long the first trip stays open.
         open_multiplier: growth of the open time per further consecutive trip (>= 1).
         max_open_seconds: cap on the open time (default: the larger of 600 s and 10 x open_seconds).
         open_jitter: fraction of the open time randomised, in [0, 1).
         decay_seconds: each this many healthy seconds forget one consecutive trip
             (default: `max_open_seconds`).
-        half_open_calls: probes admitted in HALF_OPEN across all processes (K).
+        half_open_calls: probes admitted in HALF_OPEN across all processes (K, at most 100).
         probe_ttl_seconds: a probe lease expires after this long (a crashed prober frees it).
         recovery_seconds: length of the RECOVERY ramp; 0 closes straight after the probes.
         recovery_min_fraction: share of calls admitted at the start of the ramp.
         recovery_aggression: curve of the ramp (1 = linear, > 1 = faster start).
         recovery_failure_rate: failure rate (%) during the ramp that reopens the breaker.
-        recovery_minimum_calls: calls in the ramp before its failure rate is judged.
+        recovery_minimum_calls: calls in the ramp before its failure rate is judged (at most
+            10,000).
         classifier: which exceptions are failures, ignored, or successes.
     """
 
@@ -75,12 +96,12 @@ class BreakerConfig:
             self.window_type,
         )
         ws = self.window_size
-        require(
-            isinstance(ws, int) and not isinstance(ws, bool) and ws >= 1,
-            "window_size",
-            "an integer >= 1",
-            ws,
+        top, unit = (
+            (MAX_COUNT_WINDOW_CALLS, "calls for a count window")
+            if self.window_type == "count"
+            else (MAX_TIME_WINDOW_SECONDS, "seconds for a time window")
         )
+        require(_int_in(ws, 1, top), "window_size", f"an integer in [1, {top}] {unit}", ws)
         require(
             _num(self.open_seconds) and self.open_seconds > 0,
             "open_seconds",
@@ -105,12 +126,8 @@ class BreakerConfig:
         d = self.decay_seconds
         require(d is None or (_num(d) and d > 0), "decay_seconds", "> 0 seconds or None", d)
         k = self.half_open_calls
-        require(
-            isinstance(k, int) and not isinstance(k, bool) and k >= 1,
-            "half_open_calls",
-            "an integer >= 1",
-            k,
-        )
+        top = MAX_HALF_OPEN_CALLS
+        require(_int_in(k, 1, top), "half_open_calls", f"an integer in [1, {top}]", k)
         t = self.probe_ttl_seconds
         require(_num(t) and t > 0, "probe_ttl_seconds", "> 0 seconds", t)
         r = self.recovery_seconds
@@ -122,7 +139,8 @@ class BreakerConfig:
         p = self.recovery_failure_rate
         require(_num(p) and 0 < p <= 100, "recovery_failure_rate", "in (0, 100] percent", p)
         m = self.recovery_minimum_calls
-        require(isinstance(m, int) and m >= 1, "recovery_minimum_calls", "an integer >= 1", m)
+        top = MAX_MINIMUM_CALLS
+        require(_int_in(m, 1, top), "recovery_minimum_calls", f"an integer in [1, {top}]", m)
 
     @property
     def slow_call_seconds(self) -> float | None:

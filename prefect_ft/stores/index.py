@@ -2,7 +2,9 @@
 
 One record (`prefect-ft:breakers`) holds a JSON list of names; a breaker adds its name once,
 with compare-and-set, when a process first builds it. A store that is down is skipped: the
-name is added by the next process that builds the breaker while the store is up.
+name is added by the next process that builds the breaker while the store is up. An operator
+removes a name with `prefect-ft breakers forget`; a process still using that breaker adds it
+back the next time it builds it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.stores.base import BreakerStore
 
-__all__ = ["INDEX_KEY", "known_breakers", "register_breaker"]
+__all__ = ["INDEX_KEY", "known_breakers", "register_breaker", "unregister_breaker"]
 
 INDEX_KEY = "prefect-ft:breakers"
 
@@ -36,3 +38,20 @@ def register_breaker(store: BreakerStore, name: str) -> None:
                 return
     except StoreUnavailableError:
         return
+
+
+def unregister_breaker(store: BreakerStore, name: str) -> bool:
+    """Remove `name` from the index (`prefect-ft breakers forget`); False when it was not there.
+
+    Raises:
+        StoreUnavailableError: the store did not answer (an operator must know nothing changed).
+    """
+    v = store.read(INDEX_KEY)
+    for _ in range(64):  # a lost race means another process added a name meanwhile: retry
+        names = json.loads(v.data) if v.data else []
+        if name not in names:
+            return False
+        ok, v = store.cas(INDEX_KEY, v.version, json.dumps([n for n in names if n != name]))
+        if ok:
+            return True
+    raise StoreUnavailableError(f"the breaker index of {store.url} kept changing; {name!r} is kept")

@@ -13,9 +13,12 @@ Each result is cached per name for `ttl` seconds (default `PREFECT_FT_CACHE_TTL`
 per-call path reads nothing from the API; the first resolve after the TTL re-reads the documents,
 which is how an edit made in the Prefect UI reaches running tasks without a redeploy. When a
 re-read fails (API unreachable, or a document that no longer validates) the last valid policy is
-kept, a warning is logged on the "prefect_ft.policies" logger and the read is retried one TTL
-later; with no valid policy ever seen, `ConfigurationError` is raised. A re-read that finds the
-same policy returns the very same `FTPolicy` object, so callers may cache on its identity.
+kept, a warning naming the cause is logged on the "prefect_ft.policies" logger and the read is
+retried one TTL later. That holds for any failure: a server error, a document that fails
+validation (a `store_url` no store can be built from included), a document deleted when no
+preset has its name, or an unexpected error. With no valid policy ever seen,
+`ConfigurationError` is raised. A re-read that finds the same policy returns the very same
+`FTPolicy` object, so callers may cache on its identity.
 
 This module does not write block documents (see `prefect-ft blocks apply`) and does not build
 breakers or bulkheads from the policies it returns.
@@ -38,7 +41,7 @@ from pydantic import ValidationError
 from prefect_ft.blocks import CircuitBreakerPolicy, ComponentSpec
 from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.core.config import BreakerConfig
-from prefect_ft.core.validation import require
+from prefect_ft.core.validation import check_store_url, require
 from prefect_ft.exceptions import ConfigurationError
 from prefect_ft.presets import PRESETS, preset_config
 from prefect_ft.settings import cache_ttl_seconds
@@ -89,6 +92,8 @@ class FTPolicy:
         require(self.on_open in ("fail", "wait"), "on_open", "'fail' or 'wait'", self.on_open)
         w = self.max_wait_seconds
         require(isinstance(w, int | float) and w >= 0, "max_wait_seconds", ">= 0 seconds", w)
+        if self.store_url is not None:  # refused here, not by every guarded call
+            check_store_url(self.store_url)
 
 
 def _from_breaker_block(
@@ -197,10 +202,9 @@ class PolicyResolver:
         if cached is not None:
             return cached
         try:
-            found = _read_sync(spec)
-        except _ReadError as exc:
+            return self._store(spec, ttl, _read_sync(spec))
+        except Exception as exc:  # any failure: a policy that worked beats failing every call
             return self._keep_last(spec, ttl, exc)
-        return self._store(spec, ttl, found)
 
     async def aresolve(
         self, spec: str | FTPolicy | CircuitBreakerPolicy, *, ttl: float | None = None
@@ -215,10 +219,9 @@ class PolicyResolver:
         if cached is not None:
             return cached
         try:
-            found = await _read_async(spec)
-        except _ReadError as exc:
+            return self._store(spec, ttl, await _read_async(spec))
+        except Exception as exc:  # any failure: a policy that worked beats failing every call
             return self._keep_last(spec, ttl, exc)
-        return self._store(spec, ttl, found)
 
     def _fresh(self, name: str) -> FTPolicy | None:
         with self._lock:
@@ -236,14 +239,23 @@ class PolicyResolver:
             self._entries[name] = _Entry(policy, self.clock() + ttl)
         return policy
 
-    def _keep_last(self, name: str, ttl: float, exc: _ReadError) -> FTPolicy:
+    def _keep_last(self, name: str, ttl: float, exc: Exception) -> FTPolicy:
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:  # retry one TTL later, not on every call
                 entry.expires_at = self.clock() + ttl
+        if entry is None and isinstance(exc, ConfigurationError):
+            raise exc  # already names what was tried (an unknown name, a bad argument)
+        cause = (
+            str(exc)
+            if isinstance(exc, _ReadError | ConfigurationError)
+            else (f"{type(exc).__name__}: {exc}")
+        )
         if entry is None:
-            raise ConfigurationError(f"cannot resolve policy {name!r}: {exc}") from exc
-        _log.warning("%s; keeping the last valid policy of %r (%s)", exc, name, entry.policy.source)
+            raise ConfigurationError(f"cannot resolve policy {name!r}: {cause}") from exc
+        _log.warning(
+            "%s; keeping the last valid policy of %r (%s)", cause, name, entry.policy.source
+        )
         return entry.policy
 
 

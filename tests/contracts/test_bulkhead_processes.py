@@ -79,7 +79,7 @@ def test_four_processes_never_hold_more_than_max_concurrent(
 @pytest.mark.usefixtures("retry_store_at_once")
 def test_a_killed_holder_frees_its_slot_after_the_lease(shared_url: str, tmp_path: Path) -> None:
     lease = 1.0
-    cfg = {"max_concurrent": 1, "lease_seconds": lease}
+    cfg = {"max_concurrent": 1, "max_wait_seconds": 0, "lease_seconds": lease}
     here = Bulkhead(BulkheadConfig("killed", scope="shared", **cfg), store=shared_url)
     marker = tmp_path / "holding"
     proc = mp.get_context("spawn").Process(
@@ -110,7 +110,7 @@ def test_a_killed_holder_frees_its_slot_after_the_lease(shared_url: str, tmp_pat
 @pytest.mark.usefixtures("retry_store_at_once")
 def test_a_long_holder_keeps_its_slot_past_the_lease(shared_url: str, tmp_path: Path) -> None:
     lease, hold = 1.0, 3.5  # the background renewal must carry it over three lease lengths
-    cfg = {"max_concurrent": 1, "lease_seconds": lease}
+    cfg = {"max_concurrent": 1, "max_wait_seconds": 0, "lease_seconds": lease}
     here = Bulkhead(BulkheadConfig("long", scope="shared", **cfg), store=shared_url)
     marker = tmp_path / "holding"
     proc = mp.get_context("spawn").Process(
@@ -137,7 +137,9 @@ def test_a_long_holder_keeps_its_slot_past_the_lease(shared_url: str, tmp_path: 
 
 @pytest.mark.usefixtures("retry_store_at_once")
 def test_a_redis_outage_falls_back_to_the_local_limit(private_redis) -> None:
-    cfg = BulkheadConfig("outage", scope="shared", max_concurrent=1, lease_seconds=30)
+    cfg = BulkheadConfig(
+        "outage", scope="shared", max_concurrent=1, max_wait_seconds=0, lease_seconds=30
+    )
     bulkhead = Bulkhead(cfg, store=private_redis.url)
     assert attempt(bulkhead) is True
     private_redis.stop()

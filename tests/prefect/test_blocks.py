@@ -445,3 +445,35 @@ def test_apply_refuses_a_dangling_reference(
     code, _, err = _apply(tmp_path, capsys)
     assert code == 1
     assert "breaker: no ft-circuit-breaker-policy document named 'not-there'" in err
+
+
+# --- resolution keeps the last valid policy, whatever failed (issue 8 item 8) --------------
+
+
+def test_a_store_url_that_cannot_be_built_keeps_the_last_valid_policy(
+    clock: FakeClock, written: list[tuple[type[Block], str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    name = unique()
+    save(CircuitBreakerPolicy(failure_threshold=2, store_url="memory://"), name, written)
+    assert resolve_policy(name, ttl=10).store_url == "memory://"
+    # saved from the UI before the schema checked it, or written straight through the API
+    bypass_validation("ft-circuit-breaker-policy", name, store_url="redis://cache:99999/0")
+    clock.now += 11
+    with caplog.at_level(logging.WARNING, logger="prefect_ft.policies"):
+        kept = resolve_policy(name, ttl=10)
+    assert (kept.store_url, kept.breaker.trip) == ("memory://", ConsecutiveFailures(2))
+    assert f"{name} is invalid: store_url" in caplog.text and "port" in caplog.text
+
+
+def test_a_deleted_document_without_a_preset_keeps_the_last_valid_policy(
+    clock: FakeClock, written: list[tuple[type[Block], str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    name = unique()
+    save(CircuitBreakerPolicy(failure_threshold=4), name, written)
+    assert resolve_policy(name, ttl=10).breaker.trip == ConsecutiveFailures(4)
+    CircuitBreakerPolicy.delete(name)
+    clock.now += 11
+    with caplog.at_level(logging.WARNING, logger="prefect_ft.policies"):
+        assert resolve_policy(name, ttl=10).breaker.trip == ConsecutiveFailures(4)
+    assert f"no ComponentSpec or CircuitBreakerPolicy block named {name!r}" in caplog.text
+    assert "keeping the last valid policy" in caplog.text

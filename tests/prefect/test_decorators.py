@@ -288,7 +288,7 @@ def test_on_open_wait_gives_up_when_the_breaker_reopens_too_late(dep: Dependency
 
 def test_full_bulkhead_ends_in_bulkhead_full_and_is_replayed(dep: Dependency) -> None:
     name = unique("bulk")
-    policy = fast_policy(name, bulkhead=BulkheadConfig(name, max_concurrent=1))
+    policy = fast_policy(name, bulkhead=BulkheadConfig(name, max_concurrent=1, max_wait_seconds=0))
     dep.up()
 
     @ft_task(breaker=policy)
