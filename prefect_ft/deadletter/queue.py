@@ -6,8 +6,9 @@ every backend and is shared by every process that shares the breakers. Records p
 | key | holds |
 |---|---|
 | `prefect-ft:dlq:<breaker>:<n>` | item number n (1, 2, ...): one JSON document |
-| `prefect-ft:dlq:<breaker>:next` | a hint: every item below it exists |
-| `prefect-ft:dlq:<breaker>:low` | every item below it is finished (scans start here) |
+| `prefect-ft:dlq:<breaker>:next` | a hint: every number below it has been used |
+| `prefect-ft:dlq:<breaker>:low` | no item below it is pending or running (replay scans start here) |
+| `prefect-ft:dlq:<breaker>:keys` | match key -> number of each pending item (see `supersede`) |
 | `prefect-ft:dlq:index` | the names of the breakers that have dead letters |
 
 Items are numbered without gaps: a writer creates item n with `cas(key, 0, ...)` (succeeds only
@@ -15,7 +16,8 @@ if absent) and moves to n + 1 when n exists, starting from the hint, so adding o
 write when uncontended and a scan stops at the first absent number.
 
 An item moves `pending -> running -> done`; a failed run goes back to `pending` (or to `failed`
-after `max_attempts`). `running` carries the holder and a lease: only the holder may finish it,
+after `max_attempts`). A pending item whose call a later run of the same task completed (a flow
+retry, a re-run of the flow run, the same cache key) becomes `superseded` and is never replayed. `running` carries the holder and a lease: only the holder may finish it,
 and a second replayer takes it over only once the lease has expired (the holder died), as an
 *in-doubt* re-run, or parks it as `in-doubt` (see `prefect_ft.replay`).
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -47,8 +50,22 @@ __all__ = [
     "render",
 ]
 
-ItemStatus = Literal["pending", "running", "done", "failed", "in-doubt"]
-FINISHED: frozenset[str] = frozenset({"done", "failed"})
+ItemStatus = Literal[
+    "pending",
+    "running",
+    "done",
+    "failed",
+    "in-doubt",
+    "superseded",
+    "unreplayable",
+    "rejected-signature",
+]
+# Replay runs only these; every other status waits for an operator (or retention), so the
+# low-water mark may pass it.
+ACTIVE: frozenset[str] = frozenset({"pending", "running"})
+FINISHED: frozenset[str] = frozenset({"done", "failed", "superseded"})
+# Never replayed again (an operator may still `retry` some): not counted as remaining.
+TERMINAL: frozenset[str] = FINISHED | {"unreplayable", "rejected-signature"}
 _INDEX_KEY = "prefect-ft:dlq:index"
 _SCAN_CHUNK = 64
 _CAS_ATTEMPTS = 32
@@ -78,7 +95,9 @@ class DeadLetter:
         holder: the replayer holding it while running.
         lease_until: when that holder's lease ends (store clock).
         error: the last replay error.
-        result: a short rendering of the replayed call's result.
+        result: a short rendering of the replayed call's result (or what superseded it).
+        match_keys: keys a later completed run of the same call is recognised by (`supersede`).
+        finished_at: when it reached done or superseded (store clock; retention counts from it).
         version: the record's store version (not stored; for compare-and-set).
     """
 
@@ -104,6 +123,8 @@ class DeadLetter:
     result: str | None = None
     encoding: str = "json"
     payload: str = ""
+    match_keys: list[str] = field(default_factory=list)
+    finished_at: float = 0.0
     version: int = field(default=0, compare=False)
 
     @property
@@ -189,6 +210,8 @@ class DeadLetterQueue:
 
     _indexed: set[tuple[int, str, str]] = set()  # (store id, url, breaker) known to be indexed
     _indexed_lock = threading.Lock()
+    # (store url, breaker) -> (when read, monotonic; match key -> item number)
+    _keys_cache: dict[tuple[str, str], tuple[float, dict[str, int]]] = {}
 
     def __init__(self, breaker: str, store: BreakerStore | str | None = None) -> None:
         self.breaker = breaker
@@ -212,6 +235,8 @@ class DeadLetterQueue:
             seq = max(seq + 1, self._read_int("next", 1))
         self._hint = seq + 1
         self._raise_int("next", seq + 1)
+        if item.match_keys and item.status == "pending":
+            self._edit_keys(add={k: seq for k in item.match_keys})
         return replace(item, version=1)
 
     def get(self, seq: int) -> DeadLetter | None:
@@ -261,7 +286,45 @@ class DeadLetterQueue:
 
     def complete(self, item: DeadLetter, result: str | None) -> bool:
         """Mark a claimed item done; False if its lease was lost to another replayer."""
-        return self._finish(item, replace(item, status="done", holder=None, result=result))
+        done = replace(item, status="done", holder=None, result=result)
+        return self._finish(item, replace(done, finished_at=self.store.time()))
+
+    def supersede(self, seq: int, by: str) -> DeadLetter | None:
+        """Mark pending item `seq` superseded (its call was completed by `by`); None if it is
+        not pending (a replayer holds it, or it is finished)."""
+        for _ in range(_CAS_ATTEMPTS):
+            item = self.get(seq)
+            if item is None or item.status not in ACTIVE:  # gone or finished: forget its keys
+                self._edit_keys(drop=[k for k, n in self.open_keys(0.0).items() if n == seq])
+                return None
+            if item.status != "pending":
+                return None  # a replayer runs it now: too late to stop it
+            new = replace(item, status="superseded", result=f"superseded by {by}")
+            written = self._write(replace(new, finished_at=self.store.time()))
+            if written is not None:
+                self._edit_keys(drop=item.match_keys)
+                return written
+        return None
+
+    def open_keys(self, max_age: float) -> dict[str, int]:
+        """Match key -> number of each pending item that has one, read at most `max_age` ago
+        in this process (a put in this process refreshes it)."""
+        marker = (self.store.url, self.breaker)
+        cached = self._keys_cache.get(marker)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        v = self.store.read(self._prefix + "keys")
+        keys = json.loads(v.data) if v.data is not None else {}
+        self._keys_cache[marker] = (now, keys)
+        return keys
+
+    def cached_open_keys(self, max_age: float) -> dict[str, int] | None:
+        """`open_keys` without I/O: None when this process's copy is older than `max_age`."""
+        cached = self._keys_cache.get((self.store.url, self.breaker))
+        if cached is None or time.monotonic() - cached[0] >= max_age:
+            return None
+        return cached[1]
 
     def fail(self, item: DeadLetter, error: str, max_attempts: int) -> bool:
         """Record a failed run: back to pending, or `failed` after `max_attempts` runs."""
@@ -285,9 +348,22 @@ class DeadLetterQueue:
         return low
 
     # -- internals ---------------------------------------------------------------------------
+    def _edit_keys(self, add: dict[str, int] | None = None, drop: list[str] | None = None) -> None:
+        key = self._prefix + "keys"
+        for _ in range(_CAS_ATTEMPTS):
+            v = self.store.read(key)
+            keys = json.loads(v.data) if v.data is not None else {}
+            new = {k: n for k, n in keys.items() if k not in set(drop or ())} | (add or {})
+            if new == keys or self.store.cas(key, v.version, json.dumps(new))[0]:
+                self._keys_cache[(self.store.url, self.breaker)] = (time.monotonic(), new)
+                return
+
     def _finish(self, claimed: DeadLetter, new: DeadLetter) -> bool:
         # The claim's version: if another replayer took the item over meanwhile, this fails.
-        return self._write(replace(new, version=claimed.version)) is not None
+        ok = self._write(replace(new, version=claimed.version)) is not None
+        if ok and new.status not in ACTIVE and new.match_keys:
+            self._edit_keys(drop=new.match_keys)
+        return ok
 
     def _write(self, new: DeadLetter) -> DeadLetter | None:
         ok, v = self.store.cas(self._key(new.seq), new.version, new._dump())

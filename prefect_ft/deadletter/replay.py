@@ -47,7 +47,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 
-from prefect_ft.deadletter.queue import DeadLetter, DeadLetterQueue, dead_letter_breakers, render
+from prefect_ft.deadletter.queue import (
+    TERMINAL,
+    DeadLetter,
+    DeadLetterQueue,
+    dead_letter_breakers,
+    render,
+)
 from prefect_ft.exceptions import ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
 
@@ -156,9 +162,7 @@ def replay(
         _replay_queue(queue, report, holder, budget, wait_seconds, lease_seconds, in_doubt,
                       max_attempts, functions or {})  # fmt: skip
         queue.advance_low()
-        report.remaining += sum(
-            1 for item in queue.items() if item.status not in ("done", "failed")
-        )
+        report.remaining += sum(1 for item in queue.items() if item.status not in TERMINAL)
     return report
 
 

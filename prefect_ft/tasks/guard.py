@@ -28,6 +28,7 @@ import cloudpickle
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from prefect_ft.deadletter import supersede
 from prefect_ft.deadletter.queue import encode_inputs, render
 from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError, ConfigurationError
 from prefect_ft.history import resources
@@ -150,6 +151,7 @@ class Site:
             "task_run_id": str(run.id) if run is not None else None,
             "encoding": encoding,
             "payload": payload,
+            "match_keys": supersede.match_keys(args, kwargs, payload),
         }
 
 
@@ -164,6 +166,10 @@ def _next_wait(policy: FTPolicy, error: BaseException, deadline: float | None) -
     if remaining <= 0 or (error.state == "OPEN" and after is not None and after > remaining):
         return None, deadline  # an OPEN breaker's reopening time is known: don't wait in vain
     return min(max(after if after is not None else 0.25, _MIN_SLEEP), remaining), deadline
+
+
+def _completed(out: Any) -> bool:
+    return not isinstance(out, State) or out.is_completed()
 
 
 def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None) -> Callable[..., Any]:  # fmt: skip
@@ -182,6 +188,8 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
                 while True:
                     out = await acall_guarded(gate, fn, args, kwargs)
                     if type(out) is not Rejected:
+                        if _completed(out):  # a Prefect re-run did the work of a dead letter
+                            await supersede.asupersede_completed(gate.queue, args, kwargs)
                         return out
                     delay, deadline = _next_wait(gate.policy, out.error, deadline)
                     if delay is None:
@@ -200,6 +208,8 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
                 while True:
                     out = call_guarded(gate, fn, args, kwargs)
                     if type(out) is not Rejected:
+                        if _completed(out):  # a Prefect re-run did the work of a dead letter
+                            supersede.supersede_completed(gate.queue, args, kwargs)
                         return out
                     delay, deadline = _next_wait(gate.policy, out.error, deadline)
                     if delay is None:
