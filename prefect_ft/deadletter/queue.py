@@ -33,12 +33,13 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import cloudpickle
 
+from prefect_ft.deadletter import signing
 from prefect_ft.stores import BreakerStore, shared_store
 
 __all__ = [
@@ -64,6 +65,8 @@ ItemStatus = Literal[
 # low-water mark may pass it.
 ACTIVE: frozenset[str] = frozenset({"pending", "running"})
 FINISHED: frozenset[str] = frozenset({"done", "failed", "superseded"})
+FINISHED_KEPT: frozenset[str] = frozenset({"done", "superseded"})  # deleted after retention
+_DELETED = '"deleted"'  # a record on its way out
 # Never replayed again (an operator may still `retry` some): not counted as remaining.
 TERMINAL: frozenset[str] = FINISHED | {"unreplayable", "rejected-signature"}
 _INDEX_KEY = "prefect-ft:dlq:index"
@@ -96,6 +99,7 @@ class DeadLetter:
         lease_until: when that holder's lease ends (store clock).
         error: the last replay error.
         result: a short rendering of the replayed call's result (or what superseded it).
+        signature: HMAC-SHA256 of what replay would unpickle or run (`signing`).
         match_keys: keys a later completed run of the same call is recognised by (`supersede`).
         finished_at: when it reached done or superseded (store clock; retention counts from it).
         version: the record's store version (not stored; for compare-and-set).
@@ -123,6 +127,7 @@ class DeadLetter:
     result: str | None = None
     encoding: str = "json"
     payload: str = ""
+    signature: str = ""
     match_keys: list[str] = field(default_factory=list)
     finished_at: float = 0.0
     version: int = field(default=0, compare=False)
@@ -137,7 +142,16 @@ class DeadLetter:
         return f"prefect-ft-replay:{self.breaker}/{self.seq}"
 
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The call's positional and keyword arguments."""
+        """The call's positional and keyword arguments.
+
+        Raises:
+            SignatureError: the item is unsigned or its signature does not match; nothing was
+                unpickled.
+            ValueError: the inputs were never kept (`unreplayable`).
+        """
+        signing.check(self)
+        if self.encoding == "none":
+            raise ValueError(f"dead letter {self.id}: its inputs were not kept ({self.error})")
         if self.encoding == "json":
             data = json.loads(self.payload)
         else:
@@ -227,8 +241,10 @@ class DeadLetterQueue:
         self._index()
         item = DeadLetter(breaker=self.breaker, seq=0, at=self.store.time(), **fields)
         seq = max(self._hint, self._read_int("next", 1))
+        key = signing.current_key()
         for _ in range(100_000):
             item = replace(item, seq=seq)
+            item = replace(item, signature=signing.sign(item, key))
             ok, _ = self.store.cas(self._key(seq), 0, item._dump())
             if ok:
                 break
@@ -241,22 +257,32 @@ class DeadLetterQueue:
 
     def get(self, seq: int) -> DeadLetter | None:
         v = self.store.read(self._key(seq))
-        return DeadLetter._load(v.data, v.version) if v.data is not None else None
+        if v.data is None or v.data == _DELETED:
+            return None
+        return DeadLetter._load(v.data, v.version)
 
-    def items(self, status: ItemStatus | None = None) -> Iterator[DeadLetter]:
-        """Items in order from the low-water mark (finished items below it are skipped)."""
-        seq = self._read_int("low", 1)
+    def items(self, status: ItemStatus | None = None, *, start: int | None = None) -> Iterator[DeadLetter]:  # fmt: skip
+        """Items in order from `start`, by default the low-water mark (so items that replay will
+        not run again are skipped: `all_items` lists them). Deleted numbers are stepped over."""
+        seq = self._read_int("low", 1) if start is None else start
+        used = self._read_int("next", 1)  # every number below it was used (maybe deleted since)
         while True:
             keys = [self._key(n) for n in range(seq, seq + _SCAN_CHUNK)]
             found = self.store.read_many(keys)
-            for key in keys:
+            for n, key in enumerate(keys, seq):
                 v = found[key]
-                if v.data is None:
+                if v.data is None and n >= used:
                     return
+                if v.data is None or v.data == _DELETED:
+                    continue
                 item = DeadLetter._load(v.data, v.version)
                 if status is None or item.status == status:
                     yield item
             seq += _SCAN_CHUNK
+
+    def all_items(self, status: ItemStatus | None = None) -> Iterator[DeadLetter]:
+        """Every item still kept, in order (operators; replay reads `items`)."""
+        return self.items(status, start=1)
 
     # -- transitions (compare-and-set on the item's version) ---------------------------------
     def claim(
@@ -337,15 +363,82 @@ class DeadLetterQueue:
         return self._finish(item, new)
 
     def advance_low(self) -> int:
-        """Move the low-water mark past finished items; returns it."""
-        low = start = self._read_int("low", 1)
-        for item in self.items():
-            if item.status not in FINISHED:
+        """Move the low-water mark past every item that replay will not run (anything but
+        pending and running: an item parked in-doubt no longer makes each replay rescan all
+        that follows it); returns it."""
+        v = self.store.read(self._prefix + "low")
+        low = start = int(json.loads(v.data)) if v.data is not None else 1
+        for item in self.items(start=start):
+            if item.status in ACTIVE:
                 break
             low = item.seq + 1
-        if low > start:
-            self._raise_int("low", low)
+        # only from the value read: an operator's `retry` may have lowered it meanwhile
+        if low > start and not self.store.cas(self._prefix + "low", v.version, json.dumps(low))[0]:
+            return self._read_int("low", 1)
         return low
+
+    def retry(self, seq: int) -> DeadLetter:
+        """Make item `seq` pending again (an operator's decision), attempts reset.
+
+        Raises:
+            KeyError: no such item.
+            ValueError: it is pending or running already, or its inputs were never kept.
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            item = self.get(seq)
+            if item is None:
+                raise KeyError(f"no dead letter {self.breaker}/{seq}")
+            if item.status in ACTIVE or item.status == "unreplayable":
+                why = "its inputs were not kept" if item.status == "unreplayable" else "it is"
+                raise ValueError(f"dead letter {item.id} cannot be retried: {why} {item.status}")
+            new = replace(item, status="pending", attempts=0, holder=None, error=None,
+                          result=None, finished_at=0.0)  # fmt: skip
+            written = self._write(new)
+            if written is not None:
+                self._lower_int("low", seq)  # so that replay scans it again
+                self._lower_int("pruned", seq)
+                return written
+        raise ValueError(f"dead letter {self.breaker}/{seq} kept changing; try again")
+
+    def refuse(self, item: DeadLetter, status: ItemStatus, error: str) -> bool:
+        """Park an item that must not run (`rejected-signature`), keeping it for an operator."""
+        return self._write(replace(item, status=status, holder=None, error=error)) is not None
+
+    def expire(self, retention_seconds: float) -> int:
+        """Delete done and superseded items that finished `retention_seconds` ago or more.
+
+        Scans from the `pruned` mark (below it everything is deleted or waits for an operator)
+        up to the low-water mark, and stops at the first item finished too recently.
+
+        Returns:
+            How many items were deleted.
+        """
+        cutoff = self.store.time() - retention_seconds
+        start, low = self._read_int("pruned", 1), self.advance_low()
+        mark, deleted = start, 0
+        for item in self.items(start=start):
+            if item.seq >= low or (item.status in FINISHED_KEPT and item.finished_at > cutoff):
+                break
+            if item.status in FINISHED_KEPT:
+                deleted += self._delete(item)
+            mark = item.seq + 1
+        if mark > start:
+            self._raise_int("pruned", mark)
+        return deleted
+
+    def purge(self, statuses: Iterable[str], older_than: float = 0.0) -> list[DeadLetter]:
+        """Delete the items in `statuses` that reached them `older_than` seconds ago or more
+        (dead-lettered, for items that never finished). Never pending or running items."""
+        wanted = set(statuses)
+        if wanted & ACTIVE:
+            raise ValueError(f"refusing to purge {'/'.join(sorted(wanted & ACTIVE))} items")
+        cutoff = self.store.time() - older_than
+        return [
+            item
+            for item in self.all_items()
+            if item.status in wanted and (item.finished_at or item.at) <= cutoff
+            and self._delete(item)
+        ]  # fmt: skip
 
     # -- internals ---------------------------------------------------------------------------
     def _edit_keys(self, add: dict[str, int] | None = None, drop: list[str] | None = None) -> None:
@@ -368,6 +461,26 @@ class DeadLetterQueue:
     def _write(self, new: DeadLetter) -> DeadLetter | None:
         ok, v = self.store.cas(self._key(new.seq), new.version, new._dump())
         return replace(new, version=v.version) if ok else None
+
+    def _delete(self, item: DeadLetter) -> bool:
+        # a compare-and-set to a tombstone first: an operator's concurrent `retry` wins or loses
+        # cleanly; then the record goes (scans step over deleted numbers below `next`)
+        if not self.store.cas(self._key(item.seq), item.version, _DELETED)[0]:
+            return False
+        self.store.delete(self._key(item.seq))
+        if item.match_keys:
+            self._edit_keys(drop=item.match_keys)
+        return True
+
+    def _lower_int(self, name: str, value: int) -> None:
+        """Set a counter record to `value` if it is higher."""
+        key = self._prefix + name
+        for _ in range(_CAS_ATTEMPTS):
+            v = self.store.read(key)
+            if v.data is None or int(json.loads(v.data)) <= value:
+                return
+            if self.store.cas(key, v.version, json.dumps(value))[0]:
+                return
 
     def _read_int(self, name: str, default: int) -> int:
         v = self.store.read(self._prefix + name)
