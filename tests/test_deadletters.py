@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,25 @@ def test_cli_lists_retries_and_purges(tmp_path: Path) -> None:
         out = cli("deadletters", *bad, "--store", url)
         assert out.returncode == 1 and says in out.stderr, (bad, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+def test_processes_racing_to_create_the_key_file_all_get_one_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_FT_DEADLETTER_KEY")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    code = (
+        "import sys, time; from prefect_ft.deadletter import signing; "
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); "
+        "print(signing.current_key().hex())"
+    )
+    start = str(time.time() + 1.0)  # all start creating at about the same moment
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, start], stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and "" not in keys
+    path = tmp_path / "home" / "prefect-ft-deadletter.key"
+    assert path.read_text().strip().encode().hex() in keys
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

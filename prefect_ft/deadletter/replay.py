@@ -23,6 +23,18 @@ What is guaranteed, precisely:
    effect on it (an idempotency key, `INSERT ... ON CONFLICT DO NOTHING`, an upsert) is applied
    exactly once. `current_replay().in_doubt` tells the function it is such a re-run.
 
+5. Prefect's own re-runs: a dead letter whose call a later run of the same task completed (a
+   flow retry, a re-run of the flow run, the same cache key) is `superseded` and never
+   replayed (`prefect_ft.deadletter.supersede`; one that a replayer already holds still runs).
+6. Only what this deployment wrote runs: an item that is unsigned or whose signature does not
+   match is parked `rejected-signature` without being unpickled, imported or run
+   (`prefect_ft.deadletter.signing`).
+
+After each breaker's queue, done and superseded items older than
+`PREFECT_FT_DEADLETTER_RETENTION_SECONDS` are deleted. `replay()` is sync: inside a running
+event loop it refuses to start (use `await areplay(...)`), since async items would need a loop
+of their own.
+
 The lease must outlast the longest call (`lease_seconds`, default 300): a replayer that
 overruns its lease can be taken over while still running.
 

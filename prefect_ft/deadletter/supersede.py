@@ -30,6 +30,9 @@ import hashlib
 import logging
 from typing import Any
 
+from prefect.context import TaskRunContext
+from prefect.transactions import get_transaction
+
 from prefect_ft import settings
 from prefect_ft.deadletter.queue import DeadLetterQueue, encode_inputs
 
@@ -44,9 +47,6 @@ def match_keys(args: Any, kwargs: Any, payload: str | None = None) -> list[str]:
     `payload`: the call's encoded inputs when the caller has them (else they are encoded here;
     inputs that cannot be encoded give no `call:` key).
     """
-    from prefect.context import TaskRunContext
-    from prefect.transactions import get_transaction
-
     ctx = TaskRunContext.get()
     if ctx is None:
         return []
@@ -65,14 +65,19 @@ def match_keys(args: Any, kwargs: Any, payload: str | None = None) -> list[str]:
     return keys
 
 
+_refresh: list[float] = []  # PREFECT_FT_REFRESH_SECONDS, read once per process (per call is µs)
+
+
 def _max_age() -> float:
     """0 (read now) inside a re-run of a flow run, else the refresh interval."""
-    from prefect.context import TaskRunContext
-
     ctx = TaskRunContext.get()
     if ctx is None:
         return -1.0  # not a task run: nothing to supersede
-    return 0.0 if (ctx.task_run.flow_run_run_count or 0) > 1 else settings.refresh_seconds()
+    if (ctx.task_run.flow_run_run_count or 0) > 1:
+        return 0.0
+    if not _refresh:
+        _refresh.append(settings.refresh_seconds())
+    return _refresh[0]
 
 
 def supersede_completed(queue: DeadLetterQueue, args: Any, kwargs: Any) -> list[str]:
@@ -81,8 +86,6 @@ def supersede_completed(queue: DeadLetterQueue, args: Any, kwargs: Any) -> list[
     Returns:
         The ids of the items superseded now.
     """
-    from prefect.context import TaskRunContext
-
     try:
         max_age = _max_age()
         if max_age < 0 or not queue.open_keys(max_age):
