@@ -63,7 +63,6 @@ from prefect_ft import settings
 from prefect_ft.deadletter import signing
 from prefect_ft.deadletter.queue import (
     ACTIVE,
-    TERMINAL,
     DeadLetter,
     DeadLetterQueue,
     dead_letter_breakers,
@@ -111,7 +110,9 @@ class ReplayReport:
         in_doubt: ids of items taken over from a replayer that died mid-run (re-run, or parked
             with `in_doubt="skip"`).
         waiting: breaker -> why its items were not (all) replayed now.
-        remaining: items not finished after this replay (pending, running, in-doubt).
+        remaining: items that a later replay may still run (pending, or running elsewhere).
+            Items parked for an operator (in-doubt, failed, unreplayable, rejected-signature)
+            are not counted: `prefect-ft deadletters ls --status in-doubt` lists them.
     """
 
     done: list[str] = field(default_factory=list)
@@ -189,7 +190,7 @@ def replay(
         _replay_queue(queue, report, holder, budget, wait_seconds, lease_seconds, in_doubt,
                       max_attempts, functions or {})  # fmt: skip
         report.expired += queue.expire(retention)  # advances the low-water mark first
-        report.remaining += sum(1 for item in queue.items() if item.status not in TERMINAL)
+        report.remaining += sum(1 for item in queue.items() if item.status in ACTIVE)
     return report
 
 

@@ -3,6 +3,8 @@ task completed (a flow retry, a re-run through the API, the same cache key) is n
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sqlite3
 import time
 from pathlib import Path
@@ -42,9 +44,14 @@ def ledger(tmp_path: Path) -> str:
     return make_ledger(tmp_path / "ledger.db")
 
 
-def test_a_flow_retry_supersedes_the_dead_letter(ledger: str) -> None:
+async def acharge_in(ledger: str, order: str) -> str:
+    return charge_in(ledger, order)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_flow_retry_supersedes_the_dead_letter(ledger: str, flavour: str) -> None:
     policy = fast_policy(unique("retry"))
-    charge = ft_task(charge_in, breaker=policy, name="charge")
+    charge = ft_task(charge_in if flavour == "sync" else acharge_in, breaker=policy, name="charge")
     breaker = gate_for(policy).breaker
 
     @flow(retries=1)
@@ -55,7 +62,8 @@ def test_a_flow_retry_supersedes_the_dead_letter(ledger: str) -> None:
             # the open keys is fresh and empty; a re-run must read the store anyway
             queue = DeadLetterQueue(policy.name)
             queue._keys_cache[(queue.store.url, policy.name)] = (time.monotonic(), {})
-        return charge(ledger, "order-42")
+        out = charge(ledger, "order-42")
+        return asyncio.run(out) if inspect.isawaitable(out) else out
 
     breaker.force_open()
     assert checkout() == "order-42"
