@@ -104,9 +104,16 @@ class DeadLetterQueue:
         return f"{self._prefix}{seq}"
 
     def put(self, **fields: Any) -> DeadLetter:
-        """Add an item (fields as in `DeadLetter`, without `breaker`, `seq` and `at`)."""
+        """Add an item (fields as in `DeadLetter`, without `breaker`, `seq` and `at`).
+
+        A call whose match key a pending or running item already has (the same call refused
+        again, on a flow retry) is not added twice: that item is returned.
+        """
         self._index()
         item = DeadLetter(breaker=self.breaker, seq=0, at=self.store.time(), **fields)
+        same = self._same_call(item.match_keys)
+        if same is not None:
+            return same
         seq = max(self._hint, self._read_int("next", 1))
         key = signing.current_key()
         for _ in range(100_000):
@@ -307,6 +314,16 @@ class DeadLetterQueue:
         ]  # fmt: skip
 
     # -- internals ---------------------------------------------------------------------------
+    def _same_call(self, match_keys: list[str]) -> DeadLetter | None:
+        if not match_keys:
+            return None
+        known = self.open_keys(0.0)
+        for seq in {known[k] for k in match_keys if k in known}:
+            item = self.get(seq)
+            if item is not None and item.status in ACTIVE:
+                return item
+        return None
+
     def _edit_keys(self, add: dict[str, int] | None = None, drop: list[str] | None = None) -> None:
         key = self._prefix + "keys"
         for _ in range(_CAS_ATTEMPTS):

@@ -151,3 +151,22 @@ def test_the_same_cache_key_supersedes_across_flow_runs(ledger: str) -> None:
     assert [i.status for i in DeadLetterQueue(policy.name).items()] == ["superseded"]
     assert replay(policy.name).done == []
     assert len(charges(ledger)) == 1
+
+
+def test_a_call_refused_on_every_flow_retry_is_kept_once(ledger: str) -> None:
+    """Three attempts of the flow, all refused: one dead letter, so replay charges once."""
+    policy = fast_policy(unique("thrice"))
+    charge = ft_task(charge_in, breaker=policy, name="charge")
+    breaker = gate_for(policy).breaker
+
+    @flow(retries=2)
+    def checkout() -> str:
+        return charge(ledger, "order-42")
+
+    breaker.force_open()
+    assert checkout(return_state=True).is_failed()
+    items = list(DeadLetterQueue(policy.name).items())
+    assert [i.status for i in items] == ["pending"], items
+    breaker.reset()
+    assert replay(policy.name).done == [items[0].id]
+    assert len(charges(ledger)) == 1
