@@ -45,9 +45,15 @@ def replay_dead_letters(
     )
     logger = get_run_logger()
     logger.info(
-        "replayed %d, failed %d, in doubt %d, remaining %d",
+        "replayed %d, failed %d, in doubt %d, remaining %d, expired %d",
         len(report.done), len(report.failed), len(report.in_doubt), report.remaining,
+        report.expired,
     )  # fmt: skip
+    if report.rejected:  # someone wrote to the store without the key: never unpickled
+        logger.error(
+            "refused %d dead letter(s) with a missing or wrong signature: %s",
+            len(report.rejected), ", ".join(report.rejected),
+        )  # fmt: skip
     for breaker, why in report.waiting.items():
         logger.warning("breaker %s not fully replayed: %s", breaker, why)
     return report.to_dict()

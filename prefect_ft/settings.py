@@ -10,6 +10,9 @@ from prefect_ft.exceptions import ConfigurationError
 
 __all__ = [
     "cache_ttl_seconds",
+    "deadletter_key",
+    "deadletter_key_block",
+    "deadletter_retention_seconds",
     "default_store_url",
     "memory_limits_mb",
     "metrics_port",
@@ -90,3 +93,20 @@ def memory_limits_mb() -> dict[str, float]:
             )
         out[name] = mb
     return out
+
+
+def deadletter_retention_seconds() -> float:
+    """`PREFECT_FT_DEADLETTER_RETENTION_SECONDS`: how long done and superseded dead letters are
+    kept after they finish (default 7 days; 0 deletes them at the next replay)."""
+    return _float("PREFECT_FT_DEADLETTER_RETENTION_SECONDS", 7 * 86400.0, 0.0, 10 * 365 * 86400.0)
+
+
+def deadletter_key() -> str | None:
+    """`PREFECT_FT_DEADLETTER_KEY`: the key that signs dead-letter payloads (see
+    `prefect_ft.deadletter.signing`)."""
+    return os.environ.get("PREFECT_FT_DEADLETTER_KEY") or None
+
+
+def deadletter_key_block() -> str | None:
+    """`PREFECT_FT_DEADLETTER_KEY_BLOCK`: the name of a Prefect Secret block holding that key."""
+    return os.environ.get("PREFECT_FT_DEADLETTER_KEY_BLOCK") or None

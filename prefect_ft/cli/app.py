@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
 from prefect_ft.cli.breakers import breakers_app, status
+from prefect_ft.cli.deadletters import deadletters_app
 
 __all__ = [
     "BLOCK_TYPES",
@@ -259,6 +260,7 @@ app = cyclopts.App(
 blocks_app = cyclopts.App(name="blocks", help="Register block types and apply block documents.")
 app.command(blocks_app)
 app.command(breakers_app)
+app.command(deadletters_app)
 app.command(status, name="status")
 
 

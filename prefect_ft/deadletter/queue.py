@@ -6,8 +6,10 @@ every backend and is shared by every process that shares the breakers. Records p
 | key | holds |
 |---|---|
 | `prefect-ft:dlq:<breaker>:<n>` | item number n (1, 2, ...): one JSON document |
-| `prefect-ft:dlq:<breaker>:next` | a hint: every item below it exists |
-| `prefect-ft:dlq:<breaker>:low` | every item below it is finished (scans start here) |
+| `prefect-ft:dlq:<breaker>:next` | a hint: every number below it has been used |
+| `prefect-ft:dlq:<breaker>:low` | no item below it is pending or running (replay scans start here) |
+| `prefect-ft:dlq:<breaker>:pruned` | retention has dealt with every item below it |
+| `prefect-ft:dlq:<breaker>:keys` | match key -> number of each pending item (see `supersede`) |
 | `prefect-ft:dlq:index` | the names of the breakers that have dead letters |
 
 Items are numbered without gaps: a writer creates item n with `cas(key, 0, ...)` (succeeds only
@@ -15,30 +17,46 @@ if absent) and moves to n + 1 when n exists, starting from the hint, so adding o
 write when uncontended and a scan stops at the first absent number.
 
 An item moves `pending -> running -> done`; a failed run goes back to `pending` (or to `failed`
-after `max_attempts`). `running` carries the holder and a lease: only the holder may finish it,
+after `max_attempts`). A pending item whose call a later run of the same task completed (a flow
+retry, a re-run of the flow run, the same cache key) becomes `superseded` and is never replayed. `running` carries the holder and a lease: only the holder may finish it,
 and a second replayer takes it over only once the lease has expired (the holder died), as an
 *in-doubt* re-run, or parks it as `in-doubt` (see `prefect_ft.replay`).
 
-Inputs are stored as JSON when they survive a JSON round trip unchanged, else as
-cloudpickle + base64; `parameters` is a readable rendering for people and the UI.
+Each item is signed when written (`signing`): replay refuses one that is unsigned or whose
+signature does not match. Done and superseded items are deleted `retention` seconds after they
+finish (`expire`, run by every replay); the `pruned` record marks how far that has gone.
+Deleted numbers leave gaps below `next`, which scans step over. The item itself, its statuses
+and its encodings: `prefect_ft.deadletter.item`.
 
 This module does not run anything (`prefect_ft.replay` does).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
 
-import cloudpickle
-
+from prefect_ft.deadletter import signing
+from prefect_ft.deadletter.item import (
+    ACTIVE,
+    FINISHED,
+    FINISHED_KEPT,
+    TERMINAL,
+    DeadLetter,
+    ItemStatus,
+    encode_inputs,
+    render,
+)
 from prefect_ft.stores import BreakerStore, shared_store
 
 __all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "TERMINAL",
     "DeadLetter",
     "DeadLetterQueue",
     "ItemStatus",
@@ -47,127 +65,10 @@ __all__ = [
     "render",
 ]
 
-ItemStatus = Literal["pending", "running", "done", "failed", "in-doubt"]
-FINISHED: frozenset[str] = frozenset({"done", "failed"})
+_DELETED = '"deleted"'  # a record on its way out
 _INDEX_KEY = "prefect-ft:dlq:index"
 _SCAN_CHUNK = 64
 _CAS_ATTEMPTS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One rejected call.
-
-    Attributes:
-        breaker: the breaker that refused it (or whose bulkhead was full).
-        seq: its number in the breaker's queue; `id` is `"<breaker>/<seq>"`.
-        task_name: the Prefect task's name.
-        task_path: `module:qualname` of the task, to find the function in another process.
-        component: the component (`ft:component:<name>` tag).
-        policy: the policy spec: a name to resolve, or `pickle:<base64>` of an `FTPolicy`.
-        parameters: the call's parameters, rendered for reading.
-        reason: why it was refused (the error's message).
-        rejected_by: "breaker" or "bulkhead".
-        retry_after: seconds the breaker asked callers to wait, when known.
-        at: when (store clock).
-        flow_run_id: the flow run of the refused task run, if any.
-        task_run_id: the refused task run, if any.
-        status: pending, running, done, failed or in-doubt.
-        attempts: how many times a replay started it.
-        in_doubt_reruns: how many of those took over from a replayer that died mid-run.
-        holder: the replayer holding it while running.
-        lease_until: when that holder's lease ends (store clock).
-        error: the last replay error.
-        result: a short rendering of the replayed call's result.
-        version: the record's store version (not stored; for compare-and-set).
-    """
-
-    breaker: str
-    seq: int
-    task_name: str
-    task_path: str
-    component: str
-    policy: str
-    parameters: dict[str, Any]
-    reason: str
-    rejected_by: str = "breaker"
-    retry_after: float | None = None
-    at: float = 0.0
-    flow_run_id: str | None = None
-    task_run_id: str | None = None
-    status: ItemStatus = "pending"
-    attempts: int = 0
-    in_doubt_reruns: int = 0
-    holder: str | None = None
-    lease_until: float = 0.0
-    error: str | None = None
-    result: str | None = None
-    encoding: str = "json"
-    payload: str = ""
-    version: int = field(default=0, compare=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.breaker}/{self.seq}"
-
-    @property
-    def replay_key(self) -> str:
-        """A deterministic key for this call: the same on every re-run (idempotency key)."""
-        return f"prefect-ft-replay:{self.breaker}/{self.seq}"
-
-    def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The call's positional and keyword arguments."""
-        if self.encoding == "json":
-            data = json.loads(self.payload)
-        else:
-            data = cloudpickle.loads(base64.b64decode(self.payload))
-        return tuple(data["args"]), dict(data["kwargs"])
-
-    def _dump(self) -> str:
-        out = asdict(self)
-        out.pop("version")
-        return json.dumps(out)
-
-    @classmethod
-    def _load(cls, text: str, version: int) -> DeadLetter:
-        data = json.loads(text)
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known}, version=version)
-
-
-def encode_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
-    """`(encoding, payload)`: JSON when it round-trips exactly, else cloudpickle + base64."""
-    data = {"args": list(args), "kwargs": dict(kwargs)}
-    try:
-        text = json.dumps(data, allow_nan=False)
-        if _same(json.loads(text), data):
-            return "json", text
-    except (TypeError, ValueError):
-        pass
-    return "cloudpickle", base64.b64encode(cloudpickle.dumps(data)).decode("ascii")
-
-
-def render(value: Any, limit: int = 500) -> Any:
-    """A readable, JSON-safe rendering of a parameter value (long reprs are cut)."""
-    try:
-        json.dumps(value, allow_nan=False)
-        if len(json.dumps(value)) <= limit:
-            return value
-    except (TypeError, ValueError):
-        pass
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, with the same types all the way down (JSON turns tuples into lists)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 class DeadLetterQueue:
@@ -189,49 +90,73 @@ class DeadLetterQueue:
 
     _indexed: set[tuple[int, str, str]] = set()  # (store id, url, breaker) known to be indexed
     _indexed_lock = threading.Lock()
+    # (store url, breaker) -> (when read, monotonic; match key -> item number)
+    _keys_cache: dict[tuple[str, str], tuple[float, dict[str, int]]] = {}
 
     def __init__(self, breaker: str, store: BreakerStore | str | None = None) -> None:
         self.breaker = breaker
         self.store = shared_store(store)
         self._prefix = f"prefect-ft:dlq:{breaker}:"
         self._hint = 1
+        self._marker = (self.store.url, breaker)
 
     def _key(self, seq: int) -> str:
         return f"{self._prefix}{seq}"
 
     def put(self, **fields: Any) -> DeadLetter:
-        """Add an item (fields as in `DeadLetter`, without `breaker`, `seq` and `at`)."""
+        """Add an item (fields as in `DeadLetter`, without `breaker`, `seq` and `at`).
+
+        A call whose match key a pending or running item already has (the same call refused
+        again, on a flow retry) is not added twice: that item is returned.
+        """
         self._index()
         item = DeadLetter(breaker=self.breaker, seq=0, at=self.store.time(), **fields)
+        same = self._same_call(item.match_keys)
+        if same is not None:
+            return same
         seq = max(self._hint, self._read_int("next", 1))
+        key = signing.current_key()
         for _ in range(100_000):
             item = replace(item, seq=seq)
+            item = replace(item, signature=signing.sign(item, key))
             ok, _ = self.store.cas(self._key(seq), 0, item._dump())
             if ok:
                 break
             seq = max(seq + 1, self._read_int("next", 1))
         self._hint = seq + 1
         self._raise_int("next", seq + 1)
+        if item.match_keys and item.status == "pending":
+            self._edit_keys(add={k: seq for k in item.match_keys})
         return replace(item, version=1)
 
     def get(self, seq: int) -> DeadLetter | None:
         v = self.store.read(self._key(seq))
-        return DeadLetter._load(v.data, v.version) if v.data is not None else None
+        if v.data is None or v.data == _DELETED:
+            return None
+        return DeadLetter._load(v.data, v.version)
 
-    def items(self, status: ItemStatus | None = None) -> Iterator[DeadLetter]:
-        """Items in order from the low-water mark (finished items below it are skipped)."""
-        seq = self._read_int("low", 1)
+    def items(self, status: ItemStatus | None = None, *, start: int | None = None) -> Iterator[DeadLetter]:  # fmt: skip
+        """Items in order from `start`, by default the low-water mark (so items that replay will
+        not run again are skipped: `all_items` lists them). Deleted numbers are stepped over."""
+        seq = self._read_int("low", 1) if start is None else start
+        used = self._read_int("next", 1)  # every number below it was used (maybe deleted since)
         while True:
             keys = [self._key(n) for n in range(seq, seq + _SCAN_CHUNK)]
             found = self.store.read_many(keys)
-            for key in keys:
+            for n, key in enumerate(keys, seq):
                 v = found[key]
-                if v.data is None:
+                if v.data is None and n >= used:
                     return
+                if v.data is None or v.data == _DELETED:
+                    continue
                 item = DeadLetter._load(v.data, v.version)
                 if status is None or item.status == status:
                     yield item
             seq += _SCAN_CHUNK
+
+    def all_items(self, status: ItemStatus | None = None) -> Iterator[DeadLetter]:
+        """Every item still kept, in order (operators; replay reads `items`)."""
+        return self.items(status, start=1)
 
     # -- transitions (compare-and-set on the item's version) ---------------------------------
     def claim(
@@ -261,7 +186,44 @@ class DeadLetterQueue:
 
     def complete(self, item: DeadLetter, result: str | None) -> bool:
         """Mark a claimed item done; False if its lease was lost to another replayer."""
-        return self._finish(item, replace(item, status="done", holder=None, result=result))
+        done = replace(item, status="done", holder=None, result=result)
+        return self._finish(item, replace(done, finished_at=self.store.time()))
+
+    def supersede(self, seq: int, by: str) -> DeadLetter | None:
+        """Mark pending item `seq` superseded (its call was completed by `by`); None if it is
+        not pending (a replayer holds it, or it is finished)."""
+        for _ in range(_CAS_ATTEMPTS):
+            item = self.get(seq)
+            if item is None or item.status not in ACTIVE:  # gone or finished: forget its keys
+                self._edit_keys(drop=[k for k, n in self.open_keys(0.0).items() if n == seq])
+                return None
+            if item.status != "pending":
+                return None  # a replayer runs it now: too late to stop it
+            new = replace(item, status="superseded", result=f"superseded by {by}")
+            written = self._write(replace(new, finished_at=self.store.time()))
+            if written is not None:
+                self._edit_keys(drop=item.match_keys)
+                return written
+        return None
+
+    def open_keys(self, max_age: float) -> dict[str, int]:
+        """Match key -> number of each pending item that has one, read at most `max_age` ago
+        in this process (a put in this process refreshes it)."""
+        cached = self._keys_cache.get(self._marker)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        v = self.store.read(self._prefix + "keys")
+        keys = json.loads(v.data) if v.data is not None else {}
+        self._keys_cache[self._marker] = (now, keys)
+        return keys
+
+    def cached_open_keys(self, max_age: float) -> dict[str, int] | None:
+        """`open_keys` without I/O: None when this process's copy is older than `max_age`."""
+        cached = self._keys_cache.get(self._marker)
+        if cached is None or time.monotonic() - cached[0] >= max_age:
+            return None
+        return cached[1]
 
     def fail(self, item: DeadLetter, error: str, max_attempts: int) -> bool:
         """Record a failed run: back to pending, or `failed` after `max_attempts` runs."""
@@ -274,24 +236,134 @@ class DeadLetterQueue:
         return self._finish(item, new)
 
     def advance_low(self) -> int:
-        """Move the low-water mark past finished items; returns it."""
-        low = start = self._read_int("low", 1)
-        for item in self.items():
-            if item.status not in FINISHED:
+        """Move the low-water mark past every item that replay will not run (anything but
+        pending and running: an item parked in-doubt no longer makes each replay rescan all
+        that follows it); returns it."""
+        v = self.store.read(self._prefix + "low")
+        low = start = int(json.loads(v.data)) if v.data is not None else 1
+        for item in self.items(start=start):
+            if item.status in ACTIVE:
                 break
             low = item.seq + 1
-        if low > start:
-            self._raise_int("low", low)
+        # only from the value read: an operator's `retry` may have lowered it meanwhile
+        if low > start and not self.store.cas(self._prefix + "low", v.version, json.dumps(low))[0]:
+            return self._read_int("low", 1)
         return low
 
+    def retry(self, seq: int) -> DeadLetter:
+        """Make item `seq` pending again (an operator's decision), attempts reset.
+
+        Raises:
+            KeyError: no such item.
+            ValueError: it is pending or running already, or its inputs were never kept.
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            item = self.get(seq)
+            if item is None:
+                raise KeyError(f"no dead letter {self.breaker}/{seq}")
+            if item.status in ACTIVE or item.status == "unreplayable":
+                why = "its inputs were not kept" if item.status == "unreplayable" else "it is"
+                raise ValueError(f"dead letter {item.id} cannot be retried: {why} {item.status}")
+            new = replace(item, status="pending", attempts=0, holder=None, error=None,
+                          result=None, finished_at=0.0)  # fmt: skip
+            written = self._write(new)
+            if written is not None:
+                self._lower_int("low", seq)  # so that replay scans it again
+                self._lower_int("pruned", seq)
+                return written
+        raise ValueError(f"dead letter {self.breaker}/{seq} kept changing; try again")
+
+    def refuse(self, item: DeadLetter, status: ItemStatus, error: str) -> bool:
+        """Park an item that must not run (`rejected-signature`), keeping it for an operator."""
+        return self._write(replace(item, status=status, holder=None, error=error)) is not None
+
+    def expire(self, retention_seconds: float) -> int:
+        """Delete done and superseded items that finished `retention_seconds` ago or more.
+
+        Scans from the `pruned` mark (below it everything is deleted or waits for an operator)
+        up to the low-water mark, and stops at the first item finished too recently.
+
+        Returns:
+            How many items were deleted.
+        """
+        cutoff = self.store.time() - retention_seconds
+        start, low = self._read_int("pruned", 1), self.advance_low()
+        mark, deleted = start, 0
+        for item in self.items(start=start):
+            if item.seq >= low or (item.status in FINISHED_KEPT and item.finished_at > cutoff):
+                break
+            if item.status in FINISHED_KEPT:
+                deleted += self._delete(item)
+            mark = item.seq + 1
+        if mark > start:
+            self._raise_int("pruned", mark)
+        return deleted
+
+    def purge(self, statuses: Iterable[str], older_than: float = 0.0) -> list[DeadLetter]:
+        """Delete the items in `statuses` that reached them `older_than` seconds ago or more
+        (dead-lettered, for items that never finished). Never pending or running items."""
+        wanted = set(statuses)
+        if wanted & ACTIVE:
+            raise ValueError(f"refusing to purge {'/'.join(sorted(wanted & ACTIVE))} items")
+        cutoff = self.store.time() - older_than
+        return [
+            item
+            for item in self.all_items()
+            if item.status in wanted and (item.finished_at or item.at) <= cutoff
+            and self._delete(item)
+        ]  # fmt: skip
+
     # -- internals ---------------------------------------------------------------------------
+    def _same_call(self, match_keys: list[str]) -> DeadLetter | None:
+        if not match_keys:
+            return None
+        known = self.open_keys(0.0)
+        for seq in {known[k] for k in match_keys if k in known}:
+            item = self.get(seq)
+            if item is not None and item.status in ACTIVE:
+                return item
+        return None
+
+    def _edit_keys(self, add: dict[str, int] | None = None, drop: list[str] | None = None) -> None:
+        key = self._prefix + "keys"
+        for _ in range(_CAS_ATTEMPTS):
+            v = self.store.read(key)
+            keys = json.loads(v.data) if v.data is not None else {}
+            new = {k: n for k, n in keys.items() if k not in set(drop or ())} | (add or {})
+            if new == keys or self.store.cas(key, v.version, json.dumps(new))[0]:
+                self._keys_cache[self._marker] = (time.monotonic(), new)
+                return
+
     def _finish(self, claimed: DeadLetter, new: DeadLetter) -> bool:
         # The claim's version: if another replayer took the item over meanwhile, this fails.
-        return self._write(replace(new, version=claimed.version)) is not None
+        ok = self._write(replace(new, version=claimed.version)) is not None
+        if ok and new.status not in ACTIVE and new.match_keys:
+            self._edit_keys(drop=new.match_keys)
+        return ok
 
     def _write(self, new: DeadLetter) -> DeadLetter | None:
         ok, v = self.store.cas(self._key(new.seq), new.version, new._dump())
         return replace(new, version=v.version) if ok else None
+
+    def _delete(self, item: DeadLetter) -> bool:
+        # a compare-and-set to a tombstone first: an operator's concurrent `retry` wins or loses
+        # cleanly; then the record goes (scans step over deleted numbers below `next`)
+        if not self.store.cas(self._key(item.seq), item.version, _DELETED)[0]:
+            return False
+        self.store.delete(self._key(item.seq))
+        if item.match_keys:
+            self._edit_keys(drop=item.match_keys)
+        return True
+
+    def _lower_int(self, name: str, value: int) -> None:
+        """Set a counter record to `value` if it is higher."""
+        key = self._prefix + name
+        for _ in range(_CAS_ATTEMPTS):
+            v = self.store.read(key)
+            if v.data is None or int(json.loads(v.data)) <= value:
+                return
+            if self.store.cas(key, v.version, json.dumps(value))[0]:
+                return
 
     def _read_int(self, name: str, default: int) -> int:
         v = self.store.read(self._prefix + name)

@@ -23,6 +23,18 @@ What is guaranteed, precisely:
    effect on it (an idempotency key, `INSERT ... ON CONFLICT DO NOTHING`, an upsert) is applied
    exactly once. `current_replay().in_doubt` tells the function it is such a re-run.
 
+5. Prefect's own re-runs: a dead letter whose call a later run of the same task completed (a
+   flow retry, a re-run of the flow run, the same cache key) is `superseded` and never
+   replayed (`prefect_ft.deadletter.supersede`; one that a replayer already holds still runs).
+6. Only what this deployment wrote runs: an item that is unsigned or whose signature does not
+   match is parked `rejected-signature` without being unpickled, imported or run
+   (`prefect_ft.deadletter.signing`).
+
+After each breaker's queue, done and superseded items older than
+`PREFECT_FT_DEADLETTER_RETENTION_SECONDS` are deleted. `replay()` is sync: inside a running
+event loop it refuses to start (use `await areplay(...)`), since async items would need a loop
+of their own.
+
 The lease must outlast the longest call (`lease_seconds`, default 300): a replayer that
 overruns its lease can be taken over while still running.
 
@@ -47,7 +59,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 
-from prefect_ft.deadletter.queue import DeadLetter, DeadLetterQueue, dead_letter_breakers, render
+from prefect_ft import settings
+from prefect_ft.deadletter import signing
+from prefect_ft.deadletter.queue import (
+    ACTIVE,
+    DeadLetter,
+    DeadLetterQueue,
+    dead_letter_breakers,
+    render,
+)
 from prefect_ft.exceptions import ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
 
@@ -84,15 +104,22 @@ class ReplayReport:
         done: ids of the items run and marked done now.
         failed: ids of the items whose call raised (pending again, or failed for good after
             `max_attempts` runs).
+        rejected: ids of items refused for a missing or wrong signature (never unpickled; see
+            `prefect_ft.deadletter.signing`), now `rejected-signature`.
+        expired: done and superseded items deleted after `PREFECT_FT_DEADLETTER_RETENTION_SECONDS`.
         in_doubt: ids of items taken over from a replayer that died mid-run (re-run, or parked
             with `in_doubt="skip"`).
         waiting: breaker -> why its items were not (all) replayed now.
-        remaining: items not finished after this replay (pending, running, in-doubt).
+        remaining: items that a later replay may still run (pending, or running elsewhere).
+            Items parked for an operator (in-doubt, failed, unreplayable, rejected-signature)
+            are not counted: `prefect-ft deadletters ls --status in-doubt` lists them.
     """
 
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     in_doubt: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    expired: int = 0
     waiting: dict[str, str] = field(default_factory=dict)
     remaining: int = 0
 
@@ -137,6 +164,11 @@ def replay(
     Returns:
         A `ReplayReport`.
 
+    Raises:
+        RuntimeError: called inside a running event loop (use `await areplay(...)` there);
+            nothing is touched.
+        ConfigurationError: the signing key is unusable (see `prefect_ft.deadletter.signing`).
+
     Examples:
         ```python
         from prefect_ft import replay
@@ -145,6 +177,8 @@ def replay(
         print(len(report.done), "replayed;", report.remaining, "left")
         ```
     """
+    _refuse_inside_a_running_loop()
+    retention = settings.deadletter_retention_seconds()
     store = shared_store(store)
     names = [breakers] if isinstance(breakers, str) else breakers
     names = dead_letter_breakers(store) if names is None else list(names)
@@ -155,11 +189,22 @@ def replay(
         queue = DeadLetterQueue(name, store)
         _replay_queue(queue, report, holder, budget, wait_seconds, lease_seconds, in_doubt,
                       max_attempts, functions or {})  # fmt: skip
-        queue.advance_low()
-        report.remaining += sum(
-            1 for item in queue.items() if item.status not in ("done", "failed")
-        )
+        report.expired += queue.expire(retention)  # advances the low-water mark first
+        report.remaining += sum(1 for item in queue.items() if item.status in ACTIVE)
     return report
+
+
+def _refuse_inside_a_running_loop() -> None:
+    # an async dead letter would need asyncio.run(), which fails inside a running loop: the item
+    # would be marked failed although its function never ran
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        "replay() was called inside a running event loop: use `await areplay(...)` inside a "
+        "running event loop (nothing was replayed)"
+    )
 
 
 async def areplay(breakers: str | Iterable[str] | None = None, **options: Any) -> ReplayReport:
@@ -180,7 +225,10 @@ def _replay_queue(
 ) -> None:
     from prefect_ft.tasks.gates import Rejected, gate_for
 
-    open_items = [i for i in queue.items() if i.status in ("pending", "running")]
+    key = signing.current_key()
+    open_items = [
+        i for i in queue.items() if i.status in ACTIVE and _trusted(queue, i, key, report)
+    ]
     if not open_items:
         return
     try:
@@ -195,6 +243,8 @@ def _replay_queue(
     pending = list(open_items)
     while pending:
         item = pending.pop(0)
+        if not _trusted(queue, item, key, report):  # re-read after a refusal: check it again
+            continue
         if budget[0] == 0:
             report.waiting[queue.breaker] = "limit reached"
             return
@@ -253,6 +303,17 @@ def _run(gate: Gate, fn: Callable[..., Any], item: DeadLetter) -> Any:
     if isinstance(out, State) and out.is_failed():
         raise RuntimeError(f"returned a {out.name} state: {out.message}")
     return out
+
+
+def _trusted(queue: DeadLetterQueue, item: DeadLetter, key: bytes, report: ReplayReport) -> bool:
+    """False (and the item parked `rejected-signature`) unless it carries our signature."""
+    try:
+        signing.check(item, key)
+        return True
+    except signing.SignatureError as exc:
+        if queue.refuse(item, "rejected-signature", str(exc)):
+            report.rejected.append(item.id)
+        return False
 
 
 def _parked(queue: DeadLetterQueue, item: DeadLetter) -> bool:

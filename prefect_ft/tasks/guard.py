@@ -28,6 +28,7 @@ import cloudpickle
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from prefect_ft.deadletter import supersede
 from prefect_ft.deadletter.queue import encode_inputs, render
 from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError, ConfigurationError
 from prefect_ft.history import resources
@@ -111,12 +112,15 @@ class Site:
     def reject(self, gate: Gate, error: BaseException, args: Any, kwargs: Any) -> State:
         """Dead-letter the call, announce it, and build the state the task run ends in."""
         by = "bulkhead" if isinstance(error, BulkheadFullError) else "breaker"
-        kept = "inputs NOT kept: the dead-letter store failed"
         item_id = None
         try:
-            item_id = gate.queue.put(**self._dead_letter_fields(gate, error, by, args, kwargs)).id
+            item = gate.queue.put(**self._dead_letter_fields(gate, error, by, args, kwargs))
+            item_id = item.id
             kept = f"inputs kept as dead letter {item_id}"
-        except Exception:
+            if item.status == "unreplayable":
+                kept = f"{item.error}: readable parameters kept as dead letter {item_id}, which cannot be replayed"  # fmt: skip
+        except Exception as exc:
+            kept = f"inputs NOT kept: the dead-letter store failed ({type(exc).__name__}: {exc})"
             log.warning("could not dead-letter a call of %s", self.task_name, exc_info=True)
         prefect_events.emit_rejected(gate.breaker, error, rejected_by=by, dead_letter=item_id)
         name = "BulkheadFull" if by == "bulkhead" else "CircuitOpen"
@@ -131,7 +135,12 @@ class Site:
             bound = inspect.signature(self.fn).bind(*args, **kwargs).arguments
         except TypeError:
             bound = {"args": args, "kwargs": kwargs}
-        encoding, payload = encode_inputs(tuple(args), dict(kwargs))
+        unpicklable = None
+        try:
+            encoding, payload = encode_inputs(tuple(args), dict(kwargs))
+        except Exception as exc:  # keep what can be read, and why the rest is lost
+            encoding, payload = "none", None
+            unpicklable = f"inputs cannot be pickled ({type(exc).__name__}: {exc})"
         policy = self.spec if isinstance(self.spec, str) else gate.policy
         if not isinstance(policy, str):
             policy = "pickle:" + base64.b64encode(cloudpickle.dumps(policy)).decode("ascii")
@@ -149,7 +158,9 @@ class Site:
             "flow_run_id": str(run.flow_run_id) if run is not None and run.flow_run_id else None,
             "task_run_id": str(run.id) if run is not None else None,
             "encoding": encoding,
-            "payload": payload,
+            "payload": payload or "",
+            "match_keys": supersede.match_keys(args, kwargs, payload),
+            **({"status": "unreplayable", "error": unpicklable} if unpicklable else {}),
         }
 
 
@@ -164,6 +175,10 @@ def _next_wait(policy: FTPolicy, error: BaseException, deadline: float | None) -
     if remaining <= 0 or (error.state == "OPEN" and after is not None and after > remaining):
         return None, deadline  # an OPEN breaker's reopening time is known: don't wait in vain
     return min(max(after if after is not None else 0.25, _MIN_SLEEP), remaining), deadline
+
+
+def _completed(out: Any) -> bool:
+    return not isinstance(out, State) or out.is_completed()
 
 
 def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None) -> Callable[..., Any]:  # fmt: skip
@@ -182,6 +197,8 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
                 while True:
                     out = await acall_guarded(gate, fn, args, kwargs)
                     if type(out) is not Rejected:
+                        if _completed(out):  # a Prefect re-run did the work of a dead letter
+                            await supersede.asupersede_completed(gate.queue, args, kwargs)
                         return out
                     delay, deadline = _next_wait(gate.policy, out.error, deadline)
                     if delay is None:
@@ -200,6 +217,8 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
                 while True:
                     out = call_guarded(gate, fn, args, kwargs)
                     if type(out) is not Rejected:
+                        if _completed(out):  # a Prefect re-run did the work of a dead letter
+                            supersede.supersede_completed(gate.queue, args, kwargs)
                         return out
                     delay, deadline = _next_wait(gate.policy, out.error, deadline)
                     if delay is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,5 +18,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     store = tmp_path_factory.mktemp("ft-store") / "prefect-ft.db"
     os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{store}"
+    # sign dead letters with a session key, not one generated under the user's PREFECT_HOME
+    os.environ.setdefault("PREFECT_FT_DEADLETTER_KEY", f"test-session-{uuid.uuid4().hex}")
     with prefect_test_harness(server_startup_timeout=120):
         yield
