@@ -19,6 +19,8 @@ from prefect_ft.core.events import BreakerEvent
 from prefect_ft.core.states import BreakerRecord
 from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.stores import Versioned
+from prefect_ft.stores.index import register_breaker
+from prefect_ft.stores.quarantine import quarantine
 
 __all__ = ["BreakerListener", "SharedRecordMixin", "add_global_listener", "remove_global_listener"]
 
@@ -108,7 +110,13 @@ class SharedRecordMixin:
                 ):  # the store lost the record (restart): rewrite ours
                     self._version = current.version
                     continue
-                events.extend(self._adopt(current))
+                try:
+                    events.extend(self._adopt(current))
+                except StoreUnavailableError as exc:
+                    self._degrade(exc)
+                    self._set(result.record, self._version)
+                    self._dirty = True
+                    break
             else:  # pragma: no cover - 16 lost races in a row
                 log.warning("breaker %s: gave up writing after 16 conflicting updates", self.name)
         self._emit((*events, *result.events))
@@ -122,7 +130,20 @@ class SharedRecordMixin:
         if v.version == self._version and v.data is not None:
             return []
         before = self._record.effective_state
-        record = BreakerRecord.from_dict(json.loads(v.data)) if v.data else BreakerRecord()
+        for _ in range(4):
+            try:
+                record = BreakerRecord.from_dict(json.loads(v.data)) if v.data else BreakerRecord()
+                break
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                # Corrupt: keep our local view, and move the bad text aside for an operator.
+                ok, v = quarantine(
+                    self.store, self.key, v, json.dumps(self._record.to_dict()), repr(exc)
+                )
+                if ok:
+                    self._set(self._record, v.version)
+                    return []
+        else:  # rewritten corrupt again and again by someone else: treat as an outage
+            raise StoreUnavailableError(f"breaker record {self.key} keeps being corrupt")
         self._set(record, v.version)
         after = record.effective_state
         if after == before:
@@ -152,12 +173,12 @@ class SharedRecordMixin:
             self._degrade(exc)
             return
         events: list[BreakerEvent] = []
-        push = False
+        push = back = False
         with self._lock:
             self._sync_clock(v)
             if not self.store_available:
                 log.warning("breaker %s: store %s is back", self.name, self.store.url)
-                self.store_available = True
+                self.store_available = back = True
                 push = (
                     self._dirty and v.version == self._version
                 )  # nobody wrote meanwhile: ours wins
@@ -166,9 +187,15 @@ class SharedRecordMixin:
                 self._version = v.version
                 push = True
             elif not push and v.version != self._version:
-                events = self._adopt(v)
+                try:
+                    events = self._adopt(v)
+                except StoreUnavailableError as exc:
+                    self._degrade(exc)
+                    return
             flush = self._pending_success
         self._emit(events)
+        if back:  # a store that was down when this breaker was built never saw its name
+            register_breaker(self.store, self.name)
         if push:
             self._apply(lambda r, n: machine.Transition(replace(r)))
         elif flush:  # successes seen here reset the shared consecutive-failure count
