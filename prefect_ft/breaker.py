@@ -27,6 +27,7 @@ from prefect_ft.core.states import CLOSED, HALF_OPEN, OPEN, BreakerRecord, Overl
 from prefect_ft.core.windows import WindowCounts
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.forking import relock_after_fork
 from prefect_ft.stores.index import register_breaker
 from prefect_ft.stores.refresher import Refresher
 from prefect_ft.stores.shared_record import (
@@ -102,6 +103,7 @@ class CircuitBreaker(SharedRecordMixin):
         self._listeners = list(listeners)
         self._rng = (rng or random.Random()).random
         self._lock = threading.Lock()
+        relock_after_fork(self)  # a thread of the parent may hold it at fork time
         self._window = config.new_window() if config.trip.uses_window else None
         self._slow_s = config.slow_call_seconds
         self._inflight: dict[int, float] = {}
@@ -126,7 +128,7 @@ class CircuitBreaker(SharedRecordMixin):
 
             interval = default_interval()
         if interval is not None:
-            Refresher.for_store(self.store, float(interval)).register(self)
+            Refresher.attach(self, self.store, float(interval))
 
     @classmethod
     def from_preset(

@@ -61,7 +61,7 @@ def test_a_live_breaker_keeps_refreshing_while_others_go() -> None:
     # the last breaker gone stops the thread; a new breaker on the same store starts one again
     started = _refresher_threads() - before
     assert len(started) == 1
-    del alive, operator
+    alive = operator = None  # type: ignore[assignment]
     gc.collect()
     assert _wait_for(lambda: not any(t.is_alive() for t in started))
     again = CircuitBreaker("live", store=store, refresh_seconds=0.01)
