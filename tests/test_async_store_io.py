@@ -26,9 +26,32 @@ MAX_LAG_S = 0.05
 class SlowStore(InMemoryBreakerStore):
     """A store whose every write takes 0.3 s (a busy SQLite file, a far Redis)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writers: set[int] = set()  # the threads that wrote
+
     def cas(self, key: str, expected_version: int, data: str) -> tuple[bool, Versioned]:
+        self.writers.add(threading.get_ident())
         time.sleep(WRITE_S)
         return super().cas(key, expected_version, data)
+
+
+async def _measure(scenario: Callable[[], Awaitable[tuple[SlowStore, float]]]) -> float:
+    """The loop lag of `scenario`, retried when the machine (not the code) was slow.
+
+    A store write on the loop stalls it for at least 0.3 s on every attempt, and the loop thread
+    shows up among the store's writers, so a retry cannot hide a regression; it only absorbs a
+    shared machine's scheduling noise (with 9 runnable processes on 2 cores, a loop that does
+    nothing but sleep was measured waking 50-225 ms late).
+    """
+    lags = []
+    for _ in range(5):
+        store, lag = await scenario()
+        assert threading.get_ident() not in store.writers  # no write ran on the loop thread
+        lags.append(lag)
+        if lag < MAX_LAG_S:
+            break
+    return min(lags)
 
 
 async def _with_lag_probe(work: Awaitable[Any]) -> tuple[Any, float]:
@@ -82,30 +105,50 @@ async def _gather(call: Callable[[], Awaitable[Any]], n: int) -> list[Any]:
 
 @pytest.mark.parametrize("how", ["acall", "decorator", "context manager"])
 async def test_failures_in_closed_write_off_the_loop(how: str) -> None:
-    clock = FakeClock()
-    store = SlowStore(clock=clock)
-    b = CircuitBreaker("slow", store=store, clock=clock, failure_threshold=20, refresh_seconds=None)
-    call = _callers(b, how)
-    results, lag = await _with_lag_probe(_gather(lambda: call(_dep_fails), 10))
-    assert all(isinstance(r, ConnectionError) for r in results)  # the user's own errors
-    assert b.record.consecutive_failures == 10  # every failure was written
+    async def scenario() -> tuple[SlowStore, float]:
+        clock = FakeClock()
+        store = SlowStore(clock=clock)
+        b = CircuitBreaker(
+            "slow", store=store, clock=clock, failure_threshold=20, refresh_seconds=None
+        )
+        call = _callers(b, how)
+        store.writers.clear()  # construction registered the name (sync code, before the loop work)
+        results, lag = await _with_lag_probe(_gather(lambda: call(_dep_fails), 10))
+        assert all(isinstance(r, ConnectionError) for r in results)  # the user's own errors
+        assert b.record.consecutive_failures == 10  # every failure was written
+        assert len(store.writers) >= 1
+        return store, lag
+
+    lag = await _measure(scenario)
     assert lag < MAX_LAG_S, f"the event loop stalled {lag * 1000:.0f} ms"
 
 
 @pytest.mark.parametrize("how", ["acall", "decorator", "context manager"])
 async def test_half_open_admission_writes_off_the_loop(how: str) -> None:
-    clock = FakeClock()
-    store = SlowStore(clock=clock)
-    b = CircuitBreaker(
-        "slow", store=store, clock=clock, failure_threshold=1, open_seconds=5, refresh_seconds=None
-    )
-    call = _callers(b, how)
-    with pytest.raises(ConnectionError):
-        await call(_dep_fails)
-    assert b.state == "OPEN"
-    clock.advance(6)  # the open time is over: the next caller takes the probe lease
-    results, lag = await _with_lag_probe(_gather(lambda: call(_dep_ok), 10))
-    assert results.count(1) >= 1 and all(r == 1 or isinstance(r, CircuitOpenError) for r in results)
+    async def scenario() -> tuple[SlowStore, float]:
+        clock = FakeClock()
+        store = SlowStore(clock=clock)
+        b = CircuitBreaker(
+            "slow",
+            store=store,
+            clock=clock,
+            failure_threshold=1,
+            open_seconds=5,
+            refresh_seconds=None,
+        )
+        call = _callers(b, how)
+        with pytest.raises(ConnectionError):
+            await call(_dep_fails)
+        assert b.state == "OPEN"
+        clock.advance(6)  # the open time is over: the next caller takes the probe lease
+        store.writers.clear()
+        results, lag = await _with_lag_probe(_gather(lambda: call(_dep_ok), 10))
+        assert results.count(1) >= 1
+        assert all(r == 1 or isinstance(r, CircuitOpenError) for r in results)
+        assert b.state == "CLOSED" and store.writers  # the probe's lease and result were written
+        return store, lag
+
+    lag = await _measure(scenario)
     assert lag < MAX_LAG_S, f"the event loop stalled {lag * 1000:.0f} ms"
 
 

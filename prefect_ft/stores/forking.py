@@ -22,7 +22,7 @@ _RESTARTS: list[Callable[[], None]] = []
 
 
 def relock_after_fork(obj: Any) -> None:
-    """Give `obj` a fresh `obj._lock` in every forked child."""
+    """Give `obj` a fresh `obj._lock` (and `obj._io_lock`, if any) in every forked child."""
     _RELOCK.add(obj)
 
 
@@ -34,6 +34,8 @@ def after_fork_in_child(callback: Callable[[], None]) -> None:
 def _renew() -> None:
     for obj in list(_RELOCK):
         obj._lock = threading.Lock()
+        if hasattr(obj, "_io_lock"):
+            obj._io_lock = threading.Lock()
     for callback in _RESTARTS:
         callback()
 

@@ -64,6 +64,8 @@ class SharedRecordMixin:
     _pending_success: bool
     _dirty: bool
     _listeners: list[BreakerListener]
+    _lock: Any  # guards the local record; never held across a store round trip
+    _io_lock: Any  # one store writer per breaker in this process
 
     def _set(self, record: BreakerRecord, version: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -80,43 +82,55 @@ class SharedRecordMixin:
         self._emit(result.events)
 
     def _apply(self, op: Callable[[BreakerRecord, float], Any]) -> Any:
-        """Run a decision against the current record and write it with compare-and-set."""
+        """Run a decision against the current record and write it with compare-and-set.
+
+        `_io_lock` keeps one writer per breaker in this process; `_lock` is held only around
+        the local record, never across the store round trip, so a caller that only reads or
+        updates local state (an async caller on its event loop) never waits on store I/O.
+        """
         events: list[BreakerEvent] = []
-        with self._lock:
+        with self._io_lock:
             for _ in range(16):
-                result = op(self._record, self.now())
-                if result.record is self._record:
-                    break
-                if not self.store_available:
-                    self._set(result.record, self._version)
-                    self._dirty = True
-                    break
+                with self._lock:
+                    before, version = self._record, self._version
+                    result = op(before, self.now())
+                    if result.record is before:
+                        break
+                    if not self.store_available:
+                        self._set(result.record, version)
+                        self._dirty = True
+                        break
                 try:
                     ok, current = self.store.cas(
-                        self.key, self._version, json.dumps(result.record.to_dict())
+                        self.key, version, json.dumps(result.record.to_dict())
                     )
                 except StoreUnavailableError as exc:
-                    self._degrade(exc)
-                    self._set(result.record, self._version)
-                    self._dirty = True
+                    with self._lock:
+                        self._degrade(exc)
+                        self._set(result.record, self._version)
+                        self._dirty = True
                     break
-                self._sync_clock(current)
-                if ok:
-                    self._set(result.record, current.version)
-                    self._pending_success = False
-                    break
-                if (
-                    current.version < self._version
-                ):  # the store lost the record (restart): rewrite ours
-                    self._version = current.version
-                    continue
-                try:
-                    events.extend(self._adopt(current))
-                except StoreUnavailableError as exc:
-                    self._degrade(exc)
-                    self._set(result.record, self._version)
-                    self._dirty = True
-                    break
+                with self._lock:
+                    self._sync_clock(current)
+                    if ok:
+                        # a success batched meanwhile (`_apply_locally`) stays pending: the
+                        # refresher flushes it on top of this write
+                        batched = self._record is not before
+                        self._set(result.record, current.version)
+                        self._pending_success = self._pending_success and batched
+                        break
+                    if current.version < version:  # the store lost the record: rewrite ours
+                        self._version = current.version
+                        continue
+                    if self._version != version:  # adopted a newer record meanwhile: decide again
+                        continue
+                    try:
+                        events.extend(self._adopt(current))
+                    except StoreUnavailableError as exc:
+                        self._degrade(exc)
+                        self._set(result.record, self._version)
+                        self._dirty = True
+                        break
             else:  # pragma: no cover - 16 lost races in a row
                 log.warning("breaker %s: gave up writing after 16 conflicting updates", self.name)
         self._emit((*events, *result.events))
