@@ -357,13 +357,17 @@ class CircuitBreaker(SharedRecordMixin):
         Store writes (a failure's count, a half-open admission) run on a worker thread, so the
         event loop never waits on the store; calls that need none stay on the loop.
         """
-        token = await self._aenter()
+        # the fast paths of `_aenter` / `_aexit_ok` inlined: no coroutine frame per call
+        token = self._enter() if self._fast else await self._aenter()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             await self._aexit_error(token, exc)
             raise
-        await self._aexit_ok(token)
+        if (token is None or token[0] == "c") and not self._record.consecutive_failures:
+            self._exit_ok(token)
+        else:
+            await self._aexit_ok(token)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
