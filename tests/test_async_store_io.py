@@ -164,3 +164,25 @@ async def test_calls_that_need_no_store_stay_on_the_loop() -> None:
     assert seen and seen[-1] != loop_thread  # the failure's write ran on a worker
     with pytest.raises(CircuitOpenError):
         await b.acall(_dep_ok)
+
+
+async def test_an_async_ft_task_attempt_writes_off_the_loop() -> None:
+    """The guard around an async task body (`acall_guarded`) takes the same off-loop paths."""
+    from prefect_ft.tasks.gates import Gate, acall_guarded
+
+    async def scenario() -> tuple[SlowStore, float]:
+        clock = FakeClock()
+        store = SlowStore(clock=clock)
+        b = CircuitBreaker(
+            "slow", store=store, clock=clock, failure_threshold=20, refresh_seconds=None
+        )
+        gate = Gate(None, b, None, None)  # type: ignore[arg-type]  # only the breaker is used
+        store.writers.clear()
+        work = _gather(lambda: acall_guarded(gate, _dep_fails, (), {}), 10)
+        results, lag = await _with_lag_probe(work)
+        assert all(isinstance(r, ConnectionError) for r in results)
+        assert b.record.consecutive_failures == 10
+        return store, lag
+
+    lag = await _measure(scenario)
+    assert lag < MAX_LAG_S, f"the event loop stalled {lag * 1000:.0f} ms"
