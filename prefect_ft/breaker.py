@@ -8,6 +8,7 @@ batches by the refresher. The lock guards only state updates, never the protecte
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -27,7 +28,9 @@ from prefect_ft.core.states import CLOSED, HALF_OPEN, OPEN, BreakerRecord, Overl
 from prefect_ft.core.windows import WindowCounts
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.forking import relock_after_fork
 from prefect_ft.stores.index import register_breaker
+from prefect_ft.stores.offloop import off_loop
 from prefect_ft.stores.refresher import Refresher
 from prefect_ft.stores.shared_record import (
     BreakerListener,
@@ -102,6 +105,8 @@ class CircuitBreaker(SharedRecordMixin):
         self._listeners = list(listeners)
         self._rng = (rng or random.Random()).random
         self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        relock_after_fork(self)  # a thread of the parent may hold them at fork time
         self._window = config.new_window() if config.trip.uses_window else None
         self._slow_s = config.slow_call_seconds
         self._inflight: dict[int, float] = {}
@@ -126,7 +131,7 @@ class CircuitBreaker(SharedRecordMixin):
 
             interval = default_interval()
         if interval is not None:
-            Refresher.for_store(self.store, float(interval)).register(self)
+            Refresher.attach(self, self.store, float(interval))
 
     @classmethod
     def from_preset(
@@ -347,31 +352,44 @@ class CircuitBreaker(SharedRecordMixin):
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Await `fn(*args, **kwargs)` through the breaker; see `call`."""
-        token = self._enter()
+        """Await `fn(*args, **kwargs)` through the breaker; see `call`.
+
+        Store writes (a failure's count, a half-open admission) run on a worker thread, so the
+        event loop never waits on the store; calls that need none stay on the loop.
+        """
+        # the fast paths of `_aenter` / `_aexit_ok` inlined: no coroutine frame per call
+        token = self._enter() if self._fast else await self._aenter()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            self._exit_error(token, exc)
+            await self._aexit_error(token, exc)
             raise
-        self._exit_ok(token)
+        if (token is None or token[0] == "c") and not self._record.consecutive_failures:
+            self._exit_ok(token)
+        else:
+            await self._aexit_ok(token)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate a sync or async function (the wrapper keeps its signature)."""
         enter, exit_ok, exit_error = self._enter, self._exit_ok, self._exit_error
         if inspect.iscoroutinefunction(fn):
+            aenter, aexit_ok, aexit_error = self._aenter, self._aexit_ok, self._aexit_error
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # the body of `acall`, inlined: one coroutine frame less per call
-                token = enter()
+                # and the on-loop fast paths of `_aenter` / `_aexit_ok` too: no frame at all
+                token = enter() if self._fast else await aenter()
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
-                    exit_error(token, exc)
+                    await aexit_error(token, exc)
                     raise
-                exit_ok(token)
+                if (token is None or token[0] == "c") and not self._record.consecutive_failures:
+                    exit_ok(token)
+                else:
+                    await aexit_ok(token)
                 return result
 
             async_wrapper.breaker = self  # type: ignore[attr-defined]
@@ -406,7 +424,45 @@ class CircuitBreaker(SharedRecordMixin):
             self._exit_error(token, exc)
 
     async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
+        token = await self._aenter()
+        self._cm_tokens.set((*self._cm_tokens.get(), token))
+        return self
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+        stack = self._cm_tokens.get()
+        token = stack[-1]
+        self._cm_tokens.set(stack[:-1])
+        if exc is None:
+            await self._aexit_ok(token)
+        else:
+            await self._aexit_error(token, exc)
+
+    # -- async: store I/O off the event loop ---------------------------------------------------
+    # The sync bodies above run unchanged; where they may write to the store they run on a worker
+    # thread. On the loop stay the calls that only touch local state (`_lock` is never held
+    # across a store round trip): admission while CLOSED or a local OPEN rejection, and a
+    # CLOSED success while no failures are counted. One write can still happen there: a success
+    # or a stuck slow call that trips a rate condition writes that one transition.
+    async def _aenter(self) -> tuple[str, Any, float] | None:
+        rec = self._record
+        if self._fast or (
+            rec.overlay is None
+            and (rec.state == CLOSED or (rec.state == OPEN and self.now() < rec.open_until))
+        ):
+            return self._enter()
+        return await off_loop(self._enter)
+
+    async def _aexit_ok(self, token: tuple[str, Any, float] | None) -> None:
+        if (token is None or token[0] == "c") and not self._record.consecutive_failures:
+            self._exit_ok(token)
+        else:  # a probe, a ramp call, or a success that resets the shared failure count
+            await _finish(off_loop(self._exit_ok, token))
+
+    async def _aexit_error(self, token: tuple[str, Any, float] | None, exc: BaseException) -> None:
+        await _finish(off_loop(self._exit_error, token, exc))
+
+
+async def _finish(settling: Awaitable[None]) -> None:
+    """Await an outcome's write; a cancellation meanwhile does not cancel the write itself (a
+    probe's result must reach the store), it only stops waiting for it."""
+    await asyncio.shield(settling)

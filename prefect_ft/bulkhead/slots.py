@@ -5,9 +5,10 @@ every thread and every event loop: Prefect runs each async task with `asyncio.ru
 thread, so an `asyncio.Semaphore` would only limit the callers of one loop. Waiting threads block
 on an `Event`; waiting coroutines await a future that the releasing thread resolves with
 `call_soon_threadsafe` (`_wake_soon`), so no event loop ever blocks. Permits go to waiters in
-arrival order. `_off_loop` runs blocking store I/O on a small worker pool for coroutines, and
-`_Decorates` turns any object with `permit()` / `apermit()` into a decorator; both bulkhead
-modules use them, so they live here, below both, to avoid an import cycle.
+arrival order. `_off_loop` (`prefect_ft.stores.offloop`, shared with async breakers) runs blocking
+store I/O on a worker thread for coroutines, and `_Decorates` turns any object with `permit()` /
+`apermit()` into a decorator; both bulkhead modules use them, so they live here, below both, to
+avoid an import cycle.
 
 This module does not talk to a store, take leases or poll with backoff (`prefect_ft.bulkhead`
 does; `_Slots` only counts its polling callers against `max_queue`), does not limit across
@@ -19,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import os
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
+
+from prefect_ft.stores.offloop import off_loop as _off_loop
 
 __all__ = ["_Decorates", "_Refused", "_Slots", "_Waiter", "_off_loop", "_slots_for", "_wake_soon"]
 
@@ -152,7 +153,6 @@ class _Slots:
 
 _registry: weakref.WeakValueDictionary[str, _Slots] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _slots_for(name: str, limit: int) -> _Slots:
@@ -170,26 +170,6 @@ def _wake_soon(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) ->
         loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
     except RuntimeError:  # loop closed: its waiter was cancelled and settles its own permit
         pass
-
-
-async def _off_loop(fn: Callable[..., R], *args: Any, undo: Callable[[R], None] | None = None) -> R:
-    """Run blocking store I/O on a worker thread, so no event loop waits on a socket or a lock."""
-    global _pool
-    with _registry_lock:
-        if _pool is None or _pool[0] != os.getpid():  # a forked child has no pool threads
-            _pool = (os.getpid(), ThreadPoolExecutor(8, thread_name_prefix="prefect-ft-bulkhead"))
-        future = _pool[1].submit(fn, *args)
-    try:
-        return await asyncio.wrap_future(future)
-    except asyncio.CancelledError:
-        if undo is not None:  # the thread may still succeed: undo its effect when it does
-
-            def settle(done: Future[R]) -> None:
-                if not done.cancelled() and done.exception() is None:
-                    undo(done.result())
-
-            future.add_done_callback(settle)
-        raise
 
 
 class _Decorates:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from prefect_ft.exceptions import ConfigurationError
 from prefect_ft.stores.base import BreakerStore, Versioned
+from prefect_ft.stores.forking import after_fork_in_child
 from prefect_ft.stores.memory import InMemoryBreakerStore
 
 __all__ = ["BreakerStore", "InMemoryBreakerStore", "Versioned", "open_store", "shared_store"]
@@ -72,6 +73,14 @@ def open_store(url: str) -> BreakerStore:
 
 _opened: dict[tuple[str, int], BreakerStore] = {}
 _opened_lock = threading.Lock()
+
+
+def _relock_opened() -> None:
+    global _opened_lock
+    _opened_lock = threading.Lock()
+
+
+after_fork_in_child(_relock_opened)
 
 
 def shared_store(

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from prefect_ft.stores.base import Versioned
+from prefect_ft.stores.forking import relock_after_fork
 
 __all__ = ["InMemoryBreakerStore"]
 
@@ -24,6 +25,7 @@ class InMemoryBreakerStore:
         self.round_trips = 0
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
+        relock_after_fork(self)  # a forked child gets a copy of the records, and a free lock
         self._data: dict[str, tuple[str, int]] = {}
 
     def read(self, key: str) -> Versioned:

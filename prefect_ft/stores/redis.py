@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from prefect_ft.exceptions import ConfigurationError, StoreUnavailableError
 from prefect_ft.stores.base import Versioned
+from prefect_ft.stores.forking import relock_after_fork
 
 __all__ = ["RedisBreakerStore"]
 
@@ -119,6 +120,7 @@ class RedisBreakerStore:
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
+        relock_after_fork(self)  # redis-py reconnects in a child; the lock must be free
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._last_time = 0.0

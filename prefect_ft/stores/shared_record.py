@@ -19,6 +19,8 @@ from prefect_ft.core.events import BreakerEvent
 from prefect_ft.core.states import BreakerRecord
 from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.stores import Versioned
+from prefect_ft.stores.index import register_breaker
+from prefect_ft.stores.quarantine import quarantine
 
 __all__ = ["BreakerListener", "SharedRecordMixin", "add_global_listener", "remove_global_listener"]
 
@@ -62,6 +64,8 @@ class SharedRecordMixin:
     _pending_success: bool
     _dirty: bool
     _listeners: list[BreakerListener]
+    _lock: Any  # guards the local record; never held across a store round trip
+    _io_lock: Any  # one store writer per breaker in this process
 
     def _set(self, record: BreakerRecord, version: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -78,37 +82,55 @@ class SharedRecordMixin:
         self._emit(result.events)
 
     def _apply(self, op: Callable[[BreakerRecord, float], Any]) -> Any:
-        """Run a decision against the current record and write it with compare-and-set."""
+        """Run a decision against the current record and write it with compare-and-set.
+
+        `_io_lock` keeps one writer per breaker in this process; `_lock` is held only around
+        the local record, never across the store round trip, so a caller that only reads or
+        updates local state (an async caller on its event loop) never waits on store I/O.
+        """
         events: list[BreakerEvent] = []
-        with self._lock:
+        with self._io_lock:
             for _ in range(16):
-                result = op(self._record, self.now())
-                if result.record is self._record:
-                    break
-                if not self.store_available:
-                    self._set(result.record, self._version)
-                    self._dirty = True
-                    break
+                with self._lock:
+                    before, version = self._record, self._version
+                    result = op(before, self.now())
+                    if result.record is before:
+                        break
+                    if not self.store_available:
+                        self._set(result.record, version)
+                        self._dirty = True
+                        break
                 try:
                     ok, current = self.store.cas(
-                        self.key, self._version, json.dumps(result.record.to_dict())
+                        self.key, version, json.dumps(result.record.to_dict())
                     )
                 except StoreUnavailableError as exc:
-                    self._degrade(exc)
-                    self._set(result.record, self._version)
-                    self._dirty = True
+                    with self._lock:
+                        self._degrade(exc)
+                        self._set(result.record, self._version)
+                        self._dirty = True
                     break
-                self._sync_clock(current)
-                if ok:
-                    self._set(result.record, current.version)
-                    self._pending_success = False
-                    break
-                if (
-                    current.version < self._version
-                ):  # the store lost the record (restart): rewrite ours
-                    self._version = current.version
-                    continue
-                events.extend(self._adopt(current))
+                with self._lock:
+                    self._sync_clock(current)
+                    if ok:
+                        # a success batched meanwhile (`_apply_locally`) stays pending: the
+                        # refresher flushes it on top of this write
+                        batched = self._record is not before
+                        self._set(result.record, current.version)
+                        self._pending_success = self._pending_success and batched
+                        break
+                    if current.version < version:  # the store lost the record: rewrite ours
+                        self._version = current.version
+                        continue
+                    if self._version != version:  # adopted a newer record meanwhile: decide again
+                        continue
+                    try:
+                        events.extend(self._adopt(current))
+                    except StoreUnavailableError as exc:
+                        self._degrade(exc)
+                        self._set(result.record, self._version)
+                        self._dirty = True
+                        break
             else:  # pragma: no cover - 16 lost races in a row
                 log.warning("breaker %s: gave up writing after 16 conflicting updates", self.name)
         self._emit((*events, *result.events))
@@ -122,7 +144,20 @@ class SharedRecordMixin:
         if v.version == self._version and v.data is not None:
             return []
         before = self._record.effective_state
-        record = BreakerRecord.from_dict(json.loads(v.data)) if v.data else BreakerRecord()
+        for _ in range(4):
+            try:
+                record = BreakerRecord.from_dict(json.loads(v.data)) if v.data else BreakerRecord()
+                break
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                # Corrupt: keep our local view, and move the bad text aside for an operator.
+                ok, v = quarantine(
+                    self.store, self.key, v, json.dumps(self._record.to_dict()), repr(exc)
+                )
+                if ok:
+                    self._set(self._record, v.version)
+                    return []
+        else:  # rewritten corrupt again and again by someone else: treat as an outage
+            raise StoreUnavailableError(f"breaker record {self.key} keeps being corrupt")
         self._set(record, v.version)
         after = record.effective_state
         if after == before:
@@ -152,12 +187,12 @@ class SharedRecordMixin:
             self._degrade(exc)
             return
         events: list[BreakerEvent] = []
-        push = False
+        push = back = False
         with self._lock:
             self._sync_clock(v)
             if not self.store_available:
                 log.warning("breaker %s: store %s is back", self.name, self.store.url)
-                self.store_available = True
+                self.store_available = back = True
                 push = (
                     self._dirty and v.version == self._version
                 )  # nobody wrote meanwhile: ours wins
@@ -166,9 +201,15 @@ class SharedRecordMixin:
                 self._version = v.version
                 push = True
             elif not push and v.version != self._version:
-                events = self._adopt(v)
+                try:
+                    events = self._adopt(v)
+                except StoreUnavailableError as exc:
+                    self._degrade(exc)
+                    return
             flush = self._pending_success
         self._emit(events)
+        if back:  # a store that was down when this breaker was built never saw its name
+            register_breaker(self.store, self.name)
         if push:
             self._apply(lambda r, n: machine.Transition(replace(r)))
         elif flush:  # successes seen here reset the shared consecutive-failure count

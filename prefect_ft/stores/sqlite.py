@@ -9,7 +9,9 @@ The store clock is the wall clock, the one clock every process on a host shares.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -21,10 +23,14 @@ from typing import Any
 
 from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.stores.base import Versioned
+from prefect_ft.stores.quarantine import quarantine_suffix
 
 __all__ = ["SQLiteBreakerStore"]
 
 _BUSY_TIMEOUT_MS = 5000
+# SQLITE_CORRUPT and SQLITE_NOTADB: the file is there but is not a usable database.
+_CORRUPT_CODES = (11, 26)
+log = logging.getLogger("prefect_ft.stores")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records ("
     "key TEXT PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL)"
@@ -47,6 +53,14 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _prepare(conn: sqlite3.Connection) -> None:
@@ -82,15 +96,16 @@ class SQLiteBreakerStore:
     """Versioned records in a SQLite file; safe across the threads and processes of one host.
 
     One connection per process, guarded by a lock (SQLite serialises writers anyway, and one
-    connection is simpler to close than one per thread). The connection is opened in the
-    constructor, so a bad path fails early, and reopened lazily after pickling or fork.
+    connection is simpler to close than one per thread). The constructor tries to open it but
+    never raises: a directory that is missing or read-only is an outage like any other (each
+    request then raises `StoreUnavailableError` and tries again), so breakers run on local
+    state and converge once an operator fixes it. `open_error` says why the last open failed.
+    A file that is not a valid database is renamed to `PATH.corrupt-<timestamp>` (reported in
+    a warning, never deleted) and a new database is started in its place.
 
     Args:
         path: the database file; parent directories are created. `~` is expanded.
         url: the URL the store was opened with; defaults to `sqlite:///` + `path`.
-
-    Raises:
-        StoreUnavailableError: the file cannot be created or opened.
 
     Examples:
         ```python
@@ -104,12 +119,13 @@ class SQLiteBreakerStore:
         self.url = url if url is not None else f"sqlite:///{path}"
         self.round_trips = 0
         self._init_runtime()
-        with self._lock:
-            self._connection()
+        with self._lock, contextlib.suppress(StoreUnavailableError):
+            self._connection()  # early when it works; otherwise the first request says why
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.open_error: str | None = None
         self._last_time = 0.0
         self._closed = False
         _LIVE.add(self)
@@ -225,20 +241,50 @@ class SQLiteBreakerStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves; the lock makes the
-            # connection safe to share between threads.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
-                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                # NORMAL is durable against process crashes in WAL mode, which is what breaker
-                # state needs; FULL would fsync on every transition.
-                conn.execute("PRAGMA synchronous = NORMAL")
-                _prepare(conn)
-            except BaseException:
-                conn.close()
-                raise
-            return conn
+                conn = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in _CORRUPT_CODES:
+                    raise
+                self._move_aside(exc)
+                conn = self._connect()
         except (sqlite3.Error, OSError) as exc:
+            self.open_error = str(exc)
             raise StoreUnavailableError(f"sqlite store {self.path!r}: {exc}") from exc
+        self.open_error = None
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self._inode = _inode(self.path)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves; the lock makes the
+        # connection safe to share between threads.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            # NORMAL is durable against process crashes in WAL mode, which is what breaker
+            # state needs; FULL would fsync on every transition.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """Rename a corrupt database file (and its WAL files) aside, and say where it went."""
+        if _inode(self.path) != self._inode:
+            return  # another process already moved it and started a new one: just reopen
+        target = f"{self.path}.corrupt-{quarantine_suffix()}"
+        os.replace(self.path, target)
+        for side in ("-wal", "-shm"):  # they belong to the bad file, never to the new one
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path + side, target + side)
+        log.warning(
+            "sqlite store %r: the file is not a valid database (%s); moved it to %s (kept for "
+            "inspection) and started a new one",
+            self.path,
+            exc,
+            target,
+        )

@@ -140,16 +140,20 @@ def _through_breaker(breaker: CircuitBreaker, fn: Callable[..., Any], args: Any,
 
 
 async def _athrough_breaker(breaker: CircuitBreaker, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:  # fmt: skip
+    # the breaker's async paths: its store writes run off the event loop
     try:
-        token = breaker._enter()
+        token = await breaker._aenter()
     except CircuitOpenError as error:
         return Rejected(error)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
-        breaker._exit_error(token, exc)
+        await breaker._aexit_error(token, exc)
         raise
-    _settle(breaker, token, result)
+    if isinstance(result, State) and result.is_failed():
+        await breaker._aexit_error(token, _FailedState(result))
+    else:
+        await breaker._aexit_ok(token)
     return result
 
 
