@@ -207,7 +207,7 @@ def test_unknown_store_url_fails_at_construction(url: str) -> None:
 
 def test_bad_fields_fail_at_construction() -> None:
     with pytest.raises(
-        ConfigurationError, match=r"half_open_calls must be an integer >= 1 \(got 0\)"
+        ConfigurationError, match=r"half_open_calls must be an integer in \[1, 100\] \(got 0\)"
     ):
         CircuitBreaker("x", store="memory://", half_open_calls=0)
     with pytest.raises(ConfigurationError, match="failure_threshold must be"):
