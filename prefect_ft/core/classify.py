@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from prefect_ft.exceptions import BulkheadFullError
+
 __all__ = ["Outcome", "OutcomeClassifier", "retry_after_of"]
 
 Outcome = Literal["success", "failure", "ignored"]
@@ -29,6 +31,9 @@ class OutcomeClassifier:
 
     Order: `predicate` (when it returns an outcome), then `ignore`, then `record`; an exception
     in neither counts as a success (the dependency answered; the caller's code failed).
+    A rejection by a guard nested inside the call (`CircuitOpenError`, `BulkheadFullError`) is
+    always ignored unless `predicate` decides otherwise: the inner guard refused, the dependency
+    was never asked.
 
     Attributes:
         record: exception types that count as failures.
@@ -47,7 +52,9 @@ class OutcomeClassifier:
                 return decided
         if isinstance(exc, (_ALWAYS_IGNORED, self.ignore)):
             return "ignored"
-        if getattr(exc, "_prefect_ft_rejection", False):  # a nested breaker's own rejection
+        # a nested breaker's or bulkhead's own rejection: the inner guard refused the call, so
+        # it says nothing about this dependency (and must not use up a half-open probe)
+        if isinstance(exc, BulkheadFullError) or getattr(exc, "_prefect_ft_rejection", False):
             return "ignored"
         if isinstance(exc, self.record):
             return "failure"
