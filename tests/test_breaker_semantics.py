@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import pytest
@@ -24,6 +26,44 @@ def fail(b: CircuitBreaker, exc: BaseException | None = None) -> None:
     err = exc or ConnectionError("down")
     with pytest.raises(type(err)):
         b.call(lambda: (_ for _ in ()).throw(err))
+
+
+# -- item 5: Retry-After --------------------------------------------------------------------
+class Throttled(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"429, retry after {retry_after}")
+        self.retry_after = retry_after
+
+
+def stored(b: CircuitBreaker) -> str:
+    return b.store.read(b.key).data or ""
+
+
+def test_a_day_long_retry_after_is_capped_at_max_open_seconds(clock: FakeClock) -> None:
+    b = breaker(clock, failure_threshold=1, max_open_seconds=120)
+    fail(b, Throttled(86400))
+    assert b.state == "OPEN" and b.record.open_until - b.now() == pytest.approx(120)
+
+
+@pytest.mark.parametrize("hint", [math.inf, math.nan])
+def test_a_non_finite_retry_after_is_ignored_and_never_stored(
+    clock: FakeClock, hint: float
+) -> None:
+    b = breaker(clock, failure_threshold=1)
+    fail(b, Throttled(hint))
+    assert b.state == "OPEN" and b.record.open_until - b.now() == pytest.approx(10)
+    text = stored(b)
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text)["open_until"] == pytest.approx(b.record.open_until)
+
+
+def test_one_retry_after_does_not_open_below_the_threshold(clock: FakeClock) -> None:
+    b = breaker(clock, failure_threshold=3)
+    fail(b, Throttled(30))
+    assert b.state == "CLOSED"
+    fail(b)
+    fail(b, Throttled(30))
+    assert b.state == "OPEN" and b.record.open_until - b.now() == pytest.approx(30)
 
 
 # -- item 14: nested rejections are not the outer dependency's fault ---------------------------

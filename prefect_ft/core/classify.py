@@ -7,6 +7,7 @@ they say nothing about the dependency, so they must not trip a breaker or use a 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -62,8 +63,13 @@ class OutcomeClassifier:
 
 
 def retry_after_of(exc: BaseException) -> float | None:
-    """A Retry-After hint carried by the exception (attribute `retry_after`, seconds), if any."""
+    """A Retry-After hint carried by the exception (attribute `retry_after`, seconds), if any.
+
+    Only a finite number >= 0 counts; anything else (inf, nan, a bool, a string) is no hint,
+    so the breaker uses its normal open time. The machine caps the hint at `max_open_seconds`.
+    """
     value = getattr(exc, "retry_after", None)
-    if isinstance(value, int | float) and value >= 0 and not isinstance(value, bool):
-        return float(value)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value >= 0:  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     return None

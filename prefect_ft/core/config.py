@@ -28,7 +28,8 @@ class BreakerConfig:
         window_size: calls or seconds in the window used by rate conditions.
         open_seconds: how long the first trip stays open.
         open_multiplier: growth of the open time per further consecutive trip (>= 1).
-        max_open_seconds: cap on the open time (default: the larger of 600 s and 10 x open_seconds).
+        max_open_seconds: cap on the open time (default: the larger of 600 s and 10 x open_seconds),
+            a Retry-After hint included.
         open_jitter: fraction of the open time randomised, in [0, 1).
         decay_seconds: each this many healthy seconds forget one consecutive trip
             (default: `max_open_seconds`).

@@ -3,6 +3,10 @@
 Every function takes the current `BreakerRecord`, the config and `now`, and returns a new record
 with the events it caused. When nothing changes the same record object comes back, so drivers
 can skip a store write with an identity check.
+
+Rules that are easy to get wrong (issue 8):
+- A Retry-After hint does not bypass the trip condition: it sets the open time of the trip
+  that its failure causes, capped at `max_open_seconds`; a non-finite hint is ignored.
 """
 
 from __future__ import annotations
@@ -174,15 +178,26 @@ def seconds_until_admission(rec: BreakerRecord, cfg: BreakerConfig, now: float) 
 
 
 def evaluate(
-    rec: BreakerRecord, cfg: BreakerConfig, now: float, counts: WindowCounts, u: float
+    rec: BreakerRecord,
+    cfg: BreakerConfig,
+    now: float,
+    counts: WindowCounts,
+    u: float,
+    retry_after: float | None = None,
 ) -> Transition:
-    """Trip a CLOSED breaker if its conditions hold for `counts` (the driver's window totals)."""
+    """Trip a CLOSED breaker if its conditions hold for `counts` (the driver's window totals).
+
+    `retry_after` (a hint from the failure being judged) sets the open time if it trips.
+    """
     if rec.state != CLOSED or rec.overlay is not None:
         return Transition(rec)
     stats = TripStats(rec.consecutive_failures, counts.calls, counts.failures, counts.slow)
     if not cfg.trip.should_trip(stats):
         return Transition(rec)
-    return _open(rec, cfg, now, u, cfg.trip.reason(stats), None)
+    reason = cfg.trip.reason(stats)
+    if retry_after is not None:
+        reason = f"{reason}; the dependency asked to back off for {retry_after:g} s"
+    return _open(rec, cfg, now, u, reason, retry_after)
 
 
 def on_outcome(
@@ -205,7 +220,8 @@ def on_outcome(
         ramp: the call was admitted by the RECOVERY ramp.
         counts: the driver's window totals, this call included.
         u: a uniform number in [0, 1) for the open-time jitter.
-        retry_after: an open time the failure asked for (Retry-After).
+        retry_after: an open time the failure asked for (Retry-After); it applies only if this
+            outcome trips or reopens the breaker, capped at `max_open_seconds`.
     """
     overlay = rec.overlay
     if overlay == "DISABLED" or overlay == "FORCED_OPEN":
@@ -220,12 +236,9 @@ def on_outcome(
             new = replace(rec, consecutive_failures=rec.consecutive_failures + 1)
         if overlay == "METRICS_ONLY":
             return Transition(new)
-        if outcome == "failure" and retry_after is not None:
-            reason = f"the dependency asked to back off for {retry_after:g} s"
-            return _open(new, cfg, now, u, reason, retry_after)
         if outcome == "success" and not cfg.trip.uses_window:
             return Transition(new)  # a success cannot trip a failure-count condition
-        return evaluate(new, cfg, now, counts, u)
+        return evaluate(new, cfg, now, counts, u, retry_after if outcome == "failure" else None)
     if state == HALF_OPEN:
         if probe is None or all(h != probe for h, _ in rec.probes):
             return Transition(rec)  # an overhanging call admitted before the trip: not a probe

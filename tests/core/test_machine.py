@@ -147,7 +147,8 @@ def test_composed_conditions() -> None:
 
 
 def test_retry_after_sets_the_open_time() -> None:
-    t = on_outcome(BreakerRecord(), cfg(), 0, "failure", retry_after=42.0)
+    c = cfg(trip=ConsecutiveFailures(1))
+    t = on_outcome(BreakerRecord(), c, 0, "failure", retry_after=42.0)
     assert t.record.state == "OPEN" and t.record.open_until == pytest.approx(42.0)
 
 
