@@ -196,7 +196,8 @@ class CircuitBreaker(SharedRecordMixin):
             if rec.state == CLOSED:
                 return self._enter_closed(now)
         holder = f"{os.getpid()}-{next(_holder_ids)}"
-        adm = self._apply(lambda r, n: machine.admit(r, self.config, n, holder))
+        u = self._rng()
+        adm = self._apply(lambda r, n: machine.admit(r, self.config, n, holder, u=u))
         if adm.decision == "reject":
             raise self._reject(adm.retry_after)
         if adm.decision == "probe":

@@ -28,6 +28,40 @@ def fail(b: CircuitBreaker, exc: BaseException | None = None) -> None:
         b.call(lambda: (_ for _ in ()).throw(err))
 
 
+# -- item 4: a late probe failure reopens; HALF_OPEN is bounded ---------------------------------
+def test_a_probe_that_outlives_its_lease_still_reopens_on_failure(clock: FakeClock) -> None:
+    b = breaker(clock, failure_threshold=1, probe_ttl_seconds=5)
+    fail(b)
+    clock.advance(10)
+    slow_probe = b._enter()  # a long model call holding the only probe lease
+    assert b.state == "HALF_OPEN"
+    clock.advance(6)  # the lease expired: the next call gets a probe of its own
+    next_probe = b._enter()
+    assert b.state == "HALF_OPEN"
+    b._exit_error(slow_probe, ConnectionError("timed out after 6 s"))
+    assert b.state == "OPEN" and b.record.trips == 2
+    b._exit_ok(next_probe)  # an overhanging answer from the superseded episode
+    assert b.state == "OPEN"
+
+
+def test_half_open_reopens_when_no_probe_answers_in_time(clock: FakeClock) -> None:
+    b = breaker(clock, failure_threshold=1, probe_ttl_seconds=5)
+    fail(b)
+    clock.advance(10)
+    hanging = [b._enter()]
+    started = b.now()
+    rejected = 0
+    while b.state == "HALF_OPEN":  # steady traffic; every probe hangs
+        assert b.now() < started + 10
+        clock.advance(0.5)
+        try:
+            hanging.append(b._enter())
+        except CircuitOpenError:
+            rejected += 1
+    assert b.state == "OPEN" and b.now() == pytest.approx(started + 10)
+    assert len(hanging) == 2 and rejected > 0
+
+
 # -- item 5: Retry-After --------------------------------------------------------------------
 class Throttled(Exception):
     def __init__(self, retry_after: float) -> None:

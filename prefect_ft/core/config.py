@@ -34,7 +34,8 @@ class BreakerConfig:
         decay_seconds: each this many healthy seconds forget one consecutive trip
             (default: `max_open_seconds`).
         half_open_calls: probes admitted in HALF_OPEN across all processes (K).
-        probe_ttl_seconds: a probe lease expires after this long (a crashed prober frees it).
+        probe_ttl_seconds: a probe lease expires after this long (a crashed prober frees it);
+            HALF_OPEN lasts at most (half_open_calls + 1) x probe_ttl_seconds, then reopens.
         recovery_seconds: length of the RECOVERY ramp; 0 closes straight after the probes.
         recovery_min_fraction: share of calls admitted at the start of the ramp.
         recovery_aggression: curve of the ramp (1 = linear, > 1 = faster start).

@@ -12,6 +12,7 @@ from prefect_ft.core import (
     ConsecutiveFailures,
     WindowCounts,
     admit,
+    machine,
     on_outcome,
 )
 from prefect_ft.core.classify import retry_after_of
@@ -29,6 +30,70 @@ def trip(c: BreakerConfig, now: float = 0.0) -> BreakerRecord:
     while r.state == "CLOSED":
         r = on_outcome(r, c, now, "failure", counts=WindowCounts(100, 100, 100)).record
     return r
+
+
+# -- item 4: a late probe failure reopens; HALF_OPEN is bounded ---------------------------------
+def test_a_late_probe_failure_reopens_after_its_lease_was_handed_on() -> None:
+    c = cfg(probe_ttl_seconds=5)
+    first = admit(trip(c), c, 10, "slow-prober")
+    assert first.decision == "probe"
+    second = admit(first.record, c, 15.5, "next")  # the first lease expired: a new probe
+    assert second.decision == "probe"
+    t = on_outcome(second.record, c, 16, "failure", probe="slow-prober")
+    assert t.record.state == "OPEN" and [e.kind for e in t.events] == ["opened"]
+    assert t.record.trips == 2
+
+
+def test_a_late_probe_success_counts_only_into_a_free_slot() -> None:
+    c = cfg(probe_ttl_seconds=5)
+    first = admit(trip(c), c, 10, "slow-prober")
+    # nobody took the slot: the late answer still proves the dependency is back
+    late = on_outcome(first.record, c, 16, "success", probe="slow-prober")
+    assert late.record.state == "CLOSED"
+    # the slot went to another probe: the late success must not push K probes past K
+    second = admit(first.record, c, 15.5, "next")
+    late = on_outcome(second.record, c, 16, "success", probe="slow-prober")
+    assert late.record.state == "HALF_OPEN" and late.record.probe_successes == 0
+    assert [h for h, _ in late.record.probes] == ["next"]
+
+
+def test_half_open_never_outlasts_its_deadline_under_steady_traffic() -> None:
+    c = cfg(probe_ttl_seconds=5, half_open_calls=1)
+    bound = machine.half_open_deadline(c)
+    assert bound == pytest.approx(10.0)  # (half_open_calls + 1) x probe_ttl_seconds
+    rec = trip(c)
+    half_opened_at = None
+    t = 10.0
+    while t < 100:  # one call a second; every probe hangs and never answers
+        a = admit(rec, c, t, f"h{t}")
+        if a.record.state == "HALF_OPEN" and half_opened_at is None:
+            half_opened_at = t
+        if a.record.state == "HALF_OPEN":
+            assert t < half_opened_at + bound, "HALF_OPEN outlived its stated bound"
+            assert all(exp <= half_opened_at + bound for _, exp in a.record.probes)
+        if a.record.state == "OPEN" and rec.state == "HALF_OPEN":
+            assert [e.kind for e in a.events] == ["opened"]
+            assert "no probe" in a.events[0].reason
+            break
+        rec = a.record
+        t += 1.0
+    else:
+        pytest.fail("HALF_OPEN never reopened")
+    assert t == pytest.approx(half_opened_at + bound)
+
+
+def test_probes_that_answer_in_time_are_unaffected_by_the_deadline() -> None:
+    c = cfg(probe_ttl_seconds=5, half_open_calls=2)
+    a = admit(trip(c), c, 10, "a")
+    r = on_outcome(a.record, c, 11, "success", probe="a").record
+    b = admit(r, c, 14, "b")
+    assert b.decision == "probe"
+    assert on_outcome(b.record, c, 15, "success", probe="b").record.state == "CLOSED"
+
+
+def test_half_open_bound_is_stated_where_users_read_it() -> None:
+    assert "(half_open_calls + 1) x probe_ttl_seconds" in (machine.__doc__ or "")
+    assert "(half_open_calls + 1) x probe_ttl_seconds" in (BreakerConfig.__doc__ or "")
 
 
 # -- item 5: Retry-After is capped, finite, and does not bypass the threshold ------------------

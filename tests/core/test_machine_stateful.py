@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from prefect_ft.core import BreakerConfig, BreakerRecord, ConsecutiveFailures, admit, on_outcome
+from prefect_ft.core.machine import half_open_deadline
 from prefect_ft.core.ramp import ramp_admits, recovery_fraction
 
 K = 2
@@ -31,12 +32,16 @@ class BreakerMachine(RuleBasedStateMachine):
         self.running: dict[str, str] = {}  # holder -> "probe" | "closed" | "ramp"
         self.model_consecutive = 0
         self.probes_started_in_episode = 0
+        self.episode_probes: set[str] = set()  # every probe admitted since HALF_OPEN began
+        self.half_opened_at = 0.0
         self.ramp = [0, 0]
 
     def _set(self, rec: BreakerRecord) -> None:
         if rec.state != self.rec.state:
             if rec.state == "HALF_OPEN":
                 self.probes_started_in_episode = 0
+                self.episode_probes = set()
+                self.half_opened_at = self.now
             if rec.state == "RECOVERY":
                 self.ramp = [0, 0]
             if rec.state in ("OPEN", "CLOSED"):
@@ -57,6 +62,8 @@ class BreakerMachine(RuleBasedStateMachine):
             assert before.state in ("OPEN", "HALF_OPEN")
             self.running[holder] = "probe"
             self.probes_started_in_episode += 1
+            if before.state == "HALF_OPEN":
+                self.episode_probes.add(holder)
         elif a.decision == "ramp":
             assert 0 < a.fraction <= 1
             offered, admitted = self.ramp
@@ -69,6 +76,10 @@ class BreakerMachine(RuleBasedStateMachine):
         else:
             assert a.retry_after is None or a.retry_after >= 0
         self._set(a.record)
+        if a.decision == "probe" and before.state == "OPEN":
+            self.episode_probes = {holder}
+        if self.rec.state == "HALF_OPEN":  # issue 8 item 4: HALF_OPEN has a stated bound
+            assert self.now < self.half_opened_at + half_open_deadline(self.cfg)
 
     @precondition(lambda self: bool(self.running))
     @rule(data=st.data(), outcome=st.sampled_from(["success", "failure", "ignored"]))
@@ -102,6 +113,9 @@ class BreakerMachine(RuleBasedStateMachine):
         probing = before.state == "HALF_OPEN" and kind == "probe"
         if probing and outcome == "failure" and any(h == holder for h, _ in before.probes):
             assert t.record.state == "OPEN" and t.record.trips == before.trips + 1
+        if probing and outcome == "failure" and holder in self.episode_probes:
+            # issue 8 item 4: a probe of this episode that failed after its lease expired
+            assert t.record.state == "OPEN", "a late probe failure was ignored"
         self._set(t.record)
 
     @invariant()
