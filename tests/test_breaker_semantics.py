@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from prefect_ft import CircuitBreaker, CircuitOpenError
+from prefect_ft import CircuitBreaker, CircuitOpenError, FailureRate, SlowCallRate
 from prefect_ft.bulkhead.permits import Bulkhead
 from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.exceptions import BulkheadFullError
+from prefect_ft.stores import InMemoryBreakerStore
 from tests.conftest import FakeClock
 
 
@@ -26,6 +27,90 @@ def fail(b: CircuitBreaker, exc: BaseException | None = None) -> None:
     err = exc or ConnectionError("down")
     with pytest.raises(type(err)):
         b.call(lambda: (_ for _ in ()).throw(err))
+
+
+def rate_breaker(clock: FakeClock, store: Any = "memory://") -> CircuitBreaker:
+    return breaker(clock, store, trip=FailureRate(50, minimum_calls=4), window_size=4)
+
+
+# -- item 1: a fresh window on every transition ------------------------------------------------
+def test_a_rate_tripped_breaker_does_not_trip_again_after_recovering(clock: FakeClock) -> None:
+    """The issue's repro: 2 successes + 2 failures -> OPEN; probe ok -> CLOSED; 1 success."""
+    b = rate_breaker(clock)
+    b.call(lambda: None)
+    b.call(lambda: None)
+    fail(b)
+    fail(b)
+    assert b.state == "OPEN" and b.record.trips == 1
+    clock.advance(10)
+    b.call(lambda: None)  # the probe
+    assert b.state == "CLOSED"
+    assert b.window_counts().calls == 0
+    b.call(lambda: None)
+    assert b.state == "CLOSED" and b.record.trips == 1
+
+
+def test_a_slow_call_breaker_starts_afresh_after_recovering(clock: FakeClock) -> None:
+    b = breaker(clock, trip=SlowCallRate(50, slow_seconds=2, minimum_calls=2), window_size=4)
+
+    def slow() -> None:
+        clock.advance(3)
+
+    b.call(slow)
+    b.call(slow)
+    assert b.state == "OPEN"
+    clock.advance(10)
+    b.call(lambda: None)
+    assert b.state == "CLOSED" and b.window_counts().calls == 0
+    b.call(slow)  # one slow call of one: under minimum_calls in the fresh window
+    assert b.state == "CLOSED"
+
+
+def test_every_process_starts_a_fresh_window_on_a_transition_it_adopts(clock: FakeClock) -> None:
+    store = InMemoryBreakerStore(clock=clock, url="memory://")
+    here, there = rate_breaker(clock, store), rate_breaker(clock, store)
+    here.call(lambda: None)
+    fail(here)
+    assert here.window_counts().calls == 2
+    # the other process trips, probes and closes the breaker while this one is not looking
+    for _ in range(4):
+        fail(there)
+    assert there.state == "OPEN"
+    clock.advance(10)
+    there.call(lambda: None)
+    assert there.state == "CLOSED"
+    here.refresh()
+    assert here.state == "CLOSED" and here.window_counts().calls == 0
+    here.call(lambda: None)
+    fail(here)
+    assert here.state == "CLOSED"  # 1 of 2: below minimum_calls, not the stale 3 of 4
+
+
+def test_an_operator_reset_elsewhere_empties_this_process_window(clock: FakeClock) -> None:
+    store = InMemoryBreakerStore(clock=clock, url="memory://")
+    here, cli = rate_breaker(clock, store), rate_breaker(clock, store)
+    fail(here)
+    fail(here)
+    assert here.state == "CLOSED" and here.window_counts().failures == 2
+    clock.advance(1)
+    cli.reset()
+    here.refresh()
+    assert here.window_counts().calls == 0
+
+
+def test_a_call_admitted_before_a_trip_does_not_land_in_the_next_window(clock: FakeClock) -> None:
+    b = rate_breaker(clock)
+    overhanging = b._enter()  # started while CLOSED, answers after the breaker recovered
+    b.call(lambda: None)
+    fail(b)
+    fail(b)
+    fail(b)
+    assert b.state == "OPEN"
+    clock.advance(10)
+    b.call(lambda: None)
+    assert b.state == "CLOSED"
+    b._exit_error(overhanging, ConnectionError("late"))
+    assert b.window_counts().calls == 0
 
 
 # -- item 4: a late probe failure reopens; HALF_OPEN is bounded ---------------------------------

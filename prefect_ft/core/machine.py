@@ -5,6 +5,8 @@ with the events it caused. When nothing changes the same record object comes bac
 can skip a store write with an identity check.
 
 Rules that are easy to get wrong (issue 8):
+- A breaker trips only on a failure or a slow call: a success that is not slow never opens it,
+  even when it is the call that brings the window up to `minimum_calls`.
 - HALF_OPEN is bounded: a breaker that has been HALF_OPEN for `half_open_deadline(cfg)` =
   (half_open_calls + 1) x probe_ttl_seconds without enough successful probes reopens (with a
   longer open time) at the next admission, and no probe lease runs past that deadline. The
@@ -242,6 +244,7 @@ def on_outcome(
     counts: WindowCounts = _EMPTY_COUNTS,
     u: float = 0.5,
     retry_after: float | None = None,
+    slow: bool = False,
 ) -> Transition:
     """Account for one finished call.
 
@@ -253,6 +256,7 @@ def on_outcome(
         u: a uniform number in [0, 1) for the open-time jitter.
         retry_after: an open time the failure asked for (Retry-After); it applies only if this
             outcome trips or reopens the breaker, capped at `max_open_seconds`.
+        slow: the call took longer than the slow-call threshold (only a slow success may trip).
     """
     overlay = rec.overlay
     if overlay == "DISABLED" or overlay == "FORCED_OPEN":
@@ -269,8 +273,8 @@ def on_outcome(
             new = replace(rec, consecutive_failures=rec.consecutive_failures + 1)
         if overlay == "METRICS_ONLY":
             return Transition(new)
-        if outcome == "success" and not cfg.trip.uses_window:
-            return Transition(new)  # a success cannot trip a failure-count condition
+        if outcome == "success" and not slow:
+            return Transition(new)  # only a failure or a slow call may trip (module docstring)
         return evaluate(new, cfg, now, counts, u, retry_after if outcome == "failure" else None)
     if state == HALF_OPEN:
         lease = next((p for p in rec.probes if p[0] == probe), None)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from prefect_ft.core import (
     BreakerConfig,
     BreakerRecord,
     ConsecutiveFailures,
+    FailureRate,
+    SlowCallRate,
     WindowCounts,
     admit,
     machine,
@@ -30,6 +34,38 @@ def trip(c: BreakerConfig, now: float = 0.0) -> BreakerRecord:
     while r.state == "CLOSED":
         r = on_outcome(r, c, now, "failure", counts=WindowCounts(100, 100, 100)).record
     return r
+
+
+# -- item 1: a success never opens a breaker ----------------------------------------------------
+RATE = FailureRate(50, minimum_calls=4) | SlowCallRate(50, slow_seconds=2, minimum_calls=4)
+
+
+@given(
+    calls=st.integers(0, 50),
+    failures=st.integers(0, 50),
+    slow=st.integers(0, 50),
+    consecutive=st.integers(0, 2),
+)
+def test_a_fast_success_never_opens_a_breaker(
+    calls: int, failures: int, slow: int, consecutive: int
+) -> None:
+    c = cfg(trip=ConsecutiveFailures(3) | RATE)
+    rec = BreakerRecord(consecutive_failures=consecutive)
+    counts = WindowCounts(calls, min(failures, calls), min(slow, calls))
+    t = on_outcome(rec, c, 5.0, "success", counts=counts)
+    assert t.record.state == "CLOSED" and t.events == ()
+
+
+def test_a_slow_success_can_open_a_slow_call_breaker() -> None:
+    c = cfg(trip=SlowCallRate(50, slow_seconds=2, minimum_calls=4))
+    t = on_outcome(BreakerRecord(), c, 5.0, "success", counts=WindowCounts(4, 0, 2), slow=True)
+    assert t.record.state == "OPEN"
+
+
+def test_a_failure_still_trips_on_the_rate() -> None:
+    c = cfg(trip=FailureRate(50, minimum_calls=4))
+    t = on_outcome(BreakerRecord(), c, 5.0, "failure", counts=WindowCounts(4, 2, 0))
+    assert t.record.state == "OPEN"
 
 
 # -- item 4: a late probe failure reopens; HALF_OPEN is bounded ---------------------------------
