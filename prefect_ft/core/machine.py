@@ -11,8 +11,9 @@ Rules that are easy to get wrong (issue 8):
   (half_open_calls + 1) x probe_ttl_seconds without enough successful probes reopens (with a
   longer open time) at the next admission, and no probe lease runs past that deadline. The
   bound gives every probe slot a full lease, plus one replacement for a crashed prober.
-- A probe that outlives its lease still counts when it fails: the breaker reopens. Its late
-  success counts only if its slot was not handed to another probe meanwhile.
+- A probe that outlives its lease still counts when it fails: the breaker reopens (the latest
+  `half_open_calls` expired leases are remembered). Its late success counts only if its slot
+  was not handed to another probe meanwhile.
 - A Retry-After hint does not bypass the trip condition: it sets the open time of the trip
   that its failure causes, capped at `max_open_seconds`; a non-finite hint is ignored.
 """
@@ -176,9 +177,11 @@ def admit(
             return Admission("reject", t.record, t.events, retry_after=t.record.open_until - now)
         live = _live_probes(rec, now)
         if len(live) + rec.probe_successes < cfg.half_open_calls:
-            # expired leases stay listed until HALF_OPEN ends, so a late probe is still known
-            new = replace(rec, probes=(*rec.probes, _lease(cfg, rec.open_until, now, holder)))
-            return Admission("probe", new)
+            # the latest K expired leases stay listed until HALF_OPEN ends, so a late probe is
+            # still known; older ones go, so the shared record stays small (at most 2K leases)
+            expired = tuple(p for p in rec.probes if p[1] <= now)[-cfg.half_open_calls :]
+            lease = _lease(cfg, rec.open_until, now, holder)
+            return Admission("probe", replace(rec, probes=(*expired, *live, lease)))
         wait = min((p[1] for p in live), default=now) - now
         return Admission("reject", rec, retry_after=max(wait, 0.0))
     # RECOVERY

@@ -127,6 +127,18 @@ def test_probes_that_answer_in_time_are_unaffected_by_the_deadline() -> None:
     assert on_outcome(b.record, c, 15, "success", probe="b").record.state == "CLOSED"
 
 
+def test_the_shared_record_keeps_at_most_k_expired_leases() -> None:
+    """Expired leases are remembered for late failures, but the record must not grow with K^2."""
+    c = cfg(probe_ttl_seconds=5, half_open_calls=4)
+    rec, t, n = trip(c), 10.0, 0
+    while t < 10 + machine.half_open_deadline(c):  # every probe hangs; slots are re-leased
+        a = admit(rec, c, t, f"h{n}")
+        rec, n = a.record, n + 1
+        assert len(rec.probes) <= 2 * c.half_open_calls, rec.probes
+        t += 0.5
+    assert n > 2 * c.half_open_calls
+
+
 def test_half_open_bound_is_stated_where_users_read_it() -> None:
     assert "(half_open_calls + 1) x probe_ttl_seconds" in (machine.__doc__ or "")
     assert "(half_open_calls + 1) x probe_ttl_seconds" in (BreakerConfig.__doc__ or "")

@@ -22,7 +22,7 @@ class BreakerMachine(RuleBasedStateMachine):
             trip=ConsecutiveFailures(THRESHOLD),
             open_seconds=10,
             half_open_calls=k,
-            probe_ttl_seconds=15,
+            probe_ttl_seconds=6,  # short: leases expire under load, as in issue 8 item 4
             recovery_seconds=recovery,
             recovery_minimum_calls=4,
         )
@@ -32,7 +32,10 @@ class BreakerMachine(RuleBasedStateMachine):
         self.running: dict[str, str] = {}  # holder -> "probe" | "closed" | "ramp"
         self.model_consecutive = 0
         self.probes_started_in_episode = 0
-        self.episode_probes: set[str] = set()  # every probe admitted since HALF_OPEN began
+        # unanswered probes of this HALF_OPEN episode the machine must still know: all live
+        # ones plus the latest K expired ones (the spec in the machine's module docstring)
+        self.remembered: list[str] = []
+        self.expiry: dict[str, float] = {}
         self.half_opened_at = 0.0
         self.ramp = [0, 0]
 
@@ -40,7 +43,7 @@ class BreakerMachine(RuleBasedStateMachine):
         if rec.state != self.rec.state:
             if rec.state == "HALF_OPEN":
                 self.probes_started_in_episode = 0
-                self.episode_probes = set()
+                self.remembered = []
                 self.half_opened_at = self.now
             if rec.state == "RECOVERY":
                 self.ramp = [0, 0]
@@ -62,8 +65,12 @@ class BreakerMachine(RuleBasedStateMachine):
             assert before.state in ("OPEN", "HALF_OPEN")
             self.running[holder] = "probe"
             self.probes_started_in_episode += 1
+            self.expiry[holder] = dict(a.record.probes)[holder]
             if before.state == "HALF_OPEN":
-                self.episode_probes.add(holder)
+                k = self.cfg.half_open_calls
+                expired = [h for h in self.remembered if self.expiry[h] <= self.now]
+                live = [h for h in self.remembered if self.expiry[h] > self.now]
+                self.remembered = [*expired[-k:], *live, holder]
         elif a.decision == "ramp":
             assert 0 < a.fraction <= 1
             offered, admitted = self.ramp
@@ -77,7 +84,7 @@ class BreakerMachine(RuleBasedStateMachine):
             assert a.retry_after is None or a.retry_after >= 0
         self._set(a.record)
         if a.decision == "probe" and before.state == "OPEN":
-            self.episode_probes = {holder}
+            self.remembered = [holder]
         if self.rec.state == "HALF_OPEN":  # issue 8 item 4: HALF_OPEN has a stated bound
             assert self.now < self.half_opened_at + half_open_deadline(self.cfg)
 
@@ -113,9 +120,11 @@ class BreakerMachine(RuleBasedStateMachine):
         probing = before.state == "HALF_OPEN" and kind == "probe"
         if probing and outcome == "failure" and any(h == holder for h, _ in before.probes):
             assert t.record.state == "OPEN" and t.record.trips == before.trips + 1
-        if probing and outcome == "failure" and holder in self.episode_probes:
+        if probing and outcome == "failure" and holder in self.remembered:
             # issue 8 item 4: a probe of this episode that failed after its lease expired
             assert t.record.state == "OPEN", "a late probe failure was ignored"
+        if holder in self.remembered:
+            self.remembered.remove(holder)
         self._set(t.record)
 
     @invariant()
