@@ -110,6 +110,7 @@ class CircuitBreaker(SharedRecordMixin):
         self._window = config.new_window() if config.trip.uses_window else None
         self._slow_s = config.slow_call_seconds
         self._inflight: dict[int, float] = {}
+        self._window_since = float("-inf")  # when the current window began (store clock)
         self._ramp = [0, 0]  # offered, admitted in the current RECOVERY episode
         self._offset = 0.0
         self._record = BreakerRecord()
@@ -201,7 +202,8 @@ class CircuitBreaker(SharedRecordMixin):
             if rec.state == CLOSED:
                 return self._enter_closed(now)
         holder = f"{os.getpid()}-{next(_holder_ids)}"
-        adm = self._apply(lambda r, n: machine.admit(r, self.config, n, holder))
+        u = self._rng()
+        adm = self._apply(lambda r, n: machine.admit(r, self.config, n, holder, u=u))
         if adm.decision == "reject":
             raise self._reject(adm.retry_after)
         if adm.decision == "probe":
@@ -262,14 +264,18 @@ class CircuitBreaker(SharedRecordMixin):
         if slow:
             self.counts["slow"] += 1
         counts = WindowCounts()
+        stale = False
         if kind == "c":
             with self._lock:
                 if holder is not None:
                     self._inflight.pop(holder, None)
-                if self._window is not None and outcome != "ignored":
+                # admitted before the last transition this process saw: it describes the
+                # dependency as it was then, so it must not land in the fresh window
+                stale = start < self._window_since
+                if self._window is not None and outcome != "ignored" and not stale:
                     self._window.record(outcome == "failure", slow, now)
                     counts = self._counts(now)
-        if outcome == "ignored" and kind != "p":
+        if stale or (outcome == "ignored" and kind != "p"):
             return
         retry_after = retry_after_of(exc) if exc is not None else None
         u = self._rng()
@@ -285,6 +291,7 @@ class CircuitBreaker(SharedRecordMixin):
                 counts=counts,
                 u=u,
                 retry_after=retry_after,
+                slow=slow,
             )
 
         if outcome == "success" and kind == "c" and self._window is None:
@@ -301,8 +308,16 @@ class CircuitBreaker(SharedRecordMixin):
 
     # -- state updates -----------------------------------------------------------------------
     def _set(self, record: BreakerRecord, version: int) -> None:
-        if record.state != self._record.state and record.state == "RECOVERY":
-            self._ramp = [0, 0]
+        old = self._record
+        if record.state != old.state or record.closed_at != old.closed_at:
+            # every transition this process sees, made here or adopted from the store (a reset
+            # elsewhere shows as a new closed_at), starts a fresh rate/slow-call window (issue 8)
+            if record.state == "RECOVERY":
+                self._ramp = [0, 0]
+            if self._window is not None:
+                self._window.clear()
+            self._inflight.clear()
+            self._window_since = self.now()
         self._record = record
         self._version = version
         self._fast = (

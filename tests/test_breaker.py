@@ -186,7 +186,7 @@ def test_retry_after_from_the_exception(clock: FakeClock) -> None:
     class Throttled(Exception):
         retry_after = 42.0
 
-    b = breaker(clock)
+    b = breaker(clock, failure_threshold=1)
     with pytest.raises(Throttled):
         b.call(lambda: (_ for _ in ()).throw(Throttled()))
     assert b.state == "OPEN" and b.record.open_until - b.now() == pytest.approx(42)

@@ -7,9 +7,12 @@ they say nothing about the dependency, so they must not trip a breaker or use a 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from prefect_ft.exceptions import BulkheadFullError
 
 __all__ = ["Outcome", "OutcomeClassifier", "retry_after_of"]
 
@@ -29,6 +32,9 @@ class OutcomeClassifier:
 
     Order: `predicate` (when it returns an outcome), then `ignore`, then `record`; an exception
     in neither counts as a success (the dependency answered; the caller's code failed).
+    A rejection by a guard nested inside the call (`CircuitOpenError`, `BulkheadFullError`) is
+    always ignored unless `predicate` decides otherwise: the inner guard refused, the dependency
+    was never asked.
 
     Attributes:
         record: exception types that count as failures.
@@ -47,7 +53,9 @@ class OutcomeClassifier:
                 return decided
         if isinstance(exc, (_ALWAYS_IGNORED, self.ignore)):
             return "ignored"
-        if getattr(exc, "_prefect_ft_rejection", False):  # a nested breaker's own rejection
+        # a nested breaker's or bulkhead's own rejection: the inner guard refused the call, so
+        # it says nothing about this dependency (and must not use up a half-open probe)
+        if isinstance(exc, BulkheadFullError) or getattr(exc, "_prefect_ft_rejection", False):
             return "ignored"
         if isinstance(exc, self.record):
             return "failure"
@@ -55,8 +63,13 @@ class OutcomeClassifier:
 
 
 def retry_after_of(exc: BaseException) -> float | None:
-    """A Retry-After hint carried by the exception (attribute `retry_after`, seconds), if any."""
+    """A Retry-After hint carried by the exception (attribute `retry_after`, seconds), if any.
+
+    Only a finite number >= 0 counts; anything else (inf, nan, a bool, a string) is no hint,
+    so the breaker uses its normal open time. The machine caps the hint at `max_open_seconds`.
+    """
     value = getattr(exc, "retry_after", None)
-    if isinstance(value, int | float) and value >= 0 and not isinstance(value, bool):
-        return float(value)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value >= 0:  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     return None

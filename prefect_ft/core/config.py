@@ -48,12 +48,14 @@ class BreakerConfig:
             rate conditions.
         open_seconds: how long the first trip stays open.
         open_multiplier: growth of the open time per further consecutive trip (>= 1).
-        max_open_seconds: cap on the open time (default: the larger of 600 s and 10 x open_seconds).
+        max_open_seconds: cap on the open time (default: the larger of 600 s and 10 x open_seconds),
+            a Retry-After hint included.
         open_jitter: fraction of the open time randomised, in [0, 1).
         decay_seconds: each this many healthy seconds forget one consecutive trip
             (default: `max_open_seconds`).
         half_open_calls: probes admitted in HALF_OPEN across all processes (K, at most 100).
-        probe_ttl_seconds: a probe lease expires after this long (a crashed prober frees it).
+        probe_ttl_seconds: a probe lease expires after this long (a crashed prober frees it);
+            HALF_OPEN lasts at most (half_open_calls + 1) x probe_ttl_seconds, then reopens.
         recovery_seconds: length of the RECOVERY ramp; 0 closes straight after the probes.
         recovery_min_fraction: share of calls admitted at the start of the ramp.
         recovery_aggression: curve of the ramp (1 = linear, > 1 = faster start).

@@ -6,6 +6,8 @@ starts again from `open_seconds`.
 
 from __future__ import annotations
 
+import math
+
 __all__ = ["decayed_trips", "open_duration"]
 
 
@@ -35,10 +37,11 @@ def open_duration(
         jitter: fraction of the duration added or removed at random (0 = none).
         trips: consecutive trips, counting this one.
         u: a uniform number in [0, 1) from the caller (the core draws no randomness).
-        override: a duration the failing result asked for (Retry-After); wins when given.
+        override: a duration the failing result asked for (Retry-After); wins when given,
+            capped at `cap`. A non-finite one (inf, nan) is ignored: it must never be stored.
     """
-    if override is not None:
-        return max(0.0, override)
+    if override is not None and math.isfinite(override):
+        return min(cap, max(0.0, override))
     d = min(cap, base * multiplier ** max(0, trips - 1))
     d += d * jitter * (2.0 * u - 1.0)
     return min(cap, max(0.0, d))

@@ -3,6 +3,19 @@
 Every function takes the current `BreakerRecord`, the config and `now`, and returns a new record
 with the events it caused. When nothing changes the same record object comes back, so drivers
 can skip a store write with an identity check.
+
+Rules that are easy to get wrong (issue 8):
+- A breaker trips only on a failure or a slow call: a success that is not slow never opens it,
+  even when it is the call that brings the window up to `minimum_calls`.
+- HALF_OPEN is bounded: a breaker that has been HALF_OPEN for `half_open_deadline(cfg)` =
+  (half_open_calls + 1) x probe_ttl_seconds without enough successful probes reopens (with a
+  longer open time) at the next admission, and no probe lease runs past that deadline. The
+  bound gives every probe slot a full lease, plus one replacement for a crashed prober.
+- A probe that outlives its lease still counts when it fails: the breaker reopens (the latest
+  `half_open_calls` expired leases are remembered). Its late success counts only if its slot
+  was not handed to another probe meanwhile.
+- A Retry-After hint does not bypass the trip condition: it sets the open time of the trip
+  that its failure causes, capped at `max_open_seconds`; a non-finite hint is ignored.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ __all__ = [
     "Transition",
     "admit",
     "evaluate",
+    "half_open_deadline",
     "on_outcome",
     "seconds_until_admission",
     "set_overlay",
@@ -120,8 +134,24 @@ def _live_probes(rec: BreakerRecord, now: float) -> tuple[tuple[str, float], ...
     return tuple(p for p in rec.probes if p[1] > now)
 
 
-def admit(rec: BreakerRecord, cfg: BreakerConfig, now: float, holder: str) -> Admission:
-    """Decide whether a call may run now; `holder` names the caller's probe lease if it gets one."""
+def half_open_deadline(cfg: BreakerConfig) -> float:
+    """Longest time a breaker stays HALF_OPEN: (half_open_calls + 1) x probe_ttl_seconds."""
+    return (cfg.half_open_calls + 1) * cfg.probe_ttl_seconds
+
+
+def _lease(cfg: BreakerConfig, half_opened_at: float, now: float, holder: str) -> tuple[str, float]:
+    # no lease outlives HALF_OPEN's deadline, so the next admission after it always decides
+    return (holder, min(now + cfg.probe_ttl_seconds, half_opened_at + half_open_deadline(cfg)))
+
+
+def admit(
+    rec: BreakerRecord, cfg: BreakerConfig, now: float, holder: str, *, u: float = 0.5
+) -> Admission:
+    """Decide whether a call may run now; `holder` names the caller's probe lease if it gets one.
+
+    `u` is a uniform number in [0, 1) for the open-time jitter of a HALF_OPEN that ran out of
+    time (see the module docstring).
+    """
     overlay = rec.overlay
     if overlay == "FORCED_OPEN":
         return Admission("reject", rec, retry_after=None)
@@ -133,15 +163,25 @@ def admit(rec: BreakerRecord, cfg: BreakerConfig, now: float, holder: str) -> Ad
     if state == OPEN:
         if now < rec.open_until:
             return Admission("reject", rec, retry_after=rec.open_until - now)
-        lease = ((holder, now + cfg.probe_ttl_seconds),)
-        new = replace(rec, state=HALF_OPEN, probes=lease, probe_successes=0)
+        # open_until becomes the moment HALF_OPEN began: the open period really ended now,
+        # and HALF_OPEN's deadline counts from here
+        lease = (_lease(cfg, now, now, holder),)
+        new = replace(rec, state=HALF_OPEN, open_until=now, probes=lease, probe_successes=0)
         event = BreakerEvent("half-opened", OPEN, HALF_OPEN, now, "open time elapsed")
         return Admission("probe", new, (event,))
     if state == HALF_OPEN:
+        bound = half_open_deadline(cfg)
+        if now >= rec.open_until + bound:
+            reason = f"no probe answered enough within {bound:g} s of half-opening"
+            t = _open(rec, cfg, now, u, reason, None)
+            return Admission("reject", t.record, t.events, retry_after=t.record.open_until - now)
         live = _live_probes(rec, now)
         if len(live) + rec.probe_successes < cfg.half_open_calls:
-            new = replace(rec, probes=(*live, (holder, now + cfg.probe_ttl_seconds)))
-            return Admission("probe", new)
+            # the latest K expired leases stay listed until HALF_OPEN ends, so a late probe is
+            # still known; older ones go, so the shared record stays small (at most 2K leases)
+            expired = tuple(p for p in rec.probes if p[1] <= now)[-cfg.half_open_calls :]
+            lease = _lease(cfg, rec.open_until, now, holder)
+            return Admission("probe", replace(rec, probes=(*expired, *live, lease)))
         wait = min((p[1] for p in live), default=now) - now
         return Admission("reject", rec, retry_after=max(wait, 0.0))
     # RECOVERY
@@ -170,19 +210,30 @@ def seconds_until_admission(rec: BreakerRecord, cfg: BreakerConfig, now: float) 
     live = _live_probes(rec, now)
     if len(live) + rec.probe_successes < cfg.half_open_calls:
         return 0.0
-    return max(0.0, min((p[1] for p in live), default=now) - now)
+    return max(0.0, min((p[1] for p in live), default=now) - now)  # leases end by the deadline
 
 
 def evaluate(
-    rec: BreakerRecord, cfg: BreakerConfig, now: float, counts: WindowCounts, u: float
+    rec: BreakerRecord,
+    cfg: BreakerConfig,
+    now: float,
+    counts: WindowCounts,
+    u: float,
+    retry_after: float | None = None,
 ) -> Transition:
-    """Trip a CLOSED breaker if its conditions hold for `counts` (the driver's window totals)."""
+    """Trip a CLOSED breaker if its conditions hold for `counts` (the driver's window totals).
+
+    `retry_after` (a hint from the failure being judged) sets the open time if it trips.
+    """
     if rec.state != CLOSED or rec.overlay is not None:
         return Transition(rec)
     stats = TripStats(rec.consecutive_failures, counts.calls, counts.failures, counts.slow)
     if not cfg.trip.should_trip(stats):
         return Transition(rec)
-    return _open(rec, cfg, now, u, cfg.trip.reason(stats), None)
+    reason = cfg.trip.reason(stats)
+    if retry_after is not None:
+        reason = f"{reason}; the dependency asked to back off for {retry_after:g} s"
+    return _open(rec, cfg, now, u, reason, retry_after)
 
 
 def on_outcome(
@@ -196,6 +247,7 @@ def on_outcome(
     counts: WindowCounts = _EMPTY_COUNTS,
     u: float = 0.5,
     retry_after: float | None = None,
+    slow: bool = False,
 ) -> Transition:
     """Account for one finished call.
 
@@ -205,7 +257,9 @@ def on_outcome(
         ramp: the call was admitted by the RECOVERY ramp.
         counts: the driver's window totals, this call included.
         u: a uniform number in [0, 1) for the open-time jitter.
-        retry_after: an open time the failure asked for (Retry-After).
+        retry_after: an open time the failure asked for (Retry-After); it applies only if this
+            outcome trips or reopens the breaker, capped at `max_open_seconds`.
+        slow: the call took longer than the slow-call threshold (only a slow success may trip).
     """
     overlay = rec.overlay
     if overlay == "DISABLED" or overlay == "FORCED_OPEN":
@@ -214,26 +268,29 @@ def on_outcome(
     if state == CLOSED or overlay == "METRICS_ONLY":
         if outcome == "ignored" or state != CLOSED:
             return Transition(rec)
+        if probe is not None or ramp:  # admitted as a probe or by the ramp, answered after
+            return Transition(rec)  # the breaker closed: stale news about the dependency
         if outcome == "success":
             new = rec if rec.consecutive_failures == 0 else replace(rec, consecutive_failures=0)
         else:
             new = replace(rec, consecutive_failures=rec.consecutive_failures + 1)
         if overlay == "METRICS_ONLY":
             return Transition(new)
-        if outcome == "failure" and retry_after is not None:
-            reason = f"the dependency asked to back off for {retry_after:g} s"
-            return _open(new, cfg, now, u, reason, retry_after)
-        if outcome == "success" and not cfg.trip.uses_window:
-            return Transition(new)  # a success cannot trip a failure-count condition
-        return evaluate(new, cfg, now, counts, u)
+        if outcome == "success" and not slow:
+            return Transition(new)  # only a failure or a slow call may trip (module docstring)
+        return evaluate(new, cfg, now, counts, u, retry_after if outcome == "failure" else None)
     if state == HALF_OPEN:
-        if probe is None or all(h != probe for h, _ in rec.probes):
+        lease = next((p for p in rec.probes if p[0] == probe), None)
+        if probe is None or lease is None:
             return Transition(rec)  # an overhanging call admitted before the trip: not a probe
         others = tuple(p for p in rec.probes if p[0] != probe)
         if outcome == "ignored":  # frees the slot without using it (Polly #311)
             return Transition(replace(rec, probes=others))
-        if outcome == "failure":
+        if outcome == "failure":  # even after its lease expired: the dependency failed
             return _open(rec, cfg, now, u, "a half-open probe failed", retry_after)
+        live = _live_probes(replace(rec, probes=others), now)
+        if lease[1] <= now and len(live) + rec.probe_successes >= cfg.half_open_calls:
+            return Transition(replace(rec, probes=others))  # its slot went to another probe
         successes = rec.probe_successes + 1
         if successes < cfg.half_open_calls:
             return Transition(replace(rec, probes=others, probe_successes=successes))

@@ -129,10 +129,13 @@ def test_failure_rate_needs_minimum_calls() -> None:
     assert t.record.state == "OPEN" and "failure rate 50.0%" in t.events[0].reason
 
 
-def test_slow_call_rate_trips_on_a_success() -> None:
+def test_slow_call_rate_trips_on_a_slow_success() -> None:
     c = cfg(trip=SlowCallRate(60, slow_seconds=2, minimum_calls=5))
-    t = on_outcome(BreakerRecord(), c, 0, "success", counts=WindowCounts(5, 0, 3))
+    counts = WindowCounts(5, 0, 3)
+    t = on_outcome(BreakerRecord(), c, 0, "success", counts=counts, slow=True)
     assert t.record.state == "OPEN"
+    # a fast success never trips, even when the window already holds enough slow calls
+    assert on_outcome(BreakerRecord(), c, 0, "success", counts=counts).record.state == "CLOSED"
 
 
 def test_composed_conditions() -> None:
@@ -147,7 +150,8 @@ def test_composed_conditions() -> None:
 
 
 def test_retry_after_sets_the_open_time() -> None:
-    t = on_outcome(BreakerRecord(), cfg(), 0, "failure", retry_after=42.0)
+    c = cfg(trip=ConsecutiveFailures(1))
+    t = on_outcome(BreakerRecord(), c, 0, "failure", retry_after=42.0)
     assert t.record.state == "OPEN" and t.record.open_until == pytest.approx(42.0)
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from prefect_ft.core import BreakerConfig, BreakerRecord, ConsecutiveFailures, admit, on_outcome
+from prefect_ft.core.machine import half_open_deadline
 from prefect_ft.core.ramp import ramp_admits, recovery_fraction
 
 K = 2
@@ -21,7 +22,7 @@ class BreakerMachine(RuleBasedStateMachine):
             trip=ConsecutiveFailures(THRESHOLD),
             open_seconds=10,
             half_open_calls=k,
-            probe_ttl_seconds=15,
+            probe_ttl_seconds=6,  # short: leases expire under load, as in issue 8 item 4
             recovery_seconds=recovery,
             recovery_minimum_calls=4,
         )
@@ -31,12 +32,19 @@ class BreakerMachine(RuleBasedStateMachine):
         self.running: dict[str, str] = {}  # holder -> "probe" | "closed" | "ramp"
         self.model_consecutive = 0
         self.probes_started_in_episode = 0
+        # unanswered probes of this HALF_OPEN episode the machine must still know: all live
+        # ones plus the latest K expired ones (the spec in the machine's module docstring)
+        self.remembered: list[str] = []
+        self.expiry: dict[str, float] = {}
+        self.half_opened_at = 0.0
         self.ramp = [0, 0]
 
     def _set(self, rec: BreakerRecord) -> None:
         if rec.state != self.rec.state:
             if rec.state == "HALF_OPEN":
                 self.probes_started_in_episode = 0
+                self.remembered = []
+                self.half_opened_at = self.now
             if rec.state == "RECOVERY":
                 self.ramp = [0, 0]
             if rec.state in ("OPEN", "CLOSED"):
@@ -57,6 +65,12 @@ class BreakerMachine(RuleBasedStateMachine):
             assert before.state in ("OPEN", "HALF_OPEN")
             self.running[holder] = "probe"
             self.probes_started_in_episode += 1
+            self.expiry[holder] = dict(a.record.probes)[holder]
+            if before.state == "HALF_OPEN":
+                k = self.cfg.half_open_calls
+                expired = [h for h in self.remembered if self.expiry[h] <= self.now]
+                live = [h for h in self.remembered if self.expiry[h] > self.now]
+                self.remembered = [*expired[-k:], *live, holder]
         elif a.decision == "ramp":
             assert 0 < a.fraction <= 1
             offered, admitted = self.ramp
@@ -69,6 +83,10 @@ class BreakerMachine(RuleBasedStateMachine):
         else:
             assert a.retry_after is None or a.retry_after >= 0
         self._set(a.record)
+        if a.decision == "probe" and before.state == "OPEN":
+            self.remembered = [holder]
+        if self.rec.state == "HALF_OPEN":  # issue 8 item 4: HALF_OPEN has a stated bound
+            assert self.now < self.half_opened_at + half_open_deadline(self.cfg)
 
     @precondition(lambda self: bool(self.running))
     @rule(data=st.data(), outcome=st.sampled_from(["success", "failure", "ignored"]))
@@ -102,6 +120,11 @@ class BreakerMachine(RuleBasedStateMachine):
         probing = before.state == "HALF_OPEN" and kind == "probe"
         if probing and outcome == "failure" and any(h == holder for h, _ in before.probes):
             assert t.record.state == "OPEN" and t.record.trips == before.trips + 1
+        if probing and outcome == "failure" and holder in self.remembered:
+            # issue 8 item 4: a probe of this episode that failed after its lease expired
+            assert t.record.state == "OPEN", "a late probe failure was ignored"
+        if holder in self.remembered:
+            self.remembered.remove(holder)
         self._set(t.record)
 
     @invariant()
