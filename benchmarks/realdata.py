@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from prefect_ft.detection.metric import detect_metric
+from prefect_ft.detection.metric import analyse_metric, detect_metric
+from prefect_ft.detection.thresholds import load_thresholds
+
+V1 = load_thresholds("1")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = {
@@ -188,12 +191,13 @@ def _rows(ts: np.ndarray, alarms) -> list[int]:
 
 def det_baseline(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     """`detect_metric` as it stood before this work (the v1 metric detector); MSFT as generic."""
-    return _rows(ts, detect_metric(ts, vs, kind="generic" if kind == "throughput" else kind))
+    k = "generic" if kind == "throughput" else kind
+    return _rows(ts, analyse_metric(ts, vs, kind=k, thresholds=V1).alarms)
 
 
 def det_baseline_throughput(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     """`detect_metric` v1 with the issue's other reading of MSFT: kind "throughput"."""
-    return _rows(ts, detect_metric(ts, vs, kind=kind))
+    return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V1).alarms)
 
 
 def det_sigma6(ts: np.ndarray, vs: np.ndarray, kind: str, w: int = 1000) -> list[int]:
