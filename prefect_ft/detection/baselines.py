@@ -24,6 +24,7 @@ Decisions (spike, shift, hold-off) are in `realdata.py`; this module only predic
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 
@@ -41,6 +42,36 @@ def _median(values) -> float:
     s = sorted(values)
     n = len(s)
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+class RollingMedian:
+    """Median of the last `n` values, kept sorted (bisect: O(log n) search, O(n) memmove in C)."""
+
+    def __init__(self, n: int) -> None:
+        self.window: deque[float] = deque(maxlen=n)
+        self.sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+    def append(self, v: float) -> None:
+        """Add `v`, dropping the oldest value when full."""
+        if len(self.window) == self.window.maxlen:
+            del self.sorted[bisect.bisect_left(self.sorted, self.window[0])]
+        self.window.append(v)
+        bisect.insort(self.sorted, v)
+
+    def clear(self) -> None:
+        """Forget every value."""
+        self.window.clear()
+        self.sorted.clear()
+
+    def median(self) -> float:
+        """The median (0 when empty)."""
+        s, n = self.sorted, len(self.sorted)
+        if n == 0:
+            return 0.0
+        return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
 class SlidingMax:
@@ -125,7 +156,7 @@ class RealSeriesModel:
         self.min_scale = min_scale
         self.refresh = refresh
         self.season_gain = season_gain
-        self.flat: deque[float] = deque(maxlen=flat_n)
+        self.flat = RollingMedian(flat_n)
         # per usable period: (period, bins, bin width, one deque of the last k values per bin)
         self.seasons: list[tuple[float, int, float, list[deque[float]]]] = []
         for p in PERIODS_S:
@@ -152,7 +183,7 @@ class RealSeriesModel:
 
     def predictions(self, t: float) -> list[float | None]:
         """Each predictor's forecast for time `t` (None while it has too little history)."""
-        out: list[float | None] = [_median(self.flat) if len(self.flat) >= 5 else None]
+        out: list[float | None] = [self.flat.median() if len(self.flat) >= 5 else None]
         for i in range(len(self.seasons)):
             bins, b, nb = self._bin(i, t)
             if len(bins[b]) < 2:
@@ -207,7 +238,7 @@ class RealSeriesModel:
             if errs[m] < self.season_gain * errs[0] and errs[m] < errs[best]:
                 best = m
         self.choice = best
-        level = _median(self.flat) if self.flat else 0.0
+        level = self.flat.median()
         for m, r in enumerate(self.res):
             if len(r) < 20:
                 self.scales[m] = 0.0

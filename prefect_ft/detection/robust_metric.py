@@ -59,7 +59,7 @@ def robust_shifts(
     # records per statistic: z up, z down, CUSUM up, CUSUM down
     rec = [SlidingMax(th.rm_record_n) for _ in range(4)]
     margin = th.rm_record_margin
-    need = th.rm_record_min
+    need, holdoff = th.rm_record_min, th.rm_holdoff
     for t, x in zip(ts.tolist(), vs.tolist(), strict=True):
         if model is None:
             warm_t.append(t)
@@ -75,7 +75,7 @@ def robust_shifts(
                 flat_n=th.rm_flat_n,
                 k_periods=th.rm_k_periods,
                 scale_n=th.rm_scale_n,
-                refresh=10,
+                refresh=50,
                 season_gain=th.rm_season_gain,
                 min_scale=1.0 if tf == "anscombe" else 0.0,
             )
@@ -83,9 +83,12 @@ def robust_shifts(
                 yw = apply_transform(tf, c, xw)
                 model.learn(tw, yw, model.predictions(tw), th.rm_clip)
             zero_up = zero_down = t
-            # the records must cover a day (what is normal at every hour) or rm_record_min
-            # samples, whichever comes first, before they can judge anything
-            need = int(min(th.rm_record_min, math.ceil(86400.0 / dt) if dt > 0 else 1))
+            # sample counts are capped in time so that hourly and per-second series behave
+            # alike: the records must first cover a day (what is normal at every hour) and
+            # remember at most `rm_record_max_s`; a hold-off lasts at most a day
+            need = _at_most(th.rm_record_min, 86400.0, dt)
+            holdoff = _at_most(th.rm_holdoff, 86400.0, dt)
+            rec = [SlidingMax(_at_most(th.rm_record_n, th.rm_record_max_s, dt)) for _ in range(4)]
             continue
         y = apply_transform(tf, c, x)
         preds = model.predictions(t)
@@ -122,7 +125,7 @@ def robust_shifts(
         if fired is not None:
             how, onset, score = fired
             alarms.append(_alarm(how, onset, t, score, kind, x, p, z, tf, c, model.model_name))
-            hold = th.rm_holdoff
+            hold = holdoff
             up = down = 0.0
             # the first sample of a step looks like a spike: relearn the level after either
             model.relearn_level()
@@ -145,6 +148,11 @@ def robust_shifts(
             )
         )
     return alarms
+
+
+def _at_most(n: int, seconds: float, dt: float) -> int:
+    """`n` samples, or fewer if they would span more than `seconds` at interval `dt`."""
+    return max(1, min(n, math.ceil(seconds / dt))) if dt > 0 else n
 
 
 def _inverse(tf: str, c: float, y: float) -> float:

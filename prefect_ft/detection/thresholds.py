@@ -92,6 +92,7 @@ class Thresholds:
         rm_holdoff: samples of silence after an alarm.
         rm_record_n: ordinary samples whose largest statistic an alarm must beat.
         rm_record_margin: ... by this factor.
+        rm_record_max_s: ... but at most the samples of this long a span.
         rm_record_min: ordinary samples (or a day of them, if fewer) the records need first.
     """
 
@@ -149,6 +150,7 @@ class Thresholds:
     rm_record_n: int = 2000
     rm_record_margin: float = 1.0
     rm_record_min: int = 300
+    rm_record_max_s: float = 7 * 86400.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
