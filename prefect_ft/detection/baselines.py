@@ -19,7 +19,8 @@ answers up to its end:
 - Samples join the baselines winsorised to the prediction +- `clip` scales (Huber 1964), so one
   outlier cannot drag a baseline while a lasting change is still absorbed.
 
-Decisions (spike, shift, hold-off) are in `realdata.py`; this module only predicts and scales.
+Decisions (spike, shift, records, hold-off) are in `robust_metric.py`; this module only
+predicts and scales.
 """
 
 from __future__ import annotations
