@@ -26,6 +26,7 @@ from prefect_ft.detection.cusum import robust_scale
 from prefect_ft.detection.degradation import degradation_severity
 from prefect_ft.detection.exhaustion import time_to_limit
 from prefect_ft.detection.resource import exhaustion_severity
+from prefect_ft.detection.robust_metric import robust_shifts
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
@@ -37,6 +38,7 @@ _BASELINE = 1000  # samples
 _REFRESH = 10  # samples between baseline refreshes
 _DELAY = 10  # a sample joins the baseline this many samples later, unless an alarm came first
 _MAX_FIT = 200  # Theil-Sen is O(n^2): fit at most this many points
+_HUGE = 1e150  # larger magnitudes are clamped so that no square or sum can overflow
 
 
 def detect_metric(
@@ -85,7 +87,15 @@ def _clean(
         if mask.any():
             skipped.append(Skipped(reason, int(mask.sum()), text))
     keep = ok & ~dup & ~late
-    return ts[keep], vs[keep], skipped
+    vs = vs[keep]
+    huge = np.abs(vs) > _HUGE
+    if huge.any():
+        # squares and sums of such values overflow; clamped, they still stand out as spikes
+        skipped.append(
+            Skipped("huge_values", int(huge.sum()), f"|value| > {_HUGE:g} clamped to {_HUGE:g}")
+        )
+        vs = np.clip(vs, -_HUGE, _HUGE)
+    return ts[keep], vs, skipped
 
 
 def analyse_metric(
@@ -130,9 +140,11 @@ def analyse_metric(
                 ),
             )
         alarms = _resource(ts, vs, float(limit), th)
+    elif th.metric_model == "robust" and kind != "error_rate":
+        alarms = robust_shifts(ts, vs, kind, th, skipped)
     else:
         alarms = _shifts(ts, np.log(vs) if kind == "latency" else vs, kind, th, skipped)
-    if ts.size < th.metric_warmup:
+    if ts.size < th.metric_warmup and all(s.reason != "learning" for s in skipped):
         skipped.append(
             Skipped(
                 "learning", int(ts.size), f"fewer than {th.metric_warmup} samples: still learning"

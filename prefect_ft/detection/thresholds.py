@@ -1,9 +1,12 @@
 """Frozen detector thresholds, versioned, loaded from package data.
 
-The numbers live in `thresholds_v1.json`, written by `benchmarks/detection.py --calibrate` from
-fault-free segments of generator seeds 0-99 (research/detection.md section 2.6: thresholds come
-from the false-alarm budget, never from evaluation data). Change a number only by recalibrating
-and bumping `VERSION`.
+The synthetic detectors' numbers live in `thresholds_v1.json`, written by
+`benchmarks/detection.py --calibrate` from fault-free segments of generator seeds 0-99
+(research/detection.md section 2.6: thresholds come from the false-alarm budget, never from
+evaluation data). `thresholds_v2.json` extends v1 with the real-series metric detector
+(`metric_model` "robust", the `rm_*` numbers), chosen once on the NAB and MSFT dev sets and frozen
+for every series (no per-file settings). Change a number only by recalibrating and bumping
+`VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "1"
-_FILE = f"thresholds_v{VERSION}.json"
+VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,23 @@ class Thresholds:
         metric_k: CUSUM reference value for `detect_metric`.
         metric_spike_z: robust z of a single-sample spike (kind "generic").
         metric_warmup: samples learnt before `detect_metric` may alarm.
+        metric_model: "v1" (flat median baseline, the v1 detector) or "robust" (transform,
+            learnt seasonality, robust scale: `baselines.py`, `robust_metric.py`) for the kinds
+            latency, throughput and generic.
+        rm_warmup: samples the robust model sees before it chooses its transform and may alarm.
+        rm_flat_n: values the flat predictor takes the median of.
+        rm_k_periods: periods the seasonal predictors look back.
+        rm_scale_n: residuals the robust scale is computed on.
+        rm_season_gain: a seasonal predictor is used only when its median error is below this
+            fraction of the flat one's.
+        rm_clip: samples join the baselines winsorised to the prediction +- this many scales.
+        rm_spike_z: robust z of a single-sample spike.
+        rm_h: CUSUM decision interval for level shifts (reference value `metric_k`).
+        rm_holdoff: samples of silence after an alarm.
+        rm_record_n: ordinary samples whose largest statistic an alarm must beat.
+        rm_record_margin: ... by this factor.
+        rm_record_max_s: ... but at most the samples of this long a span.
+        rm_record_min: ordinary samples (or a day of them, if fewer) the records need first.
     """
 
     burst_h: float = 11.0
@@ -118,6 +137,20 @@ class Thresholds:
     metric_k: float = 0.5
     metric_spike_z: float = 8.0
     metric_warmup: int = 30
+    metric_model: str = "v1"
+    rm_warmup: int = 100
+    rm_flat_n: int = 100
+    rm_k_periods: int = 4
+    rm_scale_n: int = 1000
+    rm_season_gain: float = 0.8
+    rm_clip: float = 3.0
+    rm_spike_z: float = 8.0
+    rm_h: float = 10.0
+    rm_holdoff: int = 100
+    rm_record_n: int = 2000
+    rm_record_margin: float = 1.0
+    rm_record_min: int = 300
+    rm_record_max_s: float = 7 * 86400.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
@@ -130,10 +163,21 @@ class Thresholds:
         return replace(cls(), **{k: v for k, v in data.items() if k in known})
 
 
-def load_thresholds() -> Thresholds:
-    """The frozen thresholds of `VERSION`, from package data (defaults if the file is absent)."""
-    try:
-        text = resources.files("prefect_ft.detection").joinpath(_FILE).read_text()
-    except FileNotFoundError:
-        return Thresholds()
-    return Thresholds.from_dict(json.loads(text))
+def load_thresholds(version: str = VERSION) -> Thresholds:
+    """The frozen thresholds of `version`, from package data (defaults if a file is absent).
+
+    Each version's file holds what it changes; later versions extend earlier ones.
+
+    Raises:
+        ValueError: `version` is not one of "1" .. `VERSION`.
+    """
+    if not version.isdigit() or not 1 <= int(version) <= int(VERSION):
+        raise ValueError(f"version must be one of 1..{VERSION}, not {version!r}")
+    data: dict[str, Any] = {}
+    for v in range(1, int(version) + 1):
+        try:
+            text = resources.files("prefect_ft.detection").joinpath(f"thresholds_v{v}.json")
+            data |= json.loads(text.read_text())
+        except FileNotFoundError:
+            continue
+    return Thresholds.from_dict(data)
