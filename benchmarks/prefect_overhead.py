@@ -97,6 +97,23 @@ def median_round_ratio(samples: dict[str, list[tuple[float, float]]], name: str,
     )
 
 
+def timed_run(run: Callable[[], int], n: int, name: str, attempts: int = 3) -> tuple[float, float]:
+    """(wall, CPU) of one flow run; a run the server refused (a shared SQLite server under load
+    answers 503 now and then) is run again, up to `attempts` times, and said on stderr."""
+    for attempt in range(1, attempts + 1):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            assert run() == n
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            print(f"{name}: run failed ({type(exc).__name__}: {str(exc)[:120]}); running it again",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        return time.perf_counter() - wall, time.process_time() - cpu
+    raise AssertionError("unreachable")
+
+
 def macro(rounds: int, n: int) -> dict[str, list[tuple[float, float]]]:
     flows = make_flows(n)
     names = list(flows)
@@ -106,9 +123,7 @@ def macro(rounds: int, n: int) -> dict[str, list[tuple[float, float]]]:
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            wall, cpu = time.perf_counter(), time.process_time()
-            assert flows[name]() == n
-            samples[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+            samples[name].append(timed_run(flows[name], n, name))
         print(f"round {r + 1}/{rounds}: " + ", ".join(
             f"{k} {samples[k][-1][0]:.2f}s" for k in names), file=sys.stderr)  # fmt: skip
     return samples
