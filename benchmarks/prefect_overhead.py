@@ -16,6 +16,9 @@ its task threads and the API client; the server is another process), and against
 ratio of the medians and the median of the per-round ratios (each round runs every variant once,
 so a round's ratio cancels drift between rounds). Target: ft_task and runner <= 1.05 on both.
 
+Part 1b (API requests): the HTTP requests the Prefect client sends per task run in each variant,
+counted over one more run of each flow: unlike times, this does not depend on the machine's load.
+
 Part 2 (latency): the same variants (runner aside: direct calls bypass runners) called one after
 the other, timing each call: the p50 shows the steady cost, the max the stalls.
 
@@ -25,7 +28,7 @@ and a policy object. Also the cost of a refused call (dead-letter write + event)
 
 Usage:
     .venv/bin/python benchmarks/prefect_overhead.py [--rounds 7] [--tasks 200] [--api-url URL]
-        [--macro-only]
+        [--macro-only] [--no-tag-variant]
 
 Without `--api-url` a temporary server is started with `prefect_test_harness()`.
 """
@@ -35,10 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -114,8 +119,8 @@ def timed_run(run: Callable[[], int], n: int, name: str, attempts: int = 3) -> t
     raise AssertionError("unreachable")
 
 
-def macro(rounds: int, n: int) -> dict[str, list[tuple[float, float]]]:
-    flows = make_flows(n)
+def macro(rounds: int, n: int, skip: tuple[str, ...] = ()) -> dict[str, list[tuple[float, float]]]:
+    flows = {k: v for k, v in make_flows(n).items() if k not in skip}
     names = list(flows)
     for name in names:  # warm-up: imports, policy resolution, breaker creation, first runs
         flows[name]()
@@ -127,6 +132,42 @@ def macro(rounds: int, n: int) -> dict[str, list[tuple[float, float]]]:
         print(f"round {r + 1}/{rounds}: " + ", ".join(
             f"{k} {samples[k][-1][0]:.2f}s" for k in names), file=sys.stderr)  # fmt: skip
     return samples
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def api_requests(n: int, skip: tuple[str, ...] = ()) -> dict[str, Counter[str]]:
+    """Per variant, the client's HTTP requests ("METHOD /path", ids elided) during one flow run."""
+    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+
+    seen: Counter[str] = Counter()
+
+    def label(request: Any) -> str:
+        return f"{request.method} {_ID.sub('<id>', request.url.path)}"
+
+    async_send, sync_send = PrefectHttpxAsyncClient.send, PrefectHttpxSyncClient.send
+
+    async def acounting(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        seen[label(request)] += 1
+        return await async_send(self, request, *args, **kwargs)
+
+    def counting(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        seen[label(request)] += 1
+        return sync_send(self, request, *args, **kwargs)
+
+    out: dict[str, Counter[str]] = {}
+    PrefectHttpxAsyncClient.send, PrefectHttpxSyncClient.send = acounting, counting  # type: ignore[method-assign]
+    try:
+        for name, run in make_flows(n).items():
+            if name in skip:
+                continue
+            seen.clear()
+            timed_run(run, n, name)
+            out[name] = Counter(seen)
+    finally:
+        PrefectHttpxAsyncClient.send, PrefectHttpxSyncClient.send = async_send, sync_send  # type: ignore[method-assign]
+    return out
 
 
 def latency(n: int, rounds: int) -> dict[str, list[list[float]]]:
@@ -215,6 +256,11 @@ def main() -> None:
     parser.add_argument(
         "--macro-only", action="store_true", help="skip the latency and micro parts"
     )
+    parser.add_argument(
+        "--no-tag-variant",
+        action="store_true",
+        help="leave out plain+tag (on a loaded SQLite server its lease stalls make rounds long)",
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.tasks < 1:
         parser.error(f"--rounds and --tasks must be >= 1 (got {args.rounds}, {args.tasks})")
@@ -229,7 +275,9 @@ def main() -> None:
         server = prefect_test_harness(server_startup_timeout=120)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     with server:
-        samples = macro(args.rounds, args.tasks)
+        skip = ("plain+tag",) if args.no_tag_variant else ()
+        samples = macro(args.rounds, args.tasks, skip)
+        requests = api_requests(args.tasks, skip)
         if not args.macro_only:
             lat = latency(args.tasks, rounds=3)
             rows = micro(args.micro_calls)
@@ -260,6 +308,15 @@ def main() -> None:
         print(f"\n{name} against plain @task: wall {mw / pw:.3f}, CPU {mc / pc:.3f} "
               f"(ratio of medians; target <= {target}: {verdict})", end="")  # fmt: skip
     print()
+    print(f"\n## API requests the client sent during one flow run of {args.tasks} task runs\n")
+    print("| variant | requests | per task run | requests by kind (differing from plain) |")
+    print("|---|---|---|---|")
+    base = requests["plain"]
+    for name, seen in requests.items():
+        kinds = sorted(k for k in set(seen) | set(base) if seen[k] != base[k])
+        shown = ", ".join(f"{k}: {seen[k]}" for k in kinds) or "as plain"
+        total = sum(seen.values())
+        print(f"| {name} | {total} | {total / args.tasks:.2f} | {shown} |")
     if args.macro_only:
         return
     print(f"\n## Per-call latency: {args.tasks} sequential direct calls per variant, "
