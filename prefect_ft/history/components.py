@@ -4,7 +4,8 @@ A guarded task's Prefect `task_key` is the plain function's key followed by
 `|ft:component:<name>`: the task run carries it at no cost, `read_task_runs` returns it, and
 the plain part stays distinct per function and stable across processes. A tag would do the
 same, but any tag makes Prefect's task engine take a tag-concurrency lease around every run
-(two more API calls per run; DESIGN §10), so the tag `ft:component:<name>` is only added on
+(a hop through Prefect's concurrency service per run, and a lease request whenever its
+5-second cache expires, which stalls tagged runs when SQLite is locked; DESIGN §10), so the tag `ft:component:<name>` is only added on
 request (`ft_task(..., tag_component=True)`), for the UI's Runs page filter, and is still read
 (older runs have it).
 

@@ -130,7 +130,8 @@ def ft_task(
             `CircuitBreakerPolicy` block.
         tag_component: also tag the task `ft:component:<name>`, so the UI's Runs page can
             filter by component. It costs: Prefect's task engine takes a tag-concurrency lease
-            around every run of a tagged task (two more API calls per run; DESIGN §10).
+            around every run of a tagged task (a service-thread hop per run and a lease request
+            every 5 s, which stalls runs when SQLite is locked; DESIGN §10).
         **task_options: any `prefect.task` option (`name`, `retries`, `retry_delay_seconds`,
             `retry_condition_fn`, `tags`, `timeout_seconds`, `cache_policy`, hooks, ...).
 

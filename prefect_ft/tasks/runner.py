@@ -74,7 +74,8 @@ class FaultTolerantTaskRunner(TaskRunner[Any]):
         policies: policy key -> policy (see above). The mapping is copied.
         tag_component: also tag guarded tasks `ft:component:<name>` (the UI's Runs page filters
             by tag). It costs: Prefect takes a tag-concurrency lease around every run of a
-            tagged task (two more API calls per run; DESIGN §10).
+            tagged task (a service-thread hop per run and a lease request every 5 s, which
+            stalls runs when SQLite is locked; DESIGN §10).
 
     Raises:
         ConfigurationError: a key or value of `policies` is malformed.
