@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from prefect_ft.detection import DetectionEngine, FailureType, TaskRunBatch
+from prefect_ft.history.components import component_tag, component_task_key, run_component
 from prefect_ft.history.detection_flow import (
     engine_config,
     load_detection_state,
@@ -35,7 +36,7 @@ def test_rows_become_a_batch_in_end_order_with_classified_failures() -> None:
         row(1, "a"),
         row(2, "b", "CRASHED", "Crashed", MSG.format("ConnectionResetError")),
         row(4, "a", "FAILED", "CircuitOpen", "Circuit 'a' is OPEN"),  # a refusal, not a call
-        row(5, None),  # not a wrapped task
+        row(5, None),  # not a guarded task
         row(6, "zzz"),  # a component the engine does not watch
         row(7, "zzz", "FAILED", "Failed", MSG.format("ValueError")),
     ]
@@ -50,8 +51,20 @@ def test_rows_become_a_batch_in_end_order_with_classified_failures() -> None:
         FailureType.TIMEOUT.code,
     ]
     assert batch.duration.tolist() == [0.5, 0.5, 0.5]  # end - start when no run time is known
-    assert ignored == {"not_a_call": 1, "untagged": 1}
+    assert ignored == {"not_a_call": 1, "unguarded": 1}
     assert unknown == {"zzz": 2}
+
+
+def test_a_run_names_its_component_in_its_task_key_or_its_opt_in_tag() -> None:
+    key = component_task_key("fetch-1a2b3c4d", "ml.inference")
+    assert key == "fetch-1a2b3c4d|ft:component:ml.inference"
+    assert run_component(key, []) == "ml.inference"
+    assert component_task_key(key, "ipc") == "fetch-1a2b3c4d|ft:component:ipc"  # never stacked
+    assert run_component(key, [component_tag("other")]) == "ml.inference"  # the key wins
+    assert run_component("fetch-1a2b3c4d", ["x", component_tag("ipc")]) == "ipc"  # opt-in or older
+    assert run_component("fetch-1a2b3c4d", ["x", "ft:component:"]) is None
+    assert run_component("fetch-1a2b3c4d|ft:component:", None) is None
+    assert run_component(None) is None
 
 
 def test_empty_rows_give_an_empty_batch_the_engine_accepts() -> None:

@@ -20,10 +20,11 @@ __all__ = ["run"]
 def run(url: str, set_healthy: Callable[[bool], None], say: Callable[[str], None]) -> None:
     from prefect import flow
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
     from prefect.events.filters import EventFilter, EventNameFilter
 
     from prefect_ft import DeadLetterQueue, FTPolicy, add_global_listener, ft_task, replay
+    from prefect_ft.history.components import run_component
     from prefect_ft.presets import preset_config
 
     add_global_listener(
@@ -50,10 +51,10 @@ def run(url: str, set_healthy: Callable[[bool], None], say: Callable[[str], None
 
     time.sleep(2.5)  # task-run history reaches the API about a second after the events
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=["ft:component:ipc"])),
-            limit=200,
-        )
+        flow_run = TaskRunFilterFlowRunId(any_=[out.state_details.flow_run_id])
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=flow_run), limit=200)
+        # a guarded run names its component in its task_key (no tag: DESIGN §10)
+        runs = [r for r in runs if run_component(r.task_key, r.tags) == "ipc"]
         say(f"task runs in the API by state: {dict(Counter(r.state_name for r in runs))}")
         page = client.read_events(
             filter=EventFilter(event=EventNameFilter(prefix=["prefect-ft.breaker."])), limit=50

@@ -155,7 +155,7 @@ async def aread_failed_attempts(
     start: float,
     end: float,
     *,
-    component: Callable[[list[str] | None], str | None],
+    component: Callable[[Any], str | None],
     max_retried_runs: int = MAX_RETRIED_RUNS,
 ) -> FailedAttempts:
     """The failed attempts ending in `(start, end]` of retried runs, read with `client`.
@@ -166,15 +166,15 @@ async def aread_failed_attempts(
             looked at, and so are retried runs in flight at `end`.
         start: the window's start (exclusive).
         end: the window's end (inclusive).
-        component: a run's component from its tags; None for runs the caller does not watch,
-            whose attempts are neither read nor counted.
+        component: a Prefect task run's component (`prefect_ft.history.components`); None for
+            runs the caller does not watch, whose attempts are neither read nor counted.
         max_retried_runs: at most this many retried runs have their attempts read; the rest are
             counted in `over_cap` and logged.
     """
     retried = [run for run in window_runs if (run.run_count or 0) > 1]
     retried += await _in_flight_retried(client, end)
     # the window and in-flight queries cover every task run of the workspace
-    retried = [run for run in retried if component(run.tags) is not None]
+    retried = [run for run in retried if component(run) is not None]
     candidates = list({str(r.id): r for r in reversed(retried)}.values())[::-1]
     over = len(candidates) - max(0, int(max_retried_runs))
     if over > 0:
@@ -241,7 +241,7 @@ async def _failed_attempts(
     runs: list[Any],
     start: float,
     end: float,
-    component: Callable[[list[str] | None], str | None],
+    component: Callable[[Any], str | None],
 ) -> tuple[list[HistoryRow], dict[str, float]]:
     """FAILED rows for the failed attempts of `runs` ending in `(start, end]`, and each run's
     last attempt start."""
@@ -261,9 +261,7 @@ async def _failed_attempts(
             for st in run_states
             if st.timestamp is not None
         ]
-        attempts, started = attempt_rows(
-            run_id, component(run.tags), plain, failures.get(run_id, {})
-        )
+        attempts, started = attempt_rows(run_id, component(run), plain, failures.get(run_id, {}))
         rows += [a for a in attempts if start < a.end <= end]
         if started is not None:
             last_start[run_id] = started

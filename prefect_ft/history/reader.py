@@ -17,6 +17,10 @@ Retried runs: each failed attempt of a run Prefect retried is one more FAILED ro
 same client once the window is paged; `prefect_ft.history.attempts` holds that code and the plain
 `HistoryRow` (both re-exported here with `PAGE_LIMIT` and `MAX_RETRIED_RUNS`).
 
+Components: a guarded task run names its component in its `task_key` (or, opt-in and in older
+runs, in the tag `ft:component:<name>`); `prefect_ft.history.components` reads either. Runs
+without one (unguarded tasks) are counted in `ignored["unguarded"]`.
+
 Resource samples live in the breaker store under `prefect-ft:resources:<component>`, a bounded
 ring written with compare-and-set, so any process can record and the detection flow can read.
 """
@@ -44,6 +48,7 @@ from prefect_ft.history.attempts import (
     attempt_rows,
     parse_retry_log,
 )
+from prefect_ft.history.components import COMPONENT_TAG_PREFIX, run_component
 from prefect_ft.history.resources import record_resource_sample, resource_key
 from prefect_ft.stores import BreakerStore, shared_store
 
@@ -63,7 +68,6 @@ __all__ = [
     "rows_to_batch",
 ]
 
-COMPONENT_TAG_PREFIX = "ft:component:"
 _EXC_IN_MESSAGE = re.compile(r"encountered an exception:? ([A-Za-z_][\w.]*)")
 
 
@@ -75,9 +79,9 @@ class History:
         batch: rows of known components, in end-time order, for `DetectionEngine.update`.
         until: the window's end; pass it as `after` to the next read.
         runs: task runs read in the window (after de-duplication).
-        ignored: counts of rows left out, by reason (`untagged`, `not_a_call`,
+        ignored: counts of rows left out, by reason (`unguarded`: no component, `not_a_call`,
             `retried_runs_over_cap`: retried runs whose failed attempts were not read).
-        unknown_components: runs per component tag the engine does not know.
+        unknown_components: runs per component the engine does not know.
         retried_runs: runs with more than one attempt whose states were read.
         failed_attempts: FAILED rows added for failed attempts of retried runs.
     """
@@ -95,11 +99,8 @@ def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _component(tags: list[str] | None) -> str | None:
-    for tag in tags or ():
-        if tag.startswith(COMPONENT_TAG_PREFIX) and len(tag) > len(COMPONENT_TAG_PREFIX):
-            return tag[len(COMPONENT_TAG_PREFIX) :]
-    return None
+def _component(run: Any) -> str | None:
+    return run_component(run.task_key, run.tags)
 
 
 def _to_row(run: Any) -> HistoryRow | None:
@@ -111,7 +112,7 @@ def _to_row(run: Any) -> HistoryRow | None:
     total = run.total_run_time.total_seconds() if run.total_run_time is not None else None
     return HistoryRow(
         id=str(run.id),
-        component=_component(run.tags),
+        component=_component(run),
         state_type=str(run.state_type.value if run.state_type is not None else ""),
         state_name=run.state_name,
         message=state.message if state is not None else None,
@@ -143,7 +144,7 @@ def rows_to_batch(
     cols: dict[str, list[float]] = {k: [] for k in ("start", "end", "failed", "ft", "comp", "dur")}
     for row in sorted(rows, key=lambda r: (r.end, r.id)):
         if row.component is None:
-            ignored["untagged"] += 1
+            ignored["unguarded"] += 1
             continue
         if row.component not in index:
             unknown[row.component] += 1
@@ -204,7 +205,7 @@ async def aread_history(
     last attempt.
 
     Args:
-        components: the engine's component names; other `ft:component:` tags are reported.
+        components: the engine's component names; runs of other components are reported.
         after: the previous read's `until` (exclusive); None reads back `max_age_s`.
         until: the window end; defaults to `now - lag_s` (history lags behind events).
         lag_s: how far behind the clock the window ends.
@@ -266,8 +267,8 @@ async def aread_history(
                 break
         watched = set(components)
 
-        def component_of(tags: list[str] | None) -> str | None:
-            name = _component(tags)
+        def component_of(run: Any) -> str | None:
+            name = _component(run)
             return name if name in watched else None
 
         attempts = await aread_failed_attempts(

@@ -17,8 +17,14 @@ from typing import Any, ParamSpec, TypeVar, overload
 from prefect import Task
 from prefect.client.schemas.objects import State
 
+from prefect_ft.history.components import component_task_key
 from prefect_ft.tasks.gates import REJECTED_STATE_NAMES
-from prefect_ft.tasks.guard import component_tag, compose_retry_condition, guard
+from prefect_ft.tasks.guard import (
+    check_tag_component,
+    component_tag,
+    compose_retry_condition,
+    guard,
+)
 
 __all__ = ["FaultTolerantTask", "ft_task"]
 
@@ -27,13 +33,15 @@ R = TypeVar("R")
 
 
 class FaultTolerantTask(Task[P, R]):
-    """A Prefect `Task` made by `ft_task`; it differs from `Task` in two small ways.
+    """A Prefect `Task` made by `ft_task`; it differs from `Task` in three small ways.
 
+    - Its `task_key` is the plain function's followed by `|ft:component:<name>`: that is how
+      history finds each run's component (`prefect_ft.history.components`).
     - A direct call whose run was refused raises the refusal (`CircuitOpenError` or
       `BulkheadFullError`), as `.submit(...).result()` does, instead of returning the `Failed`
       state; `return_state=True` returns the state.
-    - `with_options(tags=..., retry_condition_fn=...)` keeps the component tag and the veto of
-      retries for refused runs.
+    - `with_options(...)` keeps the component's task_key, the component tag when it was asked
+      for (`tag_component=True`), and the veto of retries for refused runs.
     """
 
     def __call__(  # type: ignore[override]
@@ -48,12 +56,14 @@ class FaultTolerantTask(Task[P, R]):
 
     def with_options(self, **kwargs: Any) -> FaultTolerantTask[P, R]:  # type: ignore[override]
         site = self.fn.__prefect_ft_site__  # type: ignore[attr-defined]
-        if kwargs.get("tags") is not None:
-            kwargs["tags"] = {*kwargs["tags"], component_tag(site.spec)}
+        tag = component_tag(site.spec)
+        if kwargs.get("tags") is not None and tag in self.tags:
+            kwargs["tags"] = {*kwargs["tags"], tag}
         if kwargs.get("retry_condition_fn") is not None:
             kwargs["retry_condition_fn"] = compose_retry_condition(kwargs["retry_condition_fn"])
         new = super().with_options(**kwargs)
         new.__class__ = type(self)  # Task.with_options builds a plain `Task`; no state is added
+        new.task_key = self.task_key  # the new Task derived the plain function's key again
         return new  # type: ignore[return-value]
 
 
@@ -74,17 +84,23 @@ async def _araise_refusal(out: Awaitable[Any]) -> Any:
 
 @overload
 def ft_task(
-    __fn: Callable[P, R], *, breaker: Any, **task_options: Any
+    __fn: Callable[P, R], *, breaker: Any, tag_component: bool = False, **task_options: Any
 ) -> FaultTolerantTask[P, R]: ...
 
 
 @overload
 def ft_task(
-    *, breaker: Any, **task_options: Any
+    *, breaker: Any, tag_component: bool = False, **task_options: Any
 ) -> Callable[[Callable[P, R]], FaultTolerantTask[P, R]]: ...
 
 
-def ft_task(__fn: Callable[P, R] | None = None, *, breaker: Any, **task_options: Any) -> Any:
+def ft_task(
+    __fn: Callable[P, R] | None = None,
+    *,
+    breaker: Any,
+    tag_component: bool = False,
+    **task_options: Any,
+) -> Any:
     """Make a Prefect task whose every attempt runs behind a component's breaker and bulkhead.
 
     The policy is found lazily, at the first call (so at import nothing is read): a name is
@@ -104,13 +120,18 @@ def ft_task(__fn: Callable[P, R] | None = None, *, breaker: Any, **task_options:
     `on_open="wait"` in the policy, a refused attempt first sleeps until the breaker's
     `retry_after` (awaits, for async tasks), within `max_wait_seconds`.
 
-    Tasks are tagged `ft:component:<name>`; the function's signature, name, docstring and
-    Prefect `task_key` are the plain function's.
+    The task's Prefect `task_key` is the plain function's followed by `|ft:component:<name>`,
+    which is how history finds each run's component; the task is not tagged unless asked
+    (`tag_component`). The function's signature, name and docstring are the plain function's.
 
     Args:
         __fn: the function, when used as `ft_task(fn, breaker=...)`.
         breaker: the policy: a component name (`"ipc"`), an `FTPolicy`, or a saved
             `CircuitBreakerPolicy` block.
+        tag_component: also tag the task `ft:component:<name>`, so the UI's Runs page can
+            filter by component. It costs: Prefect's task engine takes a tag-concurrency lease
+            around every run of a tagged task (a service-thread hop per run and a lease request
+            every 5 s, which stalls runs when SQLite is locked; DESIGN §10).
         **task_options: any `prefect.task` option (`name`, `retries`, `retry_delay_seconds`,
             `retry_condition_fn`, `tags`, `timeout_seconds`, `cache_policy`, hooks, ...).
 
@@ -118,7 +139,8 @@ def ft_task(__fn: Callable[P, R] | None = None, *, breaker: Any, **task_options:
         A `FaultTolerantTask`, or a decorator making one.
 
     Raises:
-        TypeError: applied to a `Task`, a generator function, or with an unknown task option.
+        TypeError: applied to a `Task`, a generator function, with an unknown task option, or
+            with a `tag_component` that is not a bool.
         ConfigurationError: `breaker` is empty or of the wrong type (an unknown *name* is only
             reported when the task first runs).
 
@@ -150,13 +172,21 @@ def ft_task(__fn: Callable[P, R] | None = None, *, breaker: Any, **task_options:
         ```
     """
 
+    check_tag_component(tag_component)
+
     def decorate(fn: Callable[P, R]) -> FaultTolerantTask[P, R]:
         if isinstance(fn, Task):
             raise TypeError("ft_task takes a function, not a Task: use it instead of @task")
         options = dict(task_options)
-        options["tags"] = {*(options.get("tags") or ()), component_tag(breaker)}
+        if tag_component:
+            options["tags"] = {*(options.get("tags") or ()), component_tag(breaker)}
         options["retry_condition_fn"] = compose_retry_condition(options.get("retry_condition_fn"))
         guarded = guard(fn, breaker, task_name=options.get("name") or fn.__name__)
-        return FaultTolerantTask(fn=guarded, **options)
+        made = FaultTolerantTask(fn=guarded, **options)
+        # the component rides on the task_key, which every run carries at no cost (a tag would
+        # cost a concurrency lease per run)
+        component = guarded.__prefect_ft_site__.component  # type: ignore[attr-defined]
+        made.task_key = component_task_key(made.task_key, component)
+        return made
 
     return decorate(__fn) if __fn is not None else decorate

@@ -31,7 +31,7 @@ from prefect.states import Failed
 from prefect_ft.deadletter import supersede
 from prefect_ft.deadletter.queue import encode_inputs, render
 from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError, ConfigurationError
-from prefect_ft.history import resources
+from prefect_ft.history import components, resources
 from prefect_ft.tasks import events as prefect_events
 from prefect_ft.tasks.gates import (
     REJECTED_STATE_NAMES,
@@ -45,6 +45,7 @@ from prefect_ft.tasks.policies import FTPolicy, aresolve_policy, resolve_policy
 
 __all__ = [
     "Site",
+    "check_tag_component",
     "component_tag",
     "compose_retry_condition",
     "find_site",
@@ -69,7 +70,13 @@ def spec_name(spec: object) -> str:
 
 
 def component_tag(spec: object) -> str:
-    return f"ft:component:{spec_name(spec)}"
+    """The opt-in tag `ft:component:<name>` (see `prefect_ft.history.components` for its cost)."""
+    return components.component_tag(spec_name(spec))
+
+
+def check_tag_component(value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"tag_component must be True or False (got {value!r})")
 
 
 # -- one guarded function -----------------------------------------------------------------------

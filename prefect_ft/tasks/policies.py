@@ -182,7 +182,8 @@ class PolicyResolver:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()  # guards the dict only; never held across a read
+        self._lock = threading.Lock()  # guards the dicts only; never held across a read
+        self._refreshing: set[str] = set()  # names being re-read right now
 
     def clear(self) -> None:
         """Forget every cached policy."""
@@ -198,13 +199,17 @@ class PolicyResolver:
             return direct
         assert isinstance(spec, str)
         ttl = _ttl(ttl)
-        cached = self._fresh(spec)
+        cached = self._fresh_or_claim(spec)
         if cached is not None:
             return cached
-        try:
-            return self._store(spec, ttl, _read_sync(spec))
-        except Exception as exc:  # any failure: a policy that worked beats failing every call
-            return self._keep_last(spec, ttl, exc)
+        try:  # stored (or kept) before the claim ends, so no second reader slips in between
+            try:
+                found = _read_sync(spec)
+                return self._store(spec, ttl, found)
+            except Exception as exc:  # any failure: a policy that worked beats failing every call
+                return self._keep_last(spec, ttl, exc)
+        finally:
+            self._unclaim(spec)
 
     async def aresolve(
         self, spec: str | FTPolicy | CircuitBreakerPolicy, *, ttl: float | None = None
@@ -215,20 +220,35 @@ class PolicyResolver:
             return direct
         assert isinstance(spec, str)
         ttl = _ttl(ttl)
-        cached = self._fresh(spec)
+        cached = self._fresh_or_claim(spec)
         if cached is not None:
             return cached
-        try:
-            return self._store(spec, ttl, await _read_async(spec))
-        except Exception as exc:  # any failure: a policy that worked beats failing every call
-            return self._keep_last(spec, ttl, exc)
+        try:  # stored (or kept) before the claim ends, so no second reader slips in between
+            try:
+                found = await _read_async(spec)
+                return self._store(spec, ttl, found)
+            except Exception as exc:  # any failure: a policy that worked beats failing every call
+                return self._keep_last(spec, ttl, exc)
+        finally:
+            self._unclaim(spec)
 
-    def _fresh(self, name: str) -> FTPolicy | None:
+    def _fresh_or_claim(self, name: str) -> FTPolicy | None:
+        """The policy to use now, or None when the caller must read it (and is now reading).
+
+        While one caller re-reads an expired policy, the others keep the last one instead of
+        reading too: without this, every worker thread of a flow re-read both block documents
+        each time the TTL expired (16 API requests in a flow of 20 task runs on 8 threads).
+        """
         with self._lock:
             entry = self._entries.get(name)
-        if entry is not None and self.clock() < entry.expires_at:
-            return entry.policy
+            if entry is not None and (self.clock() < entry.expires_at or name in self._refreshing):
+                return entry.policy
+            self._refreshing.add(name)
         return None
+
+    def _unclaim(self, name: str) -> None:
+        with self._lock:
+            self._refreshing.discard(name)
 
     def _store(self, name: str, ttl: float, found: FTPolicy | None) -> FTPolicy:
         policy = found if found is not None else _preset_policy(name)

@@ -29,7 +29,14 @@ from typing import Any
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from prefect_ft.exceptions import ConfigurationError
-from prefect_ft.tasks.guard import component_tag, compose_retry_condition, guard, spec_name
+from prefect_ft.history.components import component_task_key
+from prefect_ft.tasks.guard import (
+    check_tag_component,
+    component_tag,
+    compose_retry_condition,
+    guard,
+    spec_name,
+)
 from prefect_ft.tasks.policies import resolve_policy
 
 __all__ = ["FaultTolerantTaskRunner"]
@@ -55,19 +62,24 @@ class FaultTolerantTaskRunner(TaskRunner[Any]):
     A task made with `ft_task` keeps its own policy and is never wrapped twice.
 
     A guarded run behaves exactly as with `ft_task`: outcomes counted per attempt, a refused
-    run dead-lettered and ended in `CircuitOpen` / `BulkheadFull` (never retried), the task
-    tagged `ft:component:<name>`. A name that is neither a block document nor a preset raises
-    `ConfigurationError` from the first `.submit()` / `.map()` that needs it.
+    run dead-lettered and ended in `CircuitOpen` / `BulkheadFull` (never retried), the task's
+    `task_key` naming the component (`<plain key>|ft:component:<name>`), so history finds it.
+    A name that is neither a block document nor a preset raises `ConfigurationError` from the
+    first `.submit()` / `.map()` that needs it.
 
     Args:
         inner: the runner that really runs tasks (an instance or a class); default
             `ThreadPoolTaskRunner()`. `ProcessPoolTaskRunner` and `DaskTaskRunner` work too:
             breaker state is shared through the store (`PREFECT_FT_STORE_URL`).
         policies: policy key -> policy (see above). The mapping is copied.
+        tag_component: also tag guarded tasks `ft:component:<name>` (the UI's Runs page filters
+            by tag). It costs: Prefect takes a tag-concurrency lease around every run of a
+            tagged task (a service-thread hop per run and a lease request every 5 s, which
+            stalls runs when SQLite is locked; DESIGN §10).
 
     Raises:
         ConfigurationError: a key or value of `policies` is malformed.
-        TypeError: `inner` is not a Prefect `TaskRunner`.
+        TypeError: `inner` is not a Prefect `TaskRunner`, or `tag_component` is not a bool.
 
     Examples:
         ```python
@@ -97,8 +109,11 @@ class FaultTolerantTaskRunner(TaskRunner[Any]):
         self,
         inner: TaskRunner[Any] | type[TaskRunner[Any]] | None = None,
         policies: Mapping[str, Any] | None = None,
+        *,
+        tag_component: bool = False,
     ) -> None:
         super().__init__()
+        check_tag_component(tag_component)
         if inner is None:
             inner = ThreadPoolTaskRunner()
         elif isinstance(inner, type):
@@ -106,6 +121,7 @@ class FaultTolerantTaskRunner(TaskRunner[Any]):
         if not isinstance(inner, TaskRunner):
             raise TypeError(f"inner must be a Prefect TaskRunner (got {type(inner).__name__})")
         self.inner = inner
+        self.tag_component = tag_component
         self.policies: dict[str, Any] = dict(policies or {})
         for key, value in self.policies.items():
             _check(key, value)
@@ -113,12 +129,18 @@ class FaultTolerantTaskRunner(TaskRunner[Any]):
         self._resolved: set[str] = set()
 
     def duplicate(self) -> FaultTolerantTaskRunner:
-        return type(self)(inner=self.inner.duplicate(), policies=self.policies)
+        return type(self)(
+            inner=self.inner.duplicate(), policies=self.policies, tag_component=self.tag_component
+        )
 
     def __eq__(self, other: object) -> bool:  # settings only, never runtime handles
         if not isinstance(other, FaultTolerantTaskRunner):
             return False
-        return self.policies == other.policies and _same_runner(self.inner, other.inner)
+        return (
+            self.policies == other.policies
+            and self.tag_component == other.tag_component
+            and _same_runner(self.inner, other.inner)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -185,9 +207,12 @@ class FaultTolerantTaskRunner(TaskRunner[Any]):
             if isinstance(spec, str) and spec not in self._resolved:
                 resolve_policy(spec)  # an unknown name fails here, in the flow, not in every task
                 self._resolved.add(spec)
-            out = copy.copy(task)  # keeps every option and the task_key of the plain function
+            out = copy.copy(task)  # keeps every option
             out.fn = guard(task.fn, spec, task_name=task.name)
-            out.tags = {*task.tags, component_tag(spec)}
+            # the component rides on the task_key, free per run (a tag costs a lease per run)
+            out.task_key = component_task_key(task.task_key, spec_name(spec))
+            if self.tag_component:
+                out.tags = {*task.tags, component_tag(spec)}
             out.retry_condition_fn = compose_retry_condition(task.retry_condition_fn)
         self._wrapped[id(task)] = (task, out)  # holding `task` keeps its id from being reused
         return out

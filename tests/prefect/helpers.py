@@ -141,9 +141,14 @@ def wait_for(
         time.sleep(every)
 
 
-def task_runs(*, tag: str, state_name: str | None = None) -> list[TaskRun]:
-    """Task runs with `tag` (and state name), all pages (the API returns at most 200 a call)."""
-    filt = TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]))
+def task_runs(
+    *, tag: str | None = None, component: str | None = None, state_name: str | None = None
+) -> list[TaskRun]:
+    """Task runs with `tag`, guarded by `component` (found as history finds it) and in state
+    `state_name`, all pages (the API returns at most 200 a call)."""
+    from prefect_ft.history.components import run_component
+
+    filt = TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]) if tag is not None else None)
     if state_name is not None:
         filt.state = TaskRunFilterState(name=TaskRunFilterStateName(any_=[state_name]))
     out: list[TaskRun] = []
@@ -152,7 +157,10 @@ def task_runs(*, tag: str, state_name: str | None = None) -> list[TaskRun]:
             page = client.read_task_runs(task_run_filter=filt, limit=200, offset=len(out))
             out.extend(page)
             if len(page) < 200:
-                return out
+                break
+    if component is None:
+        return out
+    return [r for r in out if run_component(r.task_key, r.tags) == component]
 
 
 def events(name: str, resource_id: str) -> list[ReceivedEvent]:
@@ -236,7 +244,7 @@ def assert_tripped_then_replayed(policy: FTPolicy, dep: Dependency, states: list
     name = policy.name
     assert names_of(states) == {"Failed": N_FAIL, "CircuitOpen": N_REFUSED}, states
     refused = wait_for(
-        lambda: task_runs(tag=f"ft:component:{name}", state_name="CircuitOpen"),
+        lambda: task_runs(component=name, state_name="CircuitOpen"),
         lambda runs: len(runs) >= N_REFUSED,
     )
     assert len(refused) == N_REFUSED

@@ -9,17 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import numpy as np
 import pytest
-from prefect import Task, flow, task
+from prefect import Task, flow, task, unmapped
 from prefect.utilities.callables import parameter_schema
 
 from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.deadletter.queue import DeadLetterQueue
 from prefect_ft.deadletter.replay import replay
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
+from prefect_ft.history.components import component_task_key
+from prefect_ft.history.reader import read_history
 from prefect_ft.tasks.decorator import FaultTolerantTask, ft_task
 from prefect_ft.tasks.gates import gate_for
 from prefect_ft.tasks.policies import resolve_policy
+from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 from tests.prefect.helpers import (
     Dependency,
     assert_tripped_then_replayed,
@@ -95,12 +99,17 @@ def test_is_a_real_task_with_the_functions_identity() -> None:
     plain = task(fetch)
     assert isinstance(t, Task) and isinstance(t, FaultTolerantTask)
     assert (t.name, t.retries, t.log_prints) == ("fetcher", 2, True)
-    assert t.tags == {"mine", "ft:component:ipc"}
+    assert t.tags == {"mine"}  # no component tag: any tag costs a concurrency lease per run
     assert t.description == "Fetch a document."
     assert inspect.signature(t.fn) == inspect.signature(fetch)
     assert parameter_schema(t.fn) == parameter_schema(fetch)
-    # task_key: the plain function's (distinct per function, stable across processes) ...
-    assert t.task_key == plain.task_key
+    # task_key: the plain function's, naming the component (distinct per function, stable
+    # across processes) ...
+    assert (
+        t.task_key
+        == component_task_key(plain.task_key, "ipc")
+        == plain.task_key + "|ft:component:ipc"
+    )
     again = cloudpickle.loads(cloudpickle.dumps(t.with_options(name="f2")))
     assert again.task_key == t.task_key and again.name == "f2"
     own = ft_task(fetch, breaker=fast_policy(unique("fetch")))
@@ -122,7 +131,7 @@ def test_async_function_gives_an_async_task() -> None:
     assert asyncio.run(t.fn(3)) == 3
 
 
-def test_with_options_keeps_the_component_tag_and_the_veto() -> None:
+def test_with_options_keeps_the_component_and_the_veto() -> None:
     t = ft_task(fetch, breaker="ipc")
     seen: list[str] = []
 
@@ -132,7 +141,7 @@ def test_with_options_keeps_the_component_tag_and_the_veto() -> None:
 
     u = t.with_options(tags=["x"], retry_condition_fn=mine, retries=1)
     assert isinstance(u, FaultTolerantTask)
-    assert u.tags == {"x", "ft:component:ipc"}
+    assert u.tags == {"x"} and u.task_key == t.task_key
 
     class S:
         def __init__(self, name: str) -> None:
@@ -140,6 +149,52 @@ def test_with_options_keeps_the_component_tag_and_the_veto() -> None:
 
     assert u.retry_condition_fn(u, None, S("CircuitOpen")) is False
     assert u.retry_condition_fn(u, None, S("Failed")) is True and seen == ["Failed"]
+
+
+def test_the_component_tag_is_opt_in_and_kept_by_with_options() -> None:
+    t = ft_task(fetch, breaker="ipc", tags=["mine"], tag_component=True)
+    assert t.tags == {"mine", "ft:component:ipc"}
+    assert t.with_options(tags=["x"]).tags == {"x", "ft:component:ipc"}
+    assert t.with_options(name="n").tags == {"mine", "ft:component:ipc"}
+    runner = FaultTolerantTaskRunner(policies={"*": "ipc"}, tag_component=True)
+    assert runner.guarded(task(fetch)).tags == {"ft:component:ipc"}
+    with pytest.raises(TypeError, match="tag_component must be True or False"):
+        ft_task(fetch, breaker="ipc", tag_component="yes")
+
+
+def untagged_call(dep: str, x: int) -> int:
+    return call_dependency(dep, x)
+
+
+def test_runs_carry_no_tag_and_history_groups_them_by_component(dep: Dependency) -> None:
+    """Neither ft_task nor the runner tags a run (a tag costs a concurrency lease per run), and
+    history still finds each run's component."""
+    a, b = fast_policy(unique("key-a"), failures=100), fast_policy(unique("key-b"), failures=100)
+    by_decorator = ft_task(call_dependency, breaker=a)
+    plain = task(untagged_call)
+
+    @flow(task_runner=FaultTolerantTaskRunner(policies={"untagged_call": b}))
+    def both() -> None:
+        by_decorator.map(unmapped(dep.path), [1, 2, 3]).wait()
+        plain.map(unmapped(dep.path), [4, 5]).wait()
+        dep.up()
+        by_decorator.submit(dep.path, 6).wait()
+        plain.submit(dep.path, 7).wait()
+        plain(dep.path, 8)  # a direct call never reaches the runner: not guarded
+
+    start = time.time()
+    both(return_state=True)
+    runs = wait_for(
+        lambda: task_runs(component=a.name) + task_runs(component=b.name),
+        lambda rs: len(rs) == 7 and all(r.end_time for r in rs),
+    )
+    assert len(runs) == 7
+    assert [r.tags for r in runs] == [[]] * 7
+    history = read_history((a.name, b.name), start, until=time.time())
+    comp = history.batch.component
+    assert np.bincount(comp, minlength=2).tolist() == [4, 3]
+    assert np.bincount(comp[history.batch.failed], minlength=2).tolist() == [3, 2]
+    assert history.ignored.get("unguarded", 0) >= 1  # the direct call
 
 
 def test_rejects_a_task_and_generators() -> None:
@@ -208,7 +263,7 @@ def test_retries_count_each_attempt_and_are_vetoed_when_open(flavour: str, dep: 
 
     twice()
     runs = wait_for(
-        lambda: task_runs(tag=f"ft:component:{policy.name}"),
+        lambda: task_runs(component=policy.name),
         lambda rs: len(rs) == 2 and all(r.state_name == "CircuitOpen" for r in rs),
     )
     by_count = sorted(r.run_count for r in runs)
@@ -240,7 +295,7 @@ def test_user_retry_condition_is_still_honoured(dep: Dependency) -> None:
 
     both()
     runs = wait_for(
-        lambda: task_runs(tag=f"ft:component:{policy.name}", state_name="Failed"),
+        lambda: task_runs(component=policy.name, state_name="Failed"),
         lambda rs: len(rs) == 2,
     )
     assert sorted((r.name.split("-")[0], r.run_count) for r in runs) == [

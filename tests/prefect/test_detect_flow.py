@@ -63,7 +63,7 @@ def _make_traffic(name: str):
 
 
 def _wait_runs(name: str, n: int) -> None:
-    runs = wait_for(lambda: task_runs(tag=f"ft:component:{name}"), lambda r: len(r) >= n)
+    runs = wait_for(lambda: task_runs(component=name), lambda r: len(r) >= n)
     assert len(runs) == n
 
 

@@ -51,7 +51,7 @@ def _settled(name: str, start: float, rows: int) -> History:
         failed = h.batch.failed
         return len(h.batch) >= rows and bool(np.all(h.batch.failure_type[failed] == CONN))
 
-    wait_for(lambda: task_runs(tag=f"ft:component:{name}"), lambda r: r and r[0].end_time)
+    wait_for(lambda: task_runs(component=name), lambda r: r and r[0].end_time)
     return wait_for(read, done)
 
 
@@ -61,7 +61,7 @@ def test_each_failed_attempt_is_a_failed_row() -> None:
     assert _flaky_flow(name, fails=2, retries=2)() == "Completed"
     hist = _settled(name, start, 3)
 
-    (run,) = task_runs(tag=f"ft:component:{name}")
+    (run,) = task_runs(component=name)
     assert run.run_count == 3 and run.state_name == "Completed"
     assert hist.runs == 1 and hist.retried_runs == 1 and hist.failed_attempts == 2
     batch = hist.batch
@@ -116,9 +116,7 @@ def test_a_run_still_retrying_contributes_its_failed_attempts() -> None:
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        waiting = wait_for(
-            lambda: task_runs(tag=f"ft:component:{name}", state_name="AwaitingRetry"), bool
-        )
+        waiting = wait_for(lambda: task_runs(component=name, state_name="AwaitingRetry"), bool)
         assert waiting, "the run never reached AwaitingRetry"
         hist = wait_for(
             lambda: read_history((name,), start, until=time.time()),

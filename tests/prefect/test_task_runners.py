@@ -16,6 +16,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect_ft.deadletter.queue import DeadLetterQueue
 from prefect_ft.deadletter.replay import replay
 from prefect_ft.exceptions import ConfigurationError
+from prefect_ft.history.components import component_task_key
 from prefect_ft.tasks.decorator import ft_task
 from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 from tests.prefect.helpers import (
@@ -82,6 +83,8 @@ def test_eq_compares_settings_only() -> None:
     assert a != ThreadPoolTaskRunner(max_workers=3)
     procs = FaultTolerantTaskRunner(ProcessPoolTaskRunner(max_workers=2))
     assert procs == procs.duplicate()
+    tagging = FaultTolerantTaskRunner(ProcessPoolTaskRunner(max_workers=2), tag_component=True)
+    assert tagging != procs and tagging.duplicate() == tagging
 
 
 def test_pickle_round_trip_keeps_settings_and_drops_runtime_state() -> None:
@@ -90,7 +93,8 @@ def test_pickle_round_trip_keeps_settings_and_drops_runtime_state() -> None:
     wrapped = runner.guarded(tagged)  # fills the per-process cache
     again = cloudpickle.loads(cloudpickle.dumps(runner))  # as Prefect ships a flow: unstarted
     assert again == runner and again._wrapped == {} and runner._wrapped
-    assert cloudpickle.loads(cloudpickle.dumps(wrapped)).task_key == tagged.task_key
+    assert cloudpickle.loads(cloudpickle.dumps(wrapped)).task_key == wrapped.task_key
+    assert wrapped.task_key == component_task_key(tagged.task_key, policy.name)
     procs = FaultTolerantTaskRunner(ProcessPoolTaskRunner(max_workers=2), {"*": "ipc"})
     assert cloudpickle.loads(cloudpickle.dumps(procs)) == procs
 
@@ -134,8 +138,10 @@ def test_policy_keys_name_then_tag_then_star() -> None:
         assert runner.guarded(plain_call) is plain_call  # exempt: submitted as is
         wrapped = runner.guarded(tagged)
         assert runner.guarded(tagged) is wrapped  # cached
-    assert wrapped.task_key == tagged.task_key and wrapped.name == tagged.name
-    assert wrapped.tags == {"gpu", f"ft:component:{by_name.name}"}
+    # the component rides on the task_key, not on a tag (a tag costs a lease per run)
+    assert wrapped.task_key == component_task_key(tagged.task_key, by_name.name)
+    assert wrapped.name == tagged.name
+    assert wrapped.tags == {"gpu"}
     assert tagged.tags == {"gpu"}  # the user's task is not modified
 
 
