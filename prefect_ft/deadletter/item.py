@@ -56,7 +56,7 @@ class DeadLetter:
         seq: its number in the breaker's queue; `id` is `"<breaker>/<seq>"`.
         task_name: the Prefect task's name.
         task_path: `module:qualname` of the task, to find the function in another process.
-        component: the component (`ft:component:<name>` tag).
+        component: the component the refused call belongs to (the breaker's policy name).
         policy: the policy spec: a name to resolve, or `pickle:<base64>` of an `FTPolicy`.
         parameters: the call's parameters, rendered for reading.
         reason: why it was refused (the error's message).

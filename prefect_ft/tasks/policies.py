@@ -69,7 +69,7 @@ class FTPolicy:
     """A component's fault-tolerance policy, as the task wrapper uses it.
 
     Attributes:
-        name: the component (and breaker) name; tasks are tagged `ft:component:<name>`.
+        name: the component (and breaker) name; guarded task keys end in `|ft:component:<name>`.
         breaker: the breaker configuration.
         bulkhead: the bulkhead configuration, or None for no bulkhead.
         on_open: "fail" (end the run in a `CircuitOpen` state at once) or "wait" (block up to

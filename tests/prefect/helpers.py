@@ -47,6 +47,10 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+# the trip scenarios' open time: refused calls must all arrive while OPEN (see test_decorators)
+TRIP_OPEN_SECONDS = 4.0
+
+
 def fast_policy(
     name: str,
     *,

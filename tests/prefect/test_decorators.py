@@ -25,6 +25,7 @@ from prefect_ft.tasks.gates import gate_for
 from prefect_ft.tasks.policies import resolve_policy
 from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 from tests.prefect.helpers import (
+    TRIP_OPEN_SECONDS,
     Dependency,
     assert_tripped_then_replayed,
     call_dependency,
@@ -61,7 +62,9 @@ def make_task(flavour: str, breaker: Any, **options: Any) -> FaultTolerantTask[.
 
 @pytest.mark.parametrize("mode", ["direct", "submit", "map"])
 def test_trip_dead_letter_and_replay(mode: str, flavour: str, dep: Dependency) -> None:
-    policy = fast_policy(unique("ipc"))
+    # open long enough that the refused calls all land while OPEN, even when Prefect takes
+    # 0.25 s per async submit on a loaded machine (1 s let a late call through as a probe)
+    policy = fast_policy(unique("ipc"), open_seconds=TRIP_OPEN_SECONDS)
     states = run_flow(scenario_flow(mode, flavour, make_task(flavour, policy), dep))
     assert_tripped_then_replayed(policy, dep, states)
 

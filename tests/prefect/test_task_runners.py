@@ -20,6 +20,7 @@ from prefect_ft.history.components import component_task_key
 from prefect_ft.tasks.decorator import ft_task
 from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 from tests.prefect.helpers import (
+    TRIP_OPEN_SECONDS,
     Dependency,
     assert_tripped_then_replayed,
     call_dependency,
@@ -180,7 +181,7 @@ def test_unknown_policy_name_fails_the_flow(dep: Dependency) -> None:
 @pytest.mark.parametrize("mode", ["submit", "map"])
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_plain_tasks_trip_dead_letter_and_replay(mode: str, flavour: str, dep: Dependency) -> None:
-    policy = fast_policy(unique("runner"))
+    policy = fast_policy(unique("runner"), open_seconds=TRIP_OPEN_SECONDS)
     t = plain_call if flavour == "sync" else aplain_call
     runner = FaultTolerantTaskRunner(policies={t.name: policy})
     states = run_flow(scenario_flow(mode, flavour, t, dep, task_runner=runner))
