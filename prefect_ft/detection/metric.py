@@ -26,7 +26,7 @@ from prefect_ft.detection.cusum import robust_scale
 from prefect_ft.detection.degradation import degradation_severity
 from prefect_ft.detection.exhaustion import time_to_limit
 from prefect_ft.detection.resource import exhaustion_severity
-from prefect_ft.detection.robust_metric import robust_shifts
+from prefect_ft.detection.robust_metric import robust_shifts, z_severity
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
@@ -158,16 +158,7 @@ def _severity(kind: str, x: float, med: float, z: float) -> Severity:
         return degradation_severity(math.exp(x - med))
     if kind == "throughput" and med > 0:
         return degradation_severity(med / max(x, 1e-12))
-    a = abs(z)
-    return (
-        Severity.CRITICAL
-        if a >= 20
-        else Severity.HIGH
-        if a >= 10
-        else Severity.MEDIUM
-        if a >= 5
-        else Severity.LOW
-    )
+    return z_severity(z)
 
 
 def _shifts(

@@ -38,7 +38,17 @@ from prefect_ft.detection.baselines import (
 from prefect_ft.detection.degradation import degradation_severity
 from prefect_ft.detection.thresholds import Thresholds
 
-__all__ = ["robust_shifts"]
+__all__ = ["robust_shifts", "z_severity"]
+
+
+def z_severity(z: float) -> Severity:
+    """Severity of a spike or shift by its robust z (5, 10 and 20 scales: MEDIUM, HIGH, CRITICAL)."""
+    a = abs(z)
+    if a >= 20:
+        return Severity.CRITICAL
+    if a >= 10:
+        return Severity.HIGH
+    return Severity.MEDIUM if a >= 5 else Severity.LOW
 
 
 def robust_shifts(
@@ -189,16 +199,7 @@ def _alarm(
             if kind == "throughput"
             else FailureType.PROCESSING_ERROR
         )
-        a = abs(z)
-        severity = (
-            Severity.CRITICAL
-            if a >= 20
-            else Severity.HIGH
-            if a >= 10
-            else Severity.MEDIUM
-            if a >= 5
-            else Severity.LOW
-        )
+        severity = z_severity(z)
     return Alarm(
         pattern=pattern,
         components=(),
