@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import prefect_ft
+from tests.astutil import parse_file
 
 ROOT = Path(prefect_ft.__file__).parent
 PURE = [*ROOT.joinpath("core").rglob("*.py"), *ROOT.joinpath("detection").rglob("*.py")]
@@ -27,14 +28,14 @@ def test_pure_layers_exist() -> None:
 
 def test_pure_layers_never_import_adapters() -> None:
     for path in PURE:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             roots = {n.split(".")[0] for n in imported(node)}
             assert not roots & FORBIDDEN_MODULES, f"{path}: imports {roots & FORBIDDEN_MODULES}"
 
 
 def test_pure_layers_never_read_the_clock() -> None:
     for path in PURE:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 assert (node.value.id, node.attr) not in FORBIDDEN_CALLS, (
                     f"{path}: {node.value.id}.{node.attr}"
@@ -65,13 +66,13 @@ PREFECT_FREE = [
 
 
 def module_level_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    tree = parse_file(path)
     nodes = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     return {name.split(".")[0] for n in nodes for name in imported(n)}
 
 
 def all_imports(path: Path) -> set[str]:
-    return {name for n in ast.walk(ast.parse(path.read_text())) for name in imported(n)}
+    return {name for n in ast.walk(parse_file(path)) for name in imported(n)}
 
 
 def test_stores_breaker_and_bulkhead_never_import_prefect() -> None:

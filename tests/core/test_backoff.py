@@ -19,6 +19,7 @@ from prefect_ft.core.backoff import (
     FullJitter,
     delays,
 )
+from tests.astutil import parse_file
 
 STRATEGY_CLASSES = (ExponentialBackoff, FullJitter, EqualJitter, DecorrelatedJitter)
 
@@ -365,7 +366,7 @@ def test_module_imports_only_stdlib() -> None:
     import sys
     from pathlib import Path
 
-    tree = ast.parse(Path(backoff.__file__).read_text())
+    tree = parse_file(Path(backoff.__file__))
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

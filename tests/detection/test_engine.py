@@ -20,6 +20,7 @@ from prefect_ft.detection import (
     load_thresholds,
 )
 from prefect_ft.detection.synthetic import EpisodeSpec, Scenario, generate, to_bytes
+from tests.astutil import parse_file
 from tests.detection.series import T0, batch, task_rows
 
 EPISODES = (
@@ -145,7 +146,7 @@ def test_the_detection_package_is_pure() -> None:
 
     root = Path(detection.__file__).parent
     for path in root.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):

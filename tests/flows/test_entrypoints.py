@@ -9,6 +9,8 @@ import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
+from tests.astutil import parse_file
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]
 
@@ -31,7 +33,7 @@ def test_entrypoint_loads_and_accepts_its_parameters(deployment: dict, monkeypat
 def test_entrypoint_defines_its_flow_with_a_def(deployment: dict) -> None:
     """`prefect deploy` falls back to parsing the file; a re-exported flow would break that."""
     path, name = deployment["entrypoint"].split(":")
-    tree = ast.parse((ROOT / path).read_text())
+    tree = parse_file(ROOT / path)
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
     assert defs and any("flow" in ast.unparse(d) for d in defs[0].decorator_list), (
         f"{path} must define `@flow def {name}`"
