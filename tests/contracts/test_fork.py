@@ -9,6 +9,8 @@ those locks.
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,6 @@ from typing import Any
 import pytest
 
 from prefect_ft import CircuitBreaker
-from prefect_ft.stores import open_store
 
 FORK = multiprocessing.get_context("fork")
 
@@ -56,21 +57,20 @@ def test_forked_child_sees_a_transition_made_after_the_fork(writer: str, tmp_pat
     try:
         if writer == "parent":
             inherited.force_open()
-        else:  # an operator's CLI in a third process
-            operator = FORK.Process(target=_force_open, args=(url,))
-            operator.start()
-            operator.join(20)
-            assert operator.exitcode == 0
+        else:  # an operator's CLI in a third process: a fresh interpreter, as the CLI is (a fork
+            # of this many-threaded test process could inherit a lock held by another thread)
+            code = (
+                "import sys; from prefect_ft import CircuitBreaker; "
+                "CircuitBreaker('forked', store=sys.argv[1], refresh_seconds=None).force_open()"
+            )
+            done = subprocess.run([sys.executable, "-c", code, url], timeout=60, check=False)
+            assert done.returncode == 0
         go.set()
         assert out.get(timeout=20) == "FORCED_OPEN"
     finally:
         child.join(10)
         if child.is_alive():
             child.kill()
-
-
-def _force_open(url: str) -> None:
-    CircuitBreaker("forked", store=open_store(url), refresh_seconds=None).force_open()
 
 
 def _child_calls(breaker: CircuitBreaker, out: Any) -> None:
