@@ -16,24 +16,36 @@ A component without `depends_on` pays one attribute check.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from prefect_ft.core.isolation import UPSTREAM_OPEN, Defer, DependencyGraph, Go, defer
+from prefect_ft.core.isolation import (
+    UPSTREAM_OPEN,
+    Defer,
+    DependencyGraph,
+    Go,
+    defer,
+    outage_owner,
+)
+from prefect_ft.core.states import BreakerRecord
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
 from prefect_ft.tasks.policies import FTPolicy, resolve_policy
 
 if TYPE_CHECKING:
+    from prefect_ft.stores import BreakerStore
     from prefect_ft.tasks.gates import Gate
 
 __all__ = [
     "UpstreamOpenError",
     "ahold",
+    "breaker_states",
     "component_graph",
     "deferred_now",
     "hold",
+    "recovery_owner",
     "upstream_names",
     "upstream_wait",
 ]
@@ -208,3 +220,33 @@ async def ahold(site: Any, gate: Gate, args: Any, kwargs: Any) -> Any:
 def deferred_now(component: str) -> int:
     """Calls of `component` waiting for an upstream in this process right now."""
     return _deferred.get(component, 0)
+
+
+def breaker_states(names: Iterable[str], store: BreakerStore | str | None = None) -> dict[str, str]:
+    """Each breaker's effective state as the store has it (one read; never used: CLOSED)."""
+    from prefect_ft.stores import shared_store
+
+    names = list(names)
+    st = shared_store(store)
+    found = st.read_many([f"prefect-ft:breaker:{n}" for n in names])
+    out = {}
+    for name in names:
+        v = found.get(f"prefect-ft:breaker:{name}")
+        try:
+            record = BreakerRecord.from_dict(json.loads(v.data)) if v and v.data else None
+        except (ValueError, TypeError, KeyError):
+            record = None  # a corrupt record is the breaker's to quarantine; count it CLOSED
+        out[name] = record.effective_state if record is not None else "CLOSED"
+    return out
+
+
+def recovery_owner(
+    component: str,
+    graph: DependencyGraph,
+    store: BreakerStore | str | None = None,
+    threshold: float = 0.5,
+) -> str:
+    """The component a recovery asked for `component` should act on: itself, or, when at least
+    `threshold` of its group is open, the group's one recovery target (`core.isolation`)."""
+    states = breaker_states(graph.group(component), store)
+    return outage_owner(component, states, graph, threshold)

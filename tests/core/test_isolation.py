@@ -128,3 +128,35 @@ def test_component_spec_and_policy_refuse_bad_dependencies_at_the_edge() -> None
     a, b = replace(base, depends_on=("b",)), replace(base, name="b", depends_on=("a",))
     with pytest.raises(ConfigurationError, match="dependency cycle: a -> b -> a"):
         component_graph([a, b])
+
+
+def test_a_group_outage_is_owned_by_one_component() -> None:
+    from prefect_ft.core.isolation import outage_owner
+
+    g = DependencyGraph.build({**PIPE, "lone": []})
+    assert g.group("qv") == ("doc", "ipc", "ml", "qv") and g.group("lone") == ("lone",)
+    states = {"doc": "CLOSED", "ml": "OPEN", "ipc": "OPEN", "qv": "OPEN"}
+    # three breaker.opened events, one recovery: every one of them names ml
+    assert {outage_owner(c, states, g) for c in ("ml", "ipc", "qv")} == {"ml"}
+    calm = {"doc": "CLOSED", "ml": "CLOSED", "ipc": "OPEN", "qv": "CLOSED"}
+    assert outage_owner("ipc", calm, g) == "ipc"  # below the threshold: recover it alone
+
+
+def test_the_recovery_owner_reads_breaker_states_from_the_store() -> None:
+    import json
+
+    from prefect_ft.core.states import BreakerRecord
+    from prefect_ft.stores import InMemoryBreakerStore
+    from prefect_ft.tasks.isolation import breaker_states, recovery_owner
+
+    store = InMemoryBreakerStore()
+    for name in ("ml", "ipc", "qv"):
+        store.cas(
+            f"prefect-ft:breaker:{name}", 0, json.dumps(BreakerRecord(state="OPEN").to_dict())
+        )
+    g = DependencyGraph.build(PIPE)
+    assert breaker_states(g.group("qv"), store) == {
+        "doc": "CLOSED", "ipc": "OPEN", "ml": "OPEN", "qv": "OPEN"
+    }  # fmt: skip
+    assert recovery_owner("qv", g, store) == "ml"
+    assert recovery_owner("doc", g, store) == "ml"
