@@ -38,3 +38,32 @@ def copy_version(src: Path, root: Path, name: str) -> Path:
     dest = root / name
     shutil.copytree(src, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def model_root(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private models root holding a copy of v1, so tests can add versions without side effects."""
+    root = tmp_path_factory.mktemp("served") / "ran-tiny"
+    root.mkdir()
+    copy_version(tiny_model, root, "v1")
+    return root
+
+
+@pytest.fixture(scope="session")
+def served(model_root: Path):
+    """One model server process for the tests that leave it as they found it."""
+    from prefect_ft.demo.ran.model_server import start_model_server
+
+    with start_model_server(model_root / "v1") as server:
+        yield server
+    assert pid_gone(server.pid), f"model server {server.pid} still running"
+
+
+def pid_gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
