@@ -29,7 +29,7 @@ def test_generate_returns_text(served) -> None:  # noqa: F811
 
 
 def test_deep_health_generates_one_token(served) -> None:  # noqa: F811
-    shallow = httpx.get(served.url + "/health").json()
+    shallow = httpx.get(served.url + "/health", params={"deep": 0}).json()
     deep = httpx.get(served.url + "/health", params={"deep": 1})
     assert deep.status_code == 200, deep.text
     assert deep.json()["healthy"] is True
@@ -114,3 +114,21 @@ def test_a_server_never_ready_is_killed_after_the_timeout(model_root: Path) -> N
     with pytest.raises(ModelServerStartError, match=r"not ready within 0\.3s and was killed"):
         start_model_server(model_root / "v1", timeout=0.3)
     assert _our_model_servers() == before
+
+
+def test_recovery_control_client_drives_the_model_server(served) -> None:  # noqa: F811
+    """The issue-9 client (what the recovery executor uses) against the real server."""
+    from prefect_ft.exceptions import ControlError
+    from prefect_ft.recovery.client import ControlClient
+
+    control = ControlClient(served.url, timeout=30)
+    assert control.health(deep=True)["healthy"] is True
+    with pytest.raises(ControlError, match="concurrency: must be an integer"):
+        control.resources(concurrency=0)
+    out = control.resources(memory_mb=4096, concurrency=4)
+    assert out["ok"] and out["memory_mb"] == 4096 and out["over_budget"] is False
+    assert control.reset_connections()["ok"] is True
+    with pytest.raises(ControlError, match=r"HTTP 409: .*still serving v1"):
+        control.reload(version="v404")
+    assert control.restart()["version"] == "v1"
+    control.resources(memory_mb=1_000_000)  # leave the shared server as unconstrained as found

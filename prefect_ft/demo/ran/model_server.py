@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 
 from prefect_ft.demo.ran.model_service import ModelService, Refused
 from prefect_ft.demo.ran.server_faults import DropConnection, InjectedModelError
+from prefect_ft.recovery.control import control_app
 
 MAX_PROMPT_CHARS = 4000
 MAX_TOKENS = 512
@@ -101,7 +102,7 @@ def build_app(service: ModelService) -> Starlette:
     routes = [
         Route("/generate", generate, methods=["POST"]),
         Route("/faults", faults, methods=["GET", "POST"]),
-        Mount("", app=_control_app(service)),
+        Mount("", app=control_app(service)),
     ]
     return Starlette(routes=routes)
 
@@ -116,46 +117,6 @@ class _CutResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"{", "more_body": True})
         raise ConnectionAbortedError("injected dropped connection (drop_connections fault)")
-
-
-def _control_app(service: ModelService) -> Any:
-    """The issue-9 control channel. Until prefect_ft.recovery lands, the same routes locally."""
-    try:
-        from prefect_ft.recovery.control import control_app
-    except ImportError:
-        return _fallback_control_app(service)
-    return control_app(service)
-
-
-def _fallback_control_app(service: ModelService) -> Starlette:
-    async def health(request: Request) -> JSONResponse:
-        deep = request.query_params.get("deep", "0") not in {"0", "false", ""}
-        out = await run_in_threadpool(service.health, deep)
-        return JSONResponse(out, status_code=200 if out.get("healthy") else 503)
-
-    def action(method: Any) -> Any:
-        async def endpoint(request: Request) -> JSONResponse:
-            try:
-                body = await _json(request)
-            except ValueError as exc:
-                return JSONResponse({"ok": False, "reason": str(exc)}, status_code=422)
-            try:
-                out = await run_in_threadpool(method, body)
-            except Exception as exc:
-                return JSONResponse({"ok": False, "reason": f"{type(exc).__name__}: {exc}"}, 500)
-            return JSONResponse(out, status_code=200 if out.get("ok") else 409)
-
-        return endpoint
-
-    return Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/reload", action(service.reload), methods=["POST"]),
-            Route("/restart", action(service.restart), methods=["POST"]),
-            Route("/reset-connections", action(service.reset_connections), methods=["POST"]),
-            Route("/resources", action(service.set_resources), methods=["POST"]),
-        ]
-    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
