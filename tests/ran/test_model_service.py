@@ -50,7 +50,7 @@ def test_rollback_without_a_previous_version_says_so(root: Path) -> None:
 
 def test_restart_drains_in_flight_requests_first(root: Path) -> None:
     service = ModelService(root / "v1")
-    service.faults.set({"kind": "latency", "delay": 0.6})
+    service.faults.set({"kind": "latency", "delay": 1.5})
     results: list[str] = []
     slow = threading.Thread(target=lambda: results.append(service.generate("DRX", 2)))
     slow.start()
@@ -109,7 +109,7 @@ def test_memory_budget_is_enforced_by_the_server(root: Path) -> None:
 def test_concurrency_limit_refuses_after_a_bounded_wait(root: Path) -> None:
     service = ModelService(root / "v1", admission_wait_s=0.1)
     service.set_resources({"concurrency": 1})
-    service.faults.set({"kind": "latency", "delay": 0.8})
+    service.faults.set({"kind": "latency", "delay": 2.0})
     worker = threading.Thread(target=lambda: service.generate("CA", 1))
     worker.start()
     while service.in_flight == 0:
