@@ -1,0 +1,1 @@
+"""Operations: health, metrics, logs, alerts and the emergency stop (issue 10)."""
