@@ -34,6 +34,7 @@ from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
 from prefect_ft.cli.breakers import breakers_app, status
 from prefect_ft.cli.deadletters import deadletters_app
+from prefect_ft.cli.emergency import emergency_clear, emergency_stop
 
 __all__ = [
     "BLOCK_TYPES",
@@ -262,6 +263,8 @@ app.command(blocks_app)
 app.command(breakers_app)
 app.command(deadletters_app)
 app.command(status, name="status")
+app.command(emergency_stop, name="emergency-stop")
+app.command(emergency_clear, name="emergency-clear")
 
 
 def _fail(message: str) -> int:

@@ -25,10 +25,7 @@ only (tests, or an operator whose Prefect API is down: `--store-only`).
 from __future__ import annotations
 
 import fnmatch
-import getpass
 import json
-import os
-import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +35,8 @@ from typing import Any, Protocol
 from prefect_ft.breaker import CircuitBreaker
 from prefect_ft.core import machine
 from prefect_ft.core.states import BreakerRecord, OverlayName
+from prefect_ft.ops.audit import actor
+from prefect_ft.ops.audit import record as audit_record
 from prefect_ft.stores import BreakerStore, shared_store
 from prefect_ft.stores.index import known_breakers
 
@@ -79,15 +78,6 @@ class Outcome:
     record: dict[str, Any]
     breakers: dict[str, str] = field(default_factory=dict)  # name -> what happened
     errors: list[str] = field(default_factory=list)
-
-
-def actor() -> dict[str, Any]:
-    """Who is acting: OS user, host and process id."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        user = f"uid:{os.getuid()}"
-    return {"user": user, "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _iso(t: float) -> str:
@@ -188,6 +178,7 @@ def stop(
             )
     record["complete"] = True
     _write(s, version, record)
+    audit_record(s, {"action": "emergency-stop", "by": record["by"], "reason": reason})
     if controls is not None:
         controls.announce(SHUTDOWN_EVENT, _payload(record))
     return out
@@ -230,6 +221,7 @@ def clear(
         "cleared_at_iso": _iso(now),
     }
     _write(s, version, done)
+    audit_record(s, {"action": "emergency-clear", "by": done["cleared_by"], "stop": active["id"]})
     out.record = done
     if controls is not None:
         controls.announce(CLEARED_EVENT, {**_payload(active), "cleared_by": done["cleared_by"]})
