@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
@@ -39,11 +40,25 @@ from prefect_ft.stores.shared_record import (
     remove_global_listener,
 )
 
-__all__ = ["BreakerListener", "CircuitBreaker", "add_global_listener", "remove_global_listener"]
+__all__ = [
+    "BreakerListener",
+    "CircuitBreaker",
+    "add_global_listener",
+    "live_breakers",
+    "remove_global_listener",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 _holder_ids = itertools.count()
+# every breaker alive in this process: metrics and health read them when scraped, so a call
+# pays nothing for being observed (prefect_ft.ops)
+_live: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+
+def live_breakers() -> list[CircuitBreaker]:
+    """The breakers alive in this process."""
+    return list(_live)
 
 
 class CircuitBreaker(SharedRecordMixin):
@@ -126,6 +141,7 @@ class CircuitBreaker(SharedRecordMixin):
         self.refresh()
         if self.store_available:
             register_breaker(self.store, self.name)
+        _live.add(self)
         interval = refresh_seconds
         if interval == "default":
             from prefect_ft.settings import refresh_seconds as default_interval
