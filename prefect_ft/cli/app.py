@@ -32,9 +32,10 @@ from pydantic import ValidationError
 
 from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
-from prefect_ft.cli.breakers import breakers_app, status
+from prefect_ft.cli.breakers import breakers_app
 from prefect_ft.cli.deadletters import deadletters_app
 from prefect_ft.cli.emergency import emergency_clear, emergency_stop
+from prefect_ft.cli.status import status
 
 __all__ = [
     "BLOCK_TYPES",
