@@ -7,7 +7,7 @@ clock), why, and what it changed, so `clear` puts back exactly that and no more:
 |---|---|---|
 | breakers in the store's index | each set FORCED_OPEN, its previous overlay kept | the kept overlay is put back, only where the breaker is still FORCED_OPEN (an operator's change during the stop stands); a breaker FORCED_OPEN before the stop stays so |
 | deployments (matching the `deployments` patterns) | those not paused are paused (`pause_deployment`, which stops their schedules) | only those are resumed |
-| automations that start flow runs (a `run-deployment` action) | those enabled are paused | only those are resumed |
+| automations that start runs of those deployments (a `run-deployment` action) | those enabled are paused | only those are resumed |
 
 Every process sees a breaker change on its next refresh (0.2 s by default), since the overlay is
 written to the shared record with compare-and-set. The stop is claimed in the store first, so a
@@ -233,6 +233,14 @@ def _payload(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in keep if k in record}
 
 
+def _starts(action: Any, deployments: set[Any]) -> bool:
+    """Whether an automation action starts runs of one of `deployments` (an inferred deployment
+    could be any of them)."""
+    if getattr(action, "type", "") != "run-deployment":
+        return False
+    return action.source == "inferred" or action.deployment_id in deployments
+
+
 class PrefectControls:
     """Pauses and resumes through the Prefect API, and emits the emergency events."""
 
@@ -242,15 +250,17 @@ class PrefectControls:
         paused: dict[str, list[dict[str, str]]] = {"deployments": [], "automations": []}
         with get_client(sync_client=True) as client:
             flows = {f.id: f.name for f in client.read_flows(limit=200)}
+            matched = set()
             for d in client.read_deployments(limit=200):
                 full = f"{flows.get(d.flow_id, '?')}/{d.name}"
-                if d.paused or not any(fnmatch.fnmatchcase(full, p) for p in patterns):
+                if not any(fnmatch.fnmatchcase(full, p) for p in patterns):
                     continue
-                client.pause_deployment(d.id)
-                paused["deployments"].append({"id": str(d.id), "name": full})
+                matched.add(d.id)
+                if not d.paused:
+                    client.pause_deployment(d.id)
+                    paused["deployments"].append({"id": str(d.id), "name": full})
             for a in client.read_automations():
-                starts_runs = any(getattr(x, "type", "") == "run-deployment" for x in a.actions)
-                if a.enabled and starts_runs:
+                if a.enabled and any(_starts(x, matched) for x in a.actions):
                     client.pause_automation(a.id)
                     paused["automations"].append({"id": str(a.id), "name": a.name})
         return paused
