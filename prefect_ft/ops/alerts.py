@@ -14,12 +14,15 @@ The path of one alert:
    An emergency stop is announced by `prefect-ft.emergency.shutdown` / `.cleared` directly (they
    are never suppressed).
 
-A failed delivery is not dropped: the server sends through the block under
-`raise_on_failure()`, so a failure ends the action as `prefect.automation.action.failed`, and
-the automation `prefect-ft alert: retry` sends once more on that event (naming the failed
-automation and the reason); the failure events stay in the event feed. `apply_alerts` checks
-the webhook first with one test notification, so an unreachable webhook is reported before
-anything is created.
+A failed delivery is not dropped. The server sends through the block under
+`raise_on_failure()`. A webhook block (`CustomWebhookNotificationBlock`) raises the HTTP error
+itself, and the server's action consumer retries the message (3 times, then its dead-letter
+queue); the test answers the first delivery with a 500 and sees the second arrive. An
+Apprise-based block (Slack, e-mail, ...) raises `NotificationError`, which ends the action as
+`prefect.automation.action.failed`: the automation `prefect-ft alert: retry` sends once more on
+that event (naming the failed automation and the reason), and the failure event stays in the
+feed. `apply_alerts` sends one test notification first, so an unreachable webhook is reported
+before anything is created.
 """
 
 from __future__ import annotations
