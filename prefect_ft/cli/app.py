@@ -34,6 +34,7 @@ from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
 from prefect_ft.cli.alerts import alerts_app
 from prefect_ft.cli.breakers import breakers_app
+from prefect_ft.cli.commands import demo, detect, replay
 from prefect_ft.cli.deadletters import deadletters_app
 from prefect_ft.cli.emergency import emergency_clear, emergency_stop
 from prefect_ft.cli.status import status
@@ -268,6 +269,9 @@ app.command(alerts_app)
 app.command(status, name="status")
 app.command(emergency_stop, name="emergency-stop")
 app.command(emergency_clear, name="emergency-clear")
+app.command(detect, name="detect")
+app.command(replay, name="replay")
+app.command(demo, name="demo")
 
 
 def _fail(message: str) -> int:

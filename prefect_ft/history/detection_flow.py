@@ -139,6 +139,9 @@ def emit_alarm(alarm: Alarm) -> None:
         ],
         payload=alarm.to_dict(),
     )
+    from prefect_ft.ops.alerts import alert_on  # deduplicated, rate-limited notification
+
+    alert_on(FAULT_EVENT, first, alarm.to_dict())
 
 
 def _markdown(summary: dict[str, Any], alarms: tuple[Alarm, ...]) -> str:

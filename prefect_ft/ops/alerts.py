@@ -39,8 +39,10 @@ __all__ = [
     "ALERTS_KEY",
     "AUTOMATION_PREFIX",
     "AlertsError",
+    "alert_for",
     "alert_on",
     "apply_alerts",
+    "gate",
     "raise_alert",
     "wanted_automations",
 ]
@@ -105,22 +107,27 @@ def raise_alert(
     return decision
 
 
+def alert_for(event: str, component: str, payload: dict[str, Any]) -> tuple[str, str, str] | None:
+    """`(kind, fingerprint, summary)` for one of our events; None for an event that alerts nobody."""
+    if event == "prefect-ft.fault.detected":
+        pattern, sev = payload.get("pattern", "?"), payload.get("severity", "?")
+        return "fault", f"{pattern}:{sev}", f"{component}: {pattern} fault ({sev})"
+    if event == "prefect-ft.health.changed":
+        level = payload.get("to_level", "?")
+        reasons = "; ".join(str(r) for r in payload.get("reasons", []))
+        return "health", str(level), f"{component}: health {level} ({reasons or 'no reasons'})"
+    if event == "prefect-ft.recovery.failed":
+        strategy = payload.get("strategy", "?")
+        return "recovery-failed", str(strategy), f"{component}: recovery {strategy} failed"
+    return None
+
+
 def alert_on(event: str, component: str, payload: dict[str, Any], *, store: Any = None) -> None:
     """The hook for our emitters: turn one of our events into an alert. Never raises."""
     try:
-        if event == "prefect-ft.fault.detected":
-            pattern, sev = payload.get("pattern", "?"), payload.get("severity", "?")
-            args = ("fault", f"{pattern}:{sev}", f"{component}: {pattern} fault ({sev})")
-        elif event == "prefect-ft.health.changed":
-            level = payload.get("to_level", "?")
-            reasons = "; ".join(payload.get("reasons", []))
-            args = ("health", str(level), f"{component}: health {level} ({reasons})")
-        elif event == "prefect-ft.recovery.failed":
-            strategy = payload.get("strategy", "?")
-            args = ("recovery-failed", str(strategy), f"{component}: recovery {strategy} failed")
-        else:
-            return
-        raise_alert(component, args[0], args[1], args[2], payload, store=store)
+        found = alert_for(event, component, payload)
+        if found is not None:
+            raise_alert(component, *found, payload, store=store)
     except Exception:  # an alert is never worth failing the work that found it
         log.warning("alert for %s on %s not raised", event, component, exc_info=True)
 

@@ -88,6 +88,9 @@ def _send(component: str, before: Level | None, after: Level, reasons: tuple[str
                 "reasons": list(reasons),
             },
         )
+        from prefect_ft.ops.alerts import alert_on  # deduplicated, rate-limited notification
+
+        alert_on(HEALTH_EVENT, component, {"to_level": after.label, "reasons": list(reasons)})
     except Exception:  # an event is never worth a failed caller
         log.debug("emitting %s failed", HEALTH_EVENT, exc_info=True)
 
