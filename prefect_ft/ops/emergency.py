@@ -87,7 +87,12 @@ def _iso(t: float) -> str:
 def current(store: BreakerStore | str | None = None) -> tuple[dict[str, Any] | None, int]:
     """The active stop (None when there is none) and the record's version."""
     v = shared_store(store).read(EMERGENCY_KEY)
-    data = json.loads(v.data) if v.data else None
+    try:
+        data = json.loads(v.data) if v.data else None
+    except ValueError:  # unreadable: a stop must still be possible (it overwrites it)
+        data = None
+    if not isinstance(data, dict):
+        data = None
     return (data if data and data.get("active") else None), v.version
 
 

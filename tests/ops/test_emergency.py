@@ -109,3 +109,15 @@ def test_a_stop_then_clear_then_stop_again_works(url: str) -> None:
     emergency.stop("two", store=url)
     b.refresh()
     assert b.state == "FORCED_OPEN" and emergency.current(url)[0]["reason"] == "two"
+
+
+def test_an_unreadable_emergency_record_does_not_block_a_stop(url: str) -> None:
+    from prefect_ft.stores import shared_store
+
+    b = _b("ipc", url)
+    shared_store(url).cas(emergency.EMERGENCY_KEY, 0, "{torn")
+    with pytest.raises(EmergencyError, match="no emergency stop is active"):
+        emergency.clear(store=url)
+    emergency.stop("after a torn write", store=url)
+    b.refresh()
+    assert b.state == "FORCED_OPEN"
