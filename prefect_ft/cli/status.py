@@ -82,7 +82,7 @@ def _table(data: dict[str, Any]) -> None:
 
     from prefect_ft.ops.emergency import describe
 
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(160, Console().width))  # a pipe gets 80: too narrow
     system = data["system"]["health"]
     title = f"prefect-ft: system [{_STYLE[system]}]{system}[/] (store {data['store']})"
     table = Table(title=title, title_justify="left")

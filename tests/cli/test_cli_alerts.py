@@ -117,6 +117,18 @@ def test_alerts_apply_is_idempotent_and_an_alert_reaches_the_webhook(
     time.sleep(3)  # the duplicate was never emitted: exactly one delivery
     assert sum(component in json.dumps(b) for b in receiver.bodies) == 1
 
+    # an emergency stop is announced through its own automation, never suppressed
+    from prefect_ft.ops import emergency
+
+    reason = unique("drill")
+    emergency.stop(reason, store=store_url, controls=emergency.PrefectControls(), deployments=[])
+    try:
+        stop = receiver.wait_for(reason)
+        assert stop["subject"] == "prefect-ft EMERGENCY: prefect-ft.emergency.shutdown"
+    finally:
+        emergency.clear(store=store_url, controls=emergency.PrefectControls())
+    receiver.wait_for("prefect-ft.emergency.cleared")
+
 
 def test_an_unreachable_webhook_is_one_line_and_applies_nothing(
     api_url: str, store_url: str
