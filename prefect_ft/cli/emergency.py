@@ -81,6 +81,7 @@ def emergency_clear(
     *,
     store: str | None = None,
     store_only: bool = False,
+    force: bool = False,
     json_output: Annotated[bool, Parameter(name="--json", negative="")] = False,
 ) -> int:
     """Undo the active emergency stop: restore each breaker's overlay, resume what it paused.
@@ -88,12 +89,13 @@ def emergency_clear(
     Args:
         store: store URL (default `PREFECT_FT_STORE_URL`, else SQLite under `PREFECT_HOME`).
         store_only: only restore the breakers (the Prefect API is not used).
+        force: clear a stop whose process died while applying it.
         json_output: print what was done as JSON.
     """
     from prefect_ft.ops import emergency
 
     try:
-        out = emergency.clear(store=store, controls=_controls(store_only))
+        out = emergency.clear(store=store, controls=_controls(store_only), force=force)
     except emergency.EmergencyError as exc:
         return _fail(str(exc))
     except (ConfigurationError, StoreUnavailableError) as exc:

@@ -194,16 +194,26 @@ def clear(
     store: BreakerStore | str | None = None,
     controls: Controls | None = None,
     who: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> Outcome:
     """Undo the active stop: put back each breaker's overlay and resume what it paused.
 
+    Args:
+        force: clear a stop that is still being applied (its process died half way: what it
+            recorded is restored, the rest an operator checks by hand).
+
     Raises:
-        EmergencyError: no stop is active (nothing changed).
+        EmergencyError: no stop is active, or it is still being applied (nothing changed).
     """
     s = shared_store(store)
     active, version = current(s)
     if active is None:
         raise EmergencyError("no emergency stop is active; nothing changed")
+    if not active.get("complete") and not force:
+        raise EmergencyError(
+            f"the emergency stop {describe(active)} is still being applied; run emergency-clear "
+            "again when it is done (--force if its process died); nothing changed"
+        )
     out = Outcome(active)
     for name, before in active.get("breakers", {}).items():
         b = CircuitBreaker(name, store=s, refresh_seconds=None)

@@ -121,3 +121,23 @@ def test_an_unreadable_emergency_record_does_not_block_a_stop(url: str) -> None:
     emergency.stop("after a torn write", store=url)
     b.refresh()
     assert b.state == "FORCED_OPEN"
+
+
+def test_clear_waits_for_a_stop_still_being_applied_unless_forced(url: str) -> None:
+    import json
+
+    from prefect_ft.stores import shared_store
+
+    b = _b("ipc", url)
+    store = shared_store(url)
+    half = {"active": True, "id": "x", "by": {"user": "bob", "host": "h"}, "at_iso": "then",
+            "reason": "died", "breakers": {"ipc": None}, "complete": False}  # fmt: skip
+    store.cas(emergency.EMERGENCY_KEY, 0, json.dumps(half))
+    b.force_open()
+    with pytest.raises(EmergencyError, match=r"by bob@h at then .* is still being applied"):
+        emergency.clear(store=url)
+    b.refresh()
+    assert b.state == "FORCED_OPEN"
+    emergency.clear(store=url, force=True)
+    b.refresh()
+    assert b.state == "CLOSED" and emergency.current(url)[0] is None
