@@ -262,6 +262,7 @@ app.command(blocks_app)
 app.command(breakers_app)
 app.command(deadletters_app)
 app.command(status, name="status")
+app.command("prefect_ft.cli.ops:ops_server", name="ops-server")
 
 
 def _fail(message: str) -> int:
