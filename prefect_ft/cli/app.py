@@ -272,6 +272,7 @@ app.command(emergency_clear, name="emergency-clear")
 app.command(detect, name="detect")
 app.command(replay, name="replay")
 app.command(demo, name="demo")
+app.command("prefect_ft.cli.ops:ops_server", name="ops-server")
 
 
 def _fail(message: str) -> int:

@@ -29,7 +29,14 @@ from prefect_ft.core.health import (
 from prefect_ft.ops.view import Notes, breaker_views, bulkhead_views, health_inputs, read_notes
 from prefect_ft.stores import BreakerStore
 
-__all__ = ["HEALTH_EVENT", "SYSTEM", "HealthMonitor", "emit_health_changed"]
+__all__ = [
+    "HEALTH_EVENT",
+    "SYSTEM",
+    "HealthMonitor",
+    "emit_health_changed",
+    "unwatch_transitions",
+    "watch_transitions",
+]
 
 HEALTH_EVENT = "prefect-ft.health.changed"
 SYSTEM = "system"
@@ -104,6 +111,8 @@ class HealthMonitor:
         rules: the edges of the health table.
         emit: `emit(component, before, after, reasons)`; default: a Prefect event.
         alarm_window_s: how long an alarm counts as recent.
+        system: also judge and announce the system level (a process that sees only its own
+            breakers leaves that to the ops server, which sees the fleet).
     """
 
     def __init__(
@@ -114,8 +123,10 @@ class HealthMonitor:
         rules: HealthRules | None = None,
         emit: Emitter | None = None,
         alarm_window_s: float = 900.0,
+        system: bool = True,
     ) -> None:
         self.store = store
+        self.system = system
         self.critical = critical
         self.rules = rules or HealthRules()
         self._emit = emit or emit_health_changed
@@ -141,7 +152,8 @@ class HealthMonitor:
         }
         system = system_health(comps, self.critical)
         levels = {name: h.level for name, h in comps.items()}
-        levels[SYSTEM] = system.level
+        if self.system:
+            levels[SYSTEM] = system.level
         for name, level in levels.items():
             metrics.set_health_level(name, level)
         with self._lock:
@@ -157,3 +169,36 @@ class HealthMonitor:
     def report(self) -> dict[str, Any]:
         """`check()` as JSON-ready data: the body of `GET /health`."""
         return self.check().to_dict()
+
+
+_watcher: HealthMonitor | None = None
+_watch_lock = threading.Lock()
+
+
+def _on_transition(breaker: Any, event: Any) -> None:
+    watcher = _watcher
+    if watcher is not None and not event.remote:  # the process that moved it announces it
+        watcher.check()
+
+
+def watch_transitions(emit: Emitter | None = None) -> HealthMonitor:
+    """Announce component health changes when a breaker of this process makes a transition
+    (idempotent; `prefect_ft.ops.metrics.install` calls it). Returns the monitor."""
+    global _watcher
+    from prefect_ft.breaker import add_global_listener
+
+    with _watch_lock:
+        if _watcher is None:
+            _watcher = HealthMonitor(None, emit=emit, system=False)
+            _watcher.check()  # learn the levels now, so the first transition is a change
+            add_global_listener(_on_transition)
+        return _watcher
+
+
+def unwatch_transitions() -> None:
+    global _watcher
+    from prefect_ft.breaker import remove_global_listener
+
+    with _watch_lock:
+        remove_global_listener(_on_transition)
+        _watcher = None

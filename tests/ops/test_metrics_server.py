@@ -211,3 +211,29 @@ def test_bulkhead_queue_waits_are_counted() -> None:
     assert value(found, "prefect_ft_bulkhead_queue_waits_total", bulkhead="ops-queue") == 1
     got = value(found, "prefect_ft_bulkhead_queue_wait_seconds_total", bulkhead="ops-queue")
     assert 0.03 <= got <= waited + 0.01
+
+
+def test_a_transition_in_this_process_announces_the_component_health(
+    clock: FakeClock, store: InMemoryBreakerStore
+) -> None:
+    from prefect_ft.ops.health import unwatch_transitions, watch_transitions
+
+    seen: list[tuple[Any, ...]] = []
+    unwatch_transitions()
+    watch_transitions(emit=lambda *a: seen.append(a))
+    try:
+        b = CircuitBreaker(
+            "ops-watch", store=store, clock=clock, refresh_seconds=None, failure_threshold=2
+        )
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                b.call(boom)
+        b.reset()
+    finally:
+        unwatch_transitions()
+    mine = [s for s in seen if s[0] == "ops-watch"]
+    assert mine == [
+        ("ops-watch", None, Level.DEGRADED, ("breaker OPEN",)),  # new since the last check
+        ("ops-watch", Level.DEGRADED, Level.HEALTHY, ()),
+    ]
+    assert not [s for s in seen if s[0] == "system"]  # the fleet's level is the ops server's
