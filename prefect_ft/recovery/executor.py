@@ -14,6 +14,7 @@ message; nothing here raises for a component's fault, and nothing waits without 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,7 @@ from prefect_ft.core.recovery import (
     rollback_for,
 )
 from prefect_ft.core.recovery_limits import ValidationTally
-from prefect_ft.exceptions import ConfigurationError, ControlError
+from prefect_ft.exceptions import ConfigurationError, ControlError, StoreUnavailableError
 from prefect_ft.recovery.actions import arun_strategy
 from prefect_ft.recovery.client import connect
 from prefect_ft.recovery.control import one_line
@@ -139,6 +140,7 @@ class _Run:
             interval_seconds=self.options.check_interval_seconds,
             timeout_seconds=self.validation_timeout,
         )
+        why: str | None = None
         while tally.verdict(self.now()) == "pending":
             wait = tally.next_check_at - self.now()
             if wait > 0:
@@ -148,14 +150,16 @@ class _Run:
             try:
                 answer = await asyncio.wait_for(self.client.ahealth(deep=True), left)
                 ok = answer.get("healthy") is True
-                why = None if ok else answer.get("reason")
-            except (ControlError, TimeoutError) as exc:
-                ok, why = False, one_line(exc) if str(exc) else "health check timed out"
-            if why:
-                attempt.error = attempt.error or f"unhealthy: {one_line(str(why))}"
+                why = why if ok else str(answer.get("reason") or "unhealthy")
+            except ControlError as exc:
+                ok, why = False, exc.reason
+            except TimeoutError:
+                ok, why = False, "health check timed out"
             tally.add(ok, self.now())
         attempt.checks = tally.checks
         attempt.validation = tally.verdict(self.now())
+        if attempt.validation != "passed":  # the last reason it gave, for the one-line message
+            attempt.error = f"unhealthy: {one_line(why or 'no healthy answer in time')}"
         return attempt.validation == "passed"
 
     async def attempt(self, decision: Run) -> bool:
@@ -318,15 +322,23 @@ async def arecover(
         report.events.append(name or "prefect-ft.recovery.failed (not sent)")
         return report
     report.breaker_before = run.breaker.state
-    grant = await off_loop(acquire_slot, run.store, component, run.lease_seconds, options.max_total)
-    if not grant.granted:
-        report.breaker_after = run.breaker.state
-        report.seconds = loop.time() - started
-        return report.finish("refused", grant.reason)
+    held = False
     try:
-        await run.loop(strategy, failure_type)
+        grant = await off_loop(
+            acquire_slot, run.store, component, run.lease_seconds, options.max_total
+        )
+        held = grant.granted
+        if held:
+            await run.loop(strategy, failure_type)
+        else:
+            report.finish("refused", grant.reason)
+    except StoreUnavailableError as exc:  # the lease expires by itself if it cannot be freed
+        report.finish("failed", f"breaker store unavailable: {one_line(exc)}")
+        run.emit("failed", "immediate", {"reason": report.message})
     finally:
-        await off_loop(release_slot, run.store, component)
+        if held:
+            with contextlib.suppress(StoreUnavailableError):
+                await off_loop(release_slot, run.store, component)
         run.breaker.refresh()
         report.breaker_after = run.breaker.state
         report.seconds = loop.time() - started
