@@ -48,7 +48,12 @@ class World:
 
     def options(self, **kw) -> RecoveryOptions:
         return RecoveryOptions(
-            store=self.store, sleep=self.sleep, emit=self.emit, rng=FixedRandom(), **kw
+            store=self.store,
+            clock=self.clock,
+            sleep=self.sleep,
+            emit=self.emit,
+            rng=FixedRandom(),
+            **kw,
         )
 
     def spec(self, name: str, component: object, **recovery) -> ComponentSpec:
