@@ -100,6 +100,8 @@ async def test_success_moves_the_breaker_to_half_open(world: World) -> None:
     state = load_state(world.store, "db")
     assert state.stats_for("connection-reset").success_rate == 1.0
     assert "| 1 | immediate | connection-reset | ok | passed (3 checks)" in report.markdown()
+    assert report.stats == [{"strategy": "connection-reset", "attempts": 1, "successes": 1}]
+    assert "| connection-reset | 1 | 1 | 100% |" in report.markdown()
     # the slot is free again
     assert json.loads(world.store.read(SLOTS_KEY).data)["leases"] == []
 
