@@ -173,17 +173,29 @@ class HealthMonitor:
 
 _watcher: HealthMonitor | None = None
 _watch_lock = threading.Lock()
+_moved = threading.Event()
 
 
 def _on_transition(breaker: Any, event: Any) -> None:
-    watcher = _watcher
-    if watcher is not None and not event.remote:  # the process that moved it announces it
-        watcher.check()
+    # the call that moved the breaker only raises a flag: the check (tens of ms with a hundred
+    # breakers) runs on the watcher's thread
+    if not event.remote:  # the process that moved it announces it
+        _moved.set()
+
+
+def _watch_loop(monitor: HealthMonitor) -> None:
+    while _watcher is monitor:
+        if _moved.wait(1.0) and _watcher is monitor:
+            _moved.clear()
+            try:
+                monitor.check()
+            except Exception:
+                log.debug("health check after a transition failed", exc_info=True)
 
 
 def watch_transitions(emit: Emitter | None = None) -> HealthMonitor:
     """Announce component health changes when a breaker of this process makes a transition
-    (idempotent; `prefect_ft.ops.metrics.install` calls it). Returns the monitor."""
+    (idempotent; ft tasks call it once per process). Returns the monitor."""
     global _watcher
     from prefect_ft.breaker import add_global_listener
 
@@ -192,13 +204,18 @@ def watch_transitions(emit: Emitter | None = None) -> HealthMonitor:
             _watcher = HealthMonitor(None, emit=emit, system=False)
             _watcher.check()  # learn the levels now, so the first transition is a change
             add_global_listener(_on_transition)
+            threading.Thread(
+                target=_watch_loop, args=(_watcher,), name="prefect-ft-health-watch", daemon=True
+            ).start()
         return _watcher
 
 
 def unwatch_transitions() -> None:
+    """Stop announcing (the watcher's thread ends within a second)."""
     global _watcher
     from prefect_ft.breaker import remove_global_listener
 
     with _watch_lock:
         remove_global_listener(_on_transition)
         _watcher = None
+        _moved.set()

@@ -43,6 +43,14 @@ def value(found: dict, name: str, **labels: str) -> float:
     return found[(name, tuple(sorted(labels.items())))]
 
 
+def wait_until(done: Any, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def boom() -> None:
     raise ConnectionError("down")
 
@@ -228,7 +236,9 @@ def test_a_transition_in_this_process_announces_the_component_health(
         for _ in range(2):
             with pytest.raises(ConnectionError):
                 b.call(boom)
+        wait_until(lambda: any(s[0] == "ops-watch" for s in seen))
         b.reset()
+        wait_until(lambda: len([s for s in seen if s[0] == "ops-watch"]) == 2)
     finally:
         unwatch_transitions()
     mine = [s for s in seen if s[0] == "ops-watch"]
