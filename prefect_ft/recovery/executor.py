@@ -32,9 +32,12 @@ from prefect_ft.core.recovery import (
 )
 from prefect_ft.core.recovery_limits import ValidationTally
 from prefect_ft.exceptions import ConfigurationError, ControlError, StoreUnavailableError
+from prefect_ft.ops.logs import bind_ids
 from prefect_ft.recovery.actions import arun_strategy
 from prefect_ft.recovery.client import connect
 from prefect_ft.recovery.control import one_line
+from prefect_ft.recovery.events import emit_recovery
+from prefect_ft.recovery.observe import observe_recovery
 from prefect_ft.recovery.options import RecoveryOptions, aload_spec, check_request
 from prefect_ft.recovery.records import acquire_slot, load_state, release_slot, save_state
 from prefect_ft.recovery.report import Attempt, RecoveryReport
@@ -81,6 +84,9 @@ class _Run:
     def emit(self, kind: str, phase: str, payload: dict[str, Any]) -> None:
         name = self.options.emit(kind, self.component, self.report.recovery_id, phase, payload)
         self.report.events.append(name or f"prefect-ft.recovery.{kind} (not sent)")
+        # alerts go out as events too: only when this run's events really go out
+        alert = self.options.emit is emit_recovery
+        observe_recovery(kind, self.component, self.report.recovery_id, self.store, payload, alert)
 
     async def validate(self, attempt: Attempt) -> bool:
         tally = ValidationTally(
@@ -278,7 +284,8 @@ async def arecover(
         )
         held = grant.granted
         if held:
-            await run.loop(strategy, failure_type)
+            with bind_ids(component=component, recovery_id=report.recovery_id):
+                await run.loop(strategy, failure_type)
         else:
             report.finish("refused", grant.reason)
     except StoreUnavailableError as exc:  # the lease expires by itself if it cannot be freed

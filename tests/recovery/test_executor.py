@@ -303,3 +303,25 @@ async def test_a_failed_check_before_k_good_ones_is_no_error(world: World) -> No
     assert report.outcome == "succeeded", report.message
     attempt = report.attempts[0]
     assert (attempt.validation, attempt.checks, attempt.error) == ("passed", 4, None)
+
+
+async def test_recoveries_reach_health_notes_and_metrics(world: World) -> None:
+    from prefect_ft.ops import metrics
+    from prefect_ft.ops.view import read_notes
+
+    def count(outcome: str) -> float:
+        text = metrics.exposition().decode()
+        line = f'prefect_ft_recovery_total{{component="obs",outcome="{outcome}",strategy="connection-reset"}}'
+        found = [ln for ln in text.splitlines() if ln.startswith(line)]
+        return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+    before = count("succeeded")
+    patient = Patient(cures={"reset_connections"})
+    spec = world.spec("obs", patient, action="connection-reset")
+    world.open_breaker(spec)
+    report = await arecover("obs", spec=spec, options=world.options())
+    assert report.outcome == "succeeded", report.message
+    note = read_notes(world.store).recoveries["obs"]
+    assert (note["status"], note["strategy"]) == ("succeeded", "connection-reset")
+    assert note["recovery_id"] == report.recovery_id
+    assert count("succeeded") == before + 1
