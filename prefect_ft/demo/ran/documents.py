@@ -146,7 +146,9 @@ def build_prompt(chunk: dict[str, Any]) -> str:
     return f"# {chunk['title']}\n## {chunk['section']}\n{opening}"
 
 
-def record_from_generation(chunk: dict[str, Any], generated: str, max_words: int = 80) -> dict[str, Any]:  # fmt: skip
+def record_from_generation(
+    chunk: dict[str, Any], generated: str, max_words: int = 80
+) -> dict[str, Any]:
     """The question-answer record for a chunk, from the model's generated text."""
     answer = _WS.sub(" ", generated.replace("#", " ")).strip()
     answer = " ".join(answer.split()[:max_words])

@@ -163,7 +163,9 @@ def _fault(where: str, item: Any) -> Fault:
     if kind not in KINDS:
         raise ValueError(f"{where}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
     if kind == "crash" and comp != "ml-inference":
-        raise ValueError(f"{where}: kind 'crash' crashes the model server: component must be 'ml-inference'")  # fmt: skip
+        raise ValueError(
+            f"{where}: kind 'crash' crashes the model server: component must be 'ml-inference'"
+        )
     extra = set(item) - {"component", "kind", "start", "duration"} - set(KINDS[kind])
     if extra:
         raise ValueError(f"{where}: unknown fields {sorted(extra)} for kind {kind!r}")
@@ -246,11 +248,19 @@ class FaultInjector:
         if f.kind == "error_burst":
             return InjectedFault(f"injected {f.label()}") if rng.random() < p["rate"] else None
         if f.kind == "periodic":
-            return InjectedFault(f"injected {f.label()}") if self._calls[i] % int(p["every"]) == 0 else None  # fmt: skip
+            return (
+                InjectedFault(f"injected {f.label()}")
+                if self._calls[i] % int(p["every"]) == 0
+                else None
+            )
         if f.kind == "latency":
             return float(p["delay"])
         if f.kind == "drop_connections":
-            return ConnectionResetError(f"injected {f.label()}: connection dropped") if rng.random() < p["rate"] else None  # fmt: skip
+            return (
+                ConnectionResetError(f"injected {f.label()}: connection dropped")
+                if rng.random() < p["rate"]
+                else None
+            )
         if f.kind == "memory_leak":
             held = sum(len(b) for b in self._leaked[i])
             step = int(p["mb_per_call"] * 2**20)

@@ -47,8 +47,15 @@ __all__ = ["Runtime", "configure", "ran_pipeline", "run_pipeline"]
 class Runtime:
     """What the steps share in this process: outputs on disk, the model client, faults, progress."""
 
-    def __init__(self, work_dir: str | Path, client: Any = None, *, injector: FaultInjector | None = None,
-                 workers: int = 2, progress: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        work_dir: str | Path,
+        client: Any = None,
+        *,
+        injector: FaultInjector | None = None,
+        workers: int = 2,
+        progress: Any = None,
+    ) -> None:
         self.work_dir = Path(work_dir)
         self.client = client
         self.injector = injector
@@ -167,7 +174,9 @@ def infer(chunk_id: str, max_tokens: int = 48) -> dict[str, Any]:
     return {"chunk_id": chunk_id, "answer_words": len(record["answer"].split())}
 
 
-@ft_task(breaker="quality-validation", name="quality-validation", task_run_name="quality-{chunk_id}")  # fmt: skip
+@ft_task(
+    breaker="quality-validation", name="quality-validation", task_run_name="quality-{chunk_id}"
+)
 def validate(chunk_id: str) -> dict[str, Any]:
     """Check one record; the verdict (accepted, or the failed checks) is the chunk's outcome."""
     rt = runtime()
@@ -179,7 +188,12 @@ def validate(chunk_id: str) -> dict[str, Any]:
         owner = rt.claim_answer(dedup_key(record), chunk_id)
         if owner != chunk_id:
             reasons.append(f"duplicate: same answer as record {owner}")
-    out = {"id": chunk_id, "accepted": not reasons, "reasons": reasons, "grounding": verdict.grounding}  # fmt: skip
+    out = {
+        "id": chunk_id,
+        "accepted": not reasons,
+        "reasons": reasons,
+        "grounding": verdict.grounding,
+    }
     rt.write("verdicts", chunk_id, out)
     rt.tell("quality-validation", chunk_id, "accepted" if not reasons else "rejected")
     return out
@@ -201,10 +215,22 @@ def _wait(futures: list[Any]) -> None:
 
 def _pass(rt: Runtime, docs: dict[str, str], max_words: int, max_tokens: int) -> None:
     """Run every step whose input exists and whose output does not (one wave each)."""
-    _wait([process_document.submit(d, p, max_words) for d, p in docs.items() if rt.read("docs", d) is None])  # fmt: skip
+    _wait(
+        [
+            process_document.submit(d, p, max_words)
+            for d, p in docs.items()
+            if rt.read("docs", d) is None
+        ]
+    )
     chunks = [c["chunk_id"] for d in docs for c in (rt.read("docs", d) or {}).get("chunks", [])]
     _wait([infer.submit(c, max_tokens) for c in chunks if rt.read("records", c) is None])
-    _wait([validate.submit(c) for c in chunks if rt.read("records", c) is not None and rt.read("verdicts", c) is None])  # fmt: skip
+    _wait(
+        [
+            validate.submit(c)
+            for c in chunks
+            if rt.read("records", c) is not None and rt.read("verdicts", c) is None
+        ]
+    )
 
 
 def _account(rt: Runtime, docs: dict[str, str]) -> dict[str, Any]:
@@ -225,7 +251,10 @@ def _account(rt: Runtime, docs: dict[str, str]) -> dict[str, Any]:
 
 def _write_dataset(rt: Runtime, docs: dict[str, str]) -> None:
     """`dataset.jsonl`: the accepted records; `rejected.jsonl`: the others, with the reasons."""
-    with open(rt.work_dir / "dataset.jsonl", "w") as good, open(rt.work_dir / "rejected.jsonl", "w") as bad:  # fmt: skip
+    with (
+        open(rt.work_dir / "dataset.jsonl", "w") as good,
+        open(rt.work_dir / "rejected.jsonl", "w") as bad,
+    ):
         for d in docs:
             for c in (rt.read("docs", d) or {}).get("chunks", []):
                 verdict = rt.read("verdicts", c["chunk_id"])
@@ -244,14 +273,24 @@ def _dead_letters(flow_run_id: str | None) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for comp in COMPONENTS:
         mine = [i for i in DeadLetterQueue(comp).all_items() if i.flow_run_id == flow_run_id]
-        out[comp] = {"dead_lettered": len(mine), "replayed": sum(i.status == "done" for i in mine),
-                     "superseded": sum(i.status == "superseded" for i in mine)}  # fmt: skip
+        out[comp] = {
+            "dead_lettered": len(mine),
+            "replayed": sum(i.status == "done" for i in mine),
+            "superseded": sum(i.status == "superseded" for i in mine),
+        }
     return out
 
 
-def run_pipeline(corpus_dir: str | None, work_dir: str, *, max_docs: int | None = None,
-                 max_words: int = 120, max_tokens: int = 48, deadline_seconds: float = 240.0,
-                 flow_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+def run_pipeline(
+    corpus_dir: str | None,
+    work_dir: str,
+    *,
+    max_docs: int | None = None,
+    max_words: int = 120,
+    max_tokens: int = 48,
+    deadline_seconds: float = 240.0,
+    flow_run_id: str | None = None,
+) -> dict[str, Any]:
     """The flow's body (the runtime must be configured); returns the accounting summary."""
     from prefect_ft import replay
 
@@ -264,7 +303,10 @@ def run_pipeline(corpus_dir: str | None, work_dir: str, *, max_docs: int | None 
     paths = paths[:max_docs] if max_docs else paths
     docs = {p.stem: str(p) for p in paths}
     if not docs:
-        return {"error": f"the corpus {corpus_dir or 'bundled'!r} has no *.md documents", **_account(rt, {})}  # fmt: skip
+        return {
+            "error": f"the corpus {corpus_dir or 'bundled'!r} has no *.md documents",
+            **_account(rt, {}),
+        }
     _pass(rt, docs, max_words, max_tokens)
     rounds, replays = 0, []
     while True:
@@ -311,9 +353,15 @@ def ran_pipeline(
 
         configure(Runtime(work_dir, ModelClient(model_url)))
     try:
-        return run_pipeline(corpus_dir, work_dir, max_docs=max_docs, max_words=max_words,
-                            max_tokens=max_tokens, deadline_seconds=deadline_seconds,
-                            flow_run_id=flow_run.get_id())  # fmt: skip
+        return run_pipeline(
+            corpus_dir,
+            work_dir,
+            max_docs=max_docs,
+            max_words=max_words,
+            max_tokens=max_tokens,
+            deadline_seconds=deadline_seconds,
+            flow_run_id=flow_run.get_id(),
+        )
     finally:
         if own:
             runtime().close()

@@ -155,5 +155,7 @@ def validate_record(
             reasons.append(f"duplicate: same answer as record {other}")
     score = grounding(record["answer"], record["source"])
     if score < cfg.min_grounding:
-        reasons.append(f"grounding: {score:.0%} of the answer's words are in the chunk, need {cfg.min_grounding:.0%}")  # fmt: skip
+        reasons.append(
+            f"grounding: {score:.0%} of the answer's words are in the chunk, need {cfg.min_grounding:.0%}"
+        )
     return Verdict(not reasons, tuple(reasons), round(score, 3))
