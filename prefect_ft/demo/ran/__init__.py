@@ -1,5 +1,5 @@
-"""The RAN LLM pipeline that `make demo` runs: corpus, chunking, model calls, quality, faults.
+"""The RAN LLM pipeline of the demo (issue 11): corpus, model, model server, IPC pool, pipeline.
 
-`prefect_ft.demo.ran.pipeline` is the flow; the other modules are its parts. Nothing outside
-`prefect_ft.demo` and `flows/` may import this package.
+`prefect_ft.demo.ran.pipeline` is the flow and `prefect_ft.demo.ran.demo` is `make demo`; the
+other modules are their parts. Nothing outside `prefect_ft.demo` and `flows/` may import this.
 """
