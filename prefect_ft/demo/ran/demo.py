@@ -159,7 +159,7 @@ class _ModelServer:
 
     def crash(self) -> None:
         if self.proc is not None:
-            self.proc.stop()
+            self.proc.kill()  # SIGKILL: a crash, no cleanup
             self.proc = None
 
     def restore(self) -> None:
@@ -167,7 +167,9 @@ class _ModelServer:
             self.proc = self._start(self.model_dir, port=self.port)
 
     def stop(self) -> None:
-        self.crash()
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
 
 
 def _detect(t_start: float) -> list[dict[str, Any]]:
@@ -235,9 +237,12 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
         from prefect_ft.demo.ran import pipeline, report
         from prefect_ft.demo.ran.ipc import ModelClient
         from prefect_ft.demo.ran.model import ensure_model
+        from prefect_ft.demo.ran.train import TrainBudget
 
         _apply_blocks(say)
-        model_dir = ensure_model(home / "model", texts)
+        budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
+        model_dir = ensure_model(args.model_home, texts, budget)
+        say(f"model {model_dir}")
         server = _ModelServer(model_dir)
         transitions: list[dict[str, Any]] = []
         add_global_listener(
@@ -257,15 +262,25 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             )
             injector = FaultInjector(schedule, on_crash=server.crash, on_restore=server.restore)
             with Progress(transient=False) as bar:
-                ids = {
-                    s: bar.add_task(s, total=None)
-                    for s in ("doc-processing", "ml-inference", "quality-validation")
-                }
+                steps = ("doc-processing", "ml-inference", "quality-validation")
+                ids = {s: bar.add_task(s, total=None) for s in steps}
+                n_docs = len(
+                    corpus_paths(args.corpus)[: args.docs]
+                    if args.docs
+                    else corpus_paths(args.corpus)
+                )
+                bar.update(ids["doc-processing"], total=n_docs)
+                chunks = [0]
+
+                def progress(step: str, _item: str, outcome: str) -> None:
+                    if outcome.startswith("chunks="):  # now the later steps know their totals
+                        chunks[0] += int(outcome[7:])
+                        bar.update(ids["ml-inference"], total=chunks[0])
+                        bar.update(ids["quality-validation"], total=chunks[0])
+                    bar.advance(ids[step])
+
                 rt = pipeline.Runtime(
-                    work,
-                    ModelClient(server.url),
-                    injector=injector,
-                    progress=lambda step, _i, _o: bar.advance(ids[step]),
+                    work, ModelClient(server.url), injector=injector, progress=progress
                 )
                 pipeline.configure(rt)
                 t_start = time.time()
@@ -307,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--home", help="working directory (default: a temporary one, removed after)"
     )
+    parser.add_argument(
+        "--model-home",
+        default=os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect")),
+        help="where the model is kept between runs (default: your PREFECT_HOME)",
+    )
+    parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
     parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
     parser.add_argument("--loopback", action="store_true", help="the older loopback breaker demo")
     args = parser.parse_args(argv)
@@ -326,12 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the demo prints its own lines
     os.environ.setdefault("PREFECT_FT_DEADLETTER_KEY", f"demo-{os.getpid()}-{time.time_ns()}")
     with contextlib.ExitStack() as stack:
         if args.home is None:
             args.home = stack.enter_context(tempfile.TemporaryDirectory(prefix="prefect-ft-demo-"))
         home = Path(args.home)
+        home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home)
         os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{home}/prefect-ft.db"
         rep = run(args, say)

@@ -137,7 +137,9 @@ def process_document(doc_id: str, path: str, max_words: int = 120) -> dict[str, 
     except DocumentError as exc:
         out = {"doc_id": doc_id, "chunks": [], "error": str(exc)}
     rt.write("docs", doc_id, out)
-    rt.tell("doc-processing", doc_id, "refused" if "error" in out else "ok")
+    rt.tell(
+        "doc-processing", doc_id, "refused" if "error" in out else f"chunks={len(out['chunks'])}"
+    )
     return {"doc_id": doc_id, "chunks": len(out["chunks"]), "error": out.get("error")}
 
 

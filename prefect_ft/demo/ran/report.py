@@ -39,23 +39,42 @@ def score_alarms(
     return out
 
 
+def _open_spans(
+    transitions: list[dict[str, Any]], breaker: str, until: float
+) -> list[tuple[float, float]]:
+    """The times `breaker` was OPEN or HALF_OPEN: [(from, to)], the last one to `until`."""
+    spans, since = [], None
+    for t in sorted((t for t in transitions if t["breaker"] == breaker), key=lambda t: t["at"]):
+        if t["to"] in ("OPEN", "HALF_OPEN") and since is None:
+            since = t["at"]
+        elif t["to"] not in ("OPEN", "HALF_OPEN") and since is not None:
+            spans.append((since, t["at"]))
+            since = None
+    if since is not None:
+        spans.append((since, until))
+    return spans
+
+
 def time_to_recover(
     faults: list[dict[str, Any]], transitions: list[dict[str, Any]]
 ) -> list[float | None]:
-    """Per fault, seconds from its end until its component's breaker closed again (see module)."""
+    """Per fault, seconds from its end until its component's breaker let traffic through again.
+
+    Counted for a fault during which the breaker was open: until the breaker left OPEN/HALF_OPEN
+    (to RECOVERY, its ramp, or CLOSED). None when the breaker was not open during the fault, or
+    was still open at the end.
+    """
     out: list[float | None] = []
     for f in faults:
         start, end = f.get("start"), f.get("end")
-        mine = [t for t in transitions if t["breaker"] == f["component"]]
-        if (
-            start is None
-            or end is None
-            or not any(t["at"] >= start and t["to"] == "OPEN" for t in mine)
-        ):
+        if start is None or end is None:
             out.append(None)
             continue
-        closed = [t["at"] for t in mine if t["at"] >= end and t["to"] == "CLOSED"]
-        out.append(round(min(closed) - end, 2) if closed else None)
+        spans = _open_spans(transitions, f["component"], float("inf"))
+        hit = [(a, b) for a, b in spans if a <= end and b >= start]
+        out.append(
+            round(max(0.0, hit[-1][1] - end), 2) if hit and hit[-1][1] != float("inf") else None
+        )
     return out
 
 
