@@ -356,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home)
         os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{home}/prefect-ft.db"
-        rep = run(args, say)
+        try:
+            rep = run(args, say)
+        except (OSError, RuntimeError, ValueError) as exc:
+            # a server that never starts, a model that cannot be built, an unreadable corpus:
+            # one clear line (everything started was stopped on the way out)
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
     say(f"done in {time.monotonic() - t0:.0f}s")
     return 0 if rep["in_equals_out"] else 1
