@@ -137,3 +137,23 @@ def test_faults_trip_breakers_dead_letters_are_replayed_and_nothing_is_lost(tmp_
     assert dl["dead_lettered"] >= 1 and dl["replayed"] + dl["superseded"] == dl["dead_lettered"], (
         out
     )
+
+
+def test_deployable_entrypoint_loads_with_the_same_parameters() -> None:
+    from pathlib import Path
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    from prefect_ft.demo.ran.pipeline import ran_pipeline
+
+    root = Path(__file__).resolve().parents[2]
+    loaded = load_flow_from_entrypoint(str(root / "flows" / "ran_pipeline.py") + ":ran_pipeline")
+    assert loaded.name == "ran-pipeline"
+    assert set(loaded.parameters.properties) == set(ran_pipeline.parameters.properties)
+
+
+def test_without_a_runtime_the_model_url_is_required(tmp_path) -> None:
+    from prefect_ft.demo.ran import pipeline
+
+    with pytest.raises(ValueError, match="model_url is required"):
+        pipeline.flow_body(None, str(tmp_path), None, 1, 120, 48, 5.0)

@@ -41,7 +41,7 @@ from prefect_ft.demo.ran.documents import (
 from prefect_ft.demo.ran.faults import COMPONENTS, FaultInjector
 from prefect_ft.demo.ran.quality import dedup_key, validate_record
 
-__all__ = ["Runtime", "configure", "ran_pipeline", "run_pipeline"]
+__all__ = ["Runtime", "configure", "flow_body", "ran_pipeline", "run_pipeline"]
 
 
 class Runtime:
@@ -334,24 +334,25 @@ def run_pipeline(
     return acc
 
 
-@flow(name="ran-pipeline", log_prints=True)
-def ran_pipeline(
-    corpus_dir: str | None = None,
-    work_dir: str = "ran-output",
-    model_url: str | None = None,
-    max_docs: int | None = None,
-    max_words: int = 120,
-    max_tokens: int = 48,
-    deadline_seconds: float = 240.0,
+def flow_body(
+    corpus_dir: str | None,
+    work_dir: str,
+    model_url: str | None,
+    max_docs: int | None,
+    max_words: int,
+    max_tokens: int,
+    deadline_seconds: float,
 ) -> dict[str, Any]:
-    """Turn the RAN corpus into a checked question-answer dataset; see the module docstring."""
+    """What the `ran-pipeline` flow does (here and in `flows/ran_pipeline.py`)."""
     from prefect.runtime import flow_run
 
     own = _runtime is None
     if own:
         if not model_url:
-            raise ValueError("model_url is required when no runtime is configured")
-        from prefect_ft.demo.ran.ipc import ModelClient  # the model package (ft-ran-model)
+            raise ValueError(
+                "model_url is required when no runtime is configured (the model server's URL)"
+            )
+        from prefect_ft.demo.ran.ipc import ModelClient
 
         configure(Runtime(work_dir, ModelClient(model_url)))
     try:
@@ -368,3 +369,19 @@ def ran_pipeline(
         if own:
             runtime().close()
             configure(None)
+
+
+@flow(name="ran-pipeline", log_prints=True)
+def ran_pipeline(
+    corpus_dir: str | None = None,
+    work_dir: str = "ran-output",
+    model_url: str | None = None,
+    max_docs: int | None = None,
+    max_words: int = 120,
+    max_tokens: int = 48,
+    deadline_seconds: float = 240.0,
+) -> dict[str, Any]:
+    """Turn the RAN corpus into a checked question-answer dataset; see the module docstring."""
+    return flow_body(
+        corpus_dir, work_dir, model_url, max_docs, max_words, max_tokens, deadline_seconds
+    )
