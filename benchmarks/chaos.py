@@ -12,8 +12,9 @@ Setups, alternated per seed:
 - (b) `pybreaker`: the same task and retries, the call through `pybreaker.CircuitBreaker(
   fail_max=8, reset_timeout=2)`;
 - (c) `prefect-ft`: `ft_task` with the same retries and the `ipc` preset (8 failures, open 2 s
-  here instead of 5 s, recovery ramp 1 s); refused items are dead-lettered and `replay()`ed
-  once the breaker closes.
+  here instead of 5 s, recovery ramp 1 s); refused items are dead-lettered and a thread runs
+  `replay()` in a loop while the flow runs (what the `replay-dead-letters` deployment does on
+  `prefect-ft.breaker.closed`), and once more after it.
 
 Printed per run: goodput (items completed per minute of wall time), calls that reached the
 dependency while it was down, items lost (not completed at the end), seconds from the fault's
@@ -137,11 +138,29 @@ def run_one(setup: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         return [f.state for f in futures]
 
     items = list(range(args.items))
-    pipeline(items)
+    stop = threading.Event()
+    replayer = None
     if setup == "prefect-ft":
         from prefect_ft import replay
 
-        replay(name, wait_seconds=30, functions={f"{__name__}:call_dependency": call_dependency})
+        fns = {f"{__name__}:call_dependency": call_dependency}
+
+        def replay_loop() -> None:
+            # what the replay-dead-letters deployment does on `prefect-ft.breaker.closed`: drain
+            # the queue as soon as the breaker admits calls again, while the flow still runs
+            while not stop.is_set():
+                replay(name, wait_seconds=0.5, functions=fns)
+                stop.wait(0.25)
+            replay(name, wait_seconds=30, functions=fns)
+
+        replayer = threading.Thread(target=replay_loop, daemon=True)
+        replayer.start()
+    try:
+        pipeline(items)
+    finally:
+        stop.set()
+        if replayer is not None:
+            replayer.join()
     # an item is completed when a call for it succeeded (the task returns right after)
     done = {item for _, ok, item in dep.calls if ok}
     wall = dep.now()  # the flow and, for prefect-ft, the replay

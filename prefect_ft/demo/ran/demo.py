@@ -13,21 +13,17 @@ import argparse
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
+from prefect_ft.demo.ran.servers import ModelServer, prefect_server
 
-__all__ = ["DEFAULT_SCHEDULE", "main", "prefect_server"]
+__all__ = ["DEFAULT_SCHEDULE", "main"]
 
 # seconds after the pipeline starts; the run itself takes about a minute on 2 cores
 DEFAULT_SCHEDULE: dict[str, Any] = {
@@ -69,73 +65,6 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
 REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def prefect_server(home: Path, timeout: float = 180.0) -> Iterator[str]:
-    """A `prefect server start` (API and UI) on loopback; yields the UI address; stops it after."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_UI_API_URL": f"{url}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": f"{url}/api",
-    }
-    log = open(home / "server.log", "w")  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"the Prefect server exited with {proc.returncode}; see {home / 'server.log'}"
-                )
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f}s")
-            time.sleep(0.3)
-        os.environ["PREFECT_API_URL"] = f"{url}/api"
-        yield url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and the processes it started
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-
-
 def _apply_blocks(say: Any) -> None:
     if not REPO_BLOCKS.is_dir():
         say("no blocks/ directory next to the package: the built-in presets apply")
@@ -144,32 +73,6 @@ def _apply_blocks(say: Any) -> None:
 
     n = apply_documents(load_documents(REPO_BLOCKS), echo=lambda _m: None)
     say(f"block presets applied from {REPO_BLOCKS} ({n} documents written)")
-
-
-class _ModelServer:
-    """The model server, restartable on the same port (the crash fault stops and restores it)."""
-
-    def __init__(self, model_dir: Path) -> None:
-        from prefect_ft.demo.ran.model_server import start_model_server
-
-        self._start, self.model_dir = start_model_server, model_dir
-        self.proc = start_model_server(model_dir, port=0)
-        self.url = self.proc.url
-        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
-
-    def crash(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()  # SIGKILL: a crash, no cleanup
-            self.proc = None
-
-    def restore(self) -> None:
-        if self.proc is None:
-            self.proc = self._start(self.model_dir, port=self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
 
 
 def _detect(t_start: float) -> list[dict[str, Any]]:
@@ -243,7 +146,7 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
         budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
         model_dir = ensure_model(args.model_home, texts, budget)
         say(f"model {model_dir}")
-        server = _ModelServer(model_dir)
+        server = ModelServer(model_dir)
         transitions: list[dict[str, Any]] = []
         add_global_listener(
             lambda b, e: transitions.append(
