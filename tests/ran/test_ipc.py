@@ -106,3 +106,11 @@ def test_bad_client_settings_name_the_field() -> None:
         ModelClient("http://127.0.0.1:1", pool_size=0)
     with pytest.raises(ValueError, match="url"):
         ModelClient("127.0.0.1:1")
+
+
+def test_async_pool_survives_successive_event_loops(served) -> None:  # noqa: F811
+    """Prefect runs async tasks on more than one loop; a pool from a closed loop is never reused."""
+    client = ModelClient(served.url)
+    for i in range(4):
+        assert asyncio.run(client.agenerate(f"Loop {i}", 1)) is not None
+    client.close()

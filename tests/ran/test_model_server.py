@@ -76,13 +76,24 @@ def test_reload_rolls_back_from_a_corrupt_version(served, model_root: Path) -> N
         shutil.rmtree(bad)
 
 
-def test_crash_fault_really_ends_the_process(model_root: Path) -> None:  # noqa: F811
+def test_crash_fault_really_ends_the_process_and_respawn_keeps_the_url(model_root: Path) -> None:  # noqa: F811
+    from prefect_ft.demo.ran.ipc import ModelClient, ModelServerUnavailable
+
     with start_model_server(model_root / "v1") as server:
+        client = ModelClient(server.url, timeout=10)
+        assert client.generate("CA", 1) is not None
+        first_pid, url = server.pid, server.url
         assert httpx.post(server.url + "/faults", json={"kind": "crash"}).json()["ok"]
         server.proc.wait(timeout=10)
         assert server.proc.returncode == 70
-        with pytest.raises(httpx.ConnectError):
-            httpx.post(server.url + "/generate", json={"prompt": "x"})
+        with pytest.raises(ModelServerUnavailable):
+            client.generate("CA", 1)
+        server.respawn()
+        assert server.url == url and server.pid != first_pid
+        assert pid_gone(first_pid)
+        client.reset()
+        assert client.generate("CA", 1) is not None
+        client.close()
     assert pid_gone(server.pid)
 
 

@@ -26,7 +26,7 @@ def test_reload_swaps_to_a_good_version_and_rolls_back_on_request(root: Path) ->
     service = ModelService(root / "v1")
     copy_version(root / "v1", root, "v2")
     out = service.reload({})
-    assert out == {"ok": True, "version": "v2", "previous": "v1"}
+    assert out == {"ok": True, "version": "v2", "previous_version": "v1"}
     assert service.generate("Handover", 3)
     back = service.reload({"rollback": True})
     assert back["ok"] and back["version"] == "v1"
@@ -50,7 +50,7 @@ def test_rollback_without_a_previous_version_says_so(root: Path) -> None:
 
 def test_restart_drains_in_flight_requests_first(root: Path) -> None:
     service = ModelService(root / "v1")
-    service.faults.set({"kind": "latency", "delay": 0.6})
+    service.faults.set({"kind": "latency", "delay": 1.5})
     results: list[str] = []
     slow = threading.Thread(target=lambda: results.append(service.generate("DRX", 2)))
     slow.start()
@@ -72,6 +72,14 @@ def test_restart_drains_in_flight_requests_first(root: Path) -> None:
     assert restarted[0]["ok"] is True and restarted[0]["drained_in_s"] > 0.2
     assert service.faults.active_kinds() == []  # a restart clears the injected state
     assert service.generate("DRX", 1) is not None
+
+
+def test_restart_with_damaged_files_keeps_serving(root: Path) -> None:
+    service = ModelService(root / "v1")
+    (root / "v1" / "model.safetensors").write_bytes(b"")
+    out = service.restart({"drain": True})
+    assert out["ok"] is False and "still serving the model loaded before" in out["reason"]
+    assert service.generate("CA", 1) is not None and service.draining is False
 
 
 def test_restart_that_cannot_drain_times_out_with_a_reason(root: Path) -> None:
@@ -109,7 +117,7 @@ def test_memory_budget_is_enforced_by_the_server(root: Path) -> None:
 def test_concurrency_limit_refuses_after_a_bounded_wait(root: Path) -> None:
     service = ModelService(root / "v1", admission_wait_s=0.1)
     service.set_resources({"concurrency": 1})
-    service.faults.set({"kind": "latency", "delay": 0.8})
+    service.faults.set({"kind": "latency", "delay": 2.0})
     worker = threading.Thread(target=lambda: service.generate("CA", 1))
     worker.start()
     while service.in_flight == 0:

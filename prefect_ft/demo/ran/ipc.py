@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import Any
 
 import httpx
@@ -81,7 +82,9 @@ class ModelClient:
         self._limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
         self._lock = threading.Lock()
         self._sync: httpx.Client | None = None
-        self._async: dict[int, httpx.AsyncClient] = {}  # one pool per event loop
+        # one pool per event loop (an async pool is bound to its loop); keyed weakly by the loop
+        # object, since a new loop can reuse a dead one's id()
+        self._async: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = weakref.WeakKeyDictionary()
         self.resets = 0
 
     # -- pools -----------------------------------------------------------------------------------
@@ -95,7 +98,7 @@ class ModelClient:
             return self._sync
 
     def _aclient(self) -> httpx.AsyncClient:
-        loop = id(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
         with self._lock:
             client = self._async.get(loop)
             if client is None:
@@ -109,7 +112,8 @@ class ModelClient:
         """Drop every pooled connection; the next call opens fresh ones."""
         with self._lock:
             old, self._sync = self._sync, None
-            stale, self._async = list(self._async.values()), {}
+            stale = list(self._async.values())
+            self._async = weakref.WeakKeyDictionary()
             self.resets += 1
         if old is not None:
             old.close()

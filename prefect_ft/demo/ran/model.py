@@ -83,12 +83,19 @@ def load_model(path: str | os.PathLike[str]):
 
 
 def generate(model, tokenizer, prompt: str, max_tokens: int) -> Generation:
-    """Greedy generation (deterministic); counts the tokens actually produced."""
-    import mlx_lm
+    """Greedy generation (deterministic); counts the tokens actually produced.
 
+    A repetition penalty keeps a model this small from looping on one word ("the the the").
+    """
+    import mlx_lm
+    from mlx_lm.sample_utils import make_logits_processors
+
+    processors = make_logits_processors(repetition_penalty=1.3, repetition_context_size=32)
     parts: list[str] = []
     tokens = 0
-    for response in mlx_lm.stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
+    for response in mlx_lm.stream_generate(
+        model, tokenizer, prompt, max_tokens=max_tokens, logits_processors=processors
+    ):
         parts.append(response.text)
         tokens = response.generation_tokens
     return Generation("".join(parts), tokens)

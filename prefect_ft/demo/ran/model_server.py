@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -172,21 +173,27 @@ def main(argv: list[str] | None = None) -> None:
 
 
 class ModelServerProcess:
-    """A running model server child process. `.url`, `.pid`, `.stop()`, `.kill()`; a context manager.
+    """A running model server child process: `.url`, `.pid`, `.alive`, a context manager.
 
-    `stop()` asks politely (SIGTERM), then kills; `kill()` is a crash (SIGKILL, no cleanup).
+    `stop()` asks politely (SIGTERM), then kills, and removes the log directory; `kill()` is a
+    crash (SIGKILL, no cleanup; the log stays readable); `respawn()` starts a fresh process on the
+    same port, so clients keep their URL (what a supervisor does after a crash).
     """
 
-    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, tmp: Path) -> None:
-        self.proc, self.url, self.log_path, self._tmp = proc, url, log_path, tmp
+    def __init__(self, model_dir: Path, port: int, settings: dict[str, Any], tmp: Path) -> None:
+        self.model_dir, self.port, self._settings, self._tmp = model_dir, port, settings, tmp
+        self.log_path = tmp / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
 
     @property
     def pid(self) -> int:
+        assert self.proc is not None
         return self.proc.pid
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -195,19 +202,58 @@ class ModelServerProcess:
             return ""
         return " | ".join(t for t in text.strip().splitlines()[-lines:] if t.strip())
 
+    def _spawn(self, timeout: float) -> None:
+        ready = self._tmp / "ready"
+        ready.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "prefect_ft.demo.ran.model_server"]
+        cmd += ["--model-dir", str(self.model_dir), "--port", str(self.port)]
+        cmd += ["--ready-file", str(ready), "--concurrency", str(self._settings["concurrency"])]
+        if self._settings["memory_mb"] is not None:
+            cmd += ["--memory-mb", str(self._settings["memory_mb"])]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # no downloads
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready.exists():
+                self.url = ready.read_text().strip()
+                self.port = int(self.url.rsplit(":", 1)[1])  # a respawn reuses this port
+                return
+            if self.proc.poll() is not None:
+                raise ModelServerStartError(
+                    f"model server for {self.model_dir} exited with code {self.proc.returncode} "
+                    f"before it was ready: {self.log_tail() or 'no output'}"
+                )
+            time.sleep(0.05)
+        self.kill()
+        raise ModelServerStartError(
+            f"model server for {self.model_dir} was not ready within {timeout:g}s and was "
+            f"killed: {self.log_tail() or 'no output'}"
+        )
+
+    def respawn(self, model_dir: str | os.PathLike[str] | None = None) -> ModelServerProcess:
+        """A fresh process (same port and settings), after killing the old one if it lives."""
+        self.kill()
+        if model_dir is not None:
+            self.model_dir = Path(model_dir)
+        self._spawn(self._settings["timeout"])
+        return self
+
     def kill(self) -> None:
-        if self.alive:
-            self.proc.kill()
-        self.proc.wait()
+        if self.proc is not None:
+            if self.alive:
+                self.proc.kill()
+            self.proc.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.alive:
+        if self.proc is not None and self.alive:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        self.proc.wait()
+        self.kill()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> ModelServerProcess:
         return self
@@ -216,7 +262,8 @@ class ModelServerProcess:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"ModelServerProcess(pid={self.pid}, url={self.url!r}, alive={self.alive})"
+        pid = self.proc.pid if self.proc else None
+        return f"ModelServerProcess(pid={pid}, url={self.url!r}, alive={self.alive})"
 
 
 def start_model_server(
@@ -233,32 +280,17 @@ def start_model_server(
     A server that exits early or is not ready within `timeout` seconds is killed and a
     ModelServerStartError carries its last log lines.
     """
+    if not 0 < timeout <= 3600:
+        raise ValueError(f"timeout: must be seconds in (0, 3600] (got {timeout!r})")
     tmp = Path(tempfile.mkdtemp(prefix="ran-model-server-", dir=log_dir))
-    ready, log_path = tmp / "ready", tmp / "server.log"
-    cmd = [sys.executable, "-m", "prefect_ft.demo.ran.model_server", "--model-dir", str(model_dir)]
-    cmd += ["--port", str(port), "--ready-file", str(ready), "--concurrency", str(concurrency)]
-    if memory_mb is not None:
-        cmd += ["--memory-mb", str(memory_mb)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # nothing downloads
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    handle = ModelServerProcess(proc, "", log_path, tmp)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready.exists():
-            handle.url = ready.read_text().strip()
-            return handle
-        if proc.poll() is not None:
-            raise ModelServerStartError(
-                f"model server for {model_dir} exited with code {proc.returncode} before it "
-                f"was ready: {handle.log_tail() or 'no output'}"
-            )
-        time.sleep(0.05)
-    handle.kill()
-    raise ModelServerStartError(
-        f"model server for {model_dir} was not ready within {timeout:g}s and was killed: "
-        f"{handle.log_tail() or 'no output'}"
-    )
+    settings = {"timeout": timeout, "memory_mb": memory_mb, "concurrency": concurrency}
+    handle = ModelServerProcess(Path(model_dir), port, settings, tmp)
+    try:
+        handle._spawn(timeout)
+    except BaseException:
+        handle.stop()  # no process and no temp directory left behind (the error has the log)
+        raise
+    return handle
 
 
 if __name__ == "__main__":

@@ -202,7 +202,8 @@ class ModelService:
             self._loaded = fresh
             self.previous = old.path if old.path != fresh.path else self.previous
         self.faults.clear("error_burst")  # a fresh model no longer has the injected errors
-        return {"ok": True, "version": self.version, "previous": old.path.name}
+        # `previous_version` is what the recovery executor rolls back to (recovery/actions.py)
+        return {"ok": True, "version": self.version, "previous_version": old.path.name}
 
     def restart(self, body: dict[str, Any]) -> dict[str, Any]:
         timeout = float(body.get("drain_timeout", 30.0))
@@ -216,7 +217,14 @@ class ModelService:
                     "ok": False,
                     "reason": f"drain timed out after {timeout:g}s with {self.in_flight} in flight",
                 }
-            fresh = self._load(self._loaded.path)
+            try:
+                fresh = self._load(self._loaded.path)
+            except Exception as exc:  # the files changed under us: keep serving what we have
+                return {
+                    "ok": False,
+                    "reason": f"restart could not reload {self.version} ({exc}); "
+                    "still serving the model loaded before",
+                }
             with self._gen_lock:
                 self._loaded = fresh
             self.faults.clear()  # a restarted process has no leak and no injected state
