@@ -87,26 +87,23 @@ def prefect_server(home: Path, timeout: float = 180.0) -> Iterator[str]:
 
 
 class ModelServer:
-    """The model server, restartable on the same port (the crash fault stops and restores it)."""
+    """The model server; the crash fault kills it and restores it on the same port (`respawn`)."""
 
     def __init__(self, model_dir: Path) -> None:
         from prefect_ft.demo.ran.model_server import start_model_server
 
-        self._start, self.model_dir = start_model_server, model_dir
         self.proc = start_model_server(model_dir, port=0)
         self.url = self.proc.url
-        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        self.down = False
 
     def crash(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()  # SIGKILL: a crash, no cleanup
-            self.proc = None
+        self.proc.kill()  # SIGKILL: a crash, no cleanup
+        self.down = True
 
     def restore(self) -> None:
-        if self.proc is None:
-            self.proc = self._start(self.model_dir, port=self.port)
+        if self.down:
+            self.proc.respawn()  # same port: the clients keep their URL
+            self.down = False
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
+        self.proc.stop()  # also removes its log directory
