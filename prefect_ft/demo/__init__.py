@@ -1,1 +1,1 @@
-"""What `make demo` runs: `loopback` (a breaker in front of a loopback server), then `flows`."""
+"""`make demo`: the RAN pipeline under injected faults (`prefect_ft.demo.ran`); `--loopback` runs the older loopback breaker demo."""

@@ -1,3 +1,7 @@
-from prefect_ft.demo.loopback import main
+"""`make demo`: the RAN pipeline under faults (`--loopback` runs the older loopback breaker demo)."""
 
-main()
+import sys
+
+from prefect_ft.demo.ran.demo import main
+
+sys.exit(main())

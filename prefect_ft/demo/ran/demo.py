@@ -1,0 +1,270 @@
+"""`make demo`: the RAN pipeline on an embedded Prefect server, under a scripted fault schedule.
+
+Steps: a Prefect server with its UI on a free loopback port (SQLite under a temporary
+PREFECT_HOME), the block presets applied from `blocks/`, the tiny MLX model built (or reused) and
+served, then the `ran-pipeline` flow over the corpus with a live progress bar while the faults
+fire. At the end: the report (`prefect_ft.demo.ran.report`), also saved as `report.json` next to
+the dataset. Every process started here is stopped here, also on an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
+from prefect_ft.demo.ran.servers import ModelServer, prefect_server
+
+__all__ = ["DEFAULT_SCHEDULE", "main"]
+
+# seconds after the pipeline starts; the run itself takes about a minute on 2 cores
+DEFAULT_SCHEDULE: dict[str, Any] = {
+    "seed": 11,
+    "faults": [
+        {
+            "component": "ml-inference",
+            "kind": "error_burst",
+            "start": 6,
+            "duration": 6,
+            "rate": 1.0,
+        },
+        {"component": "ipc", "kind": "drop_connections", "start": 14, "duration": 8, "rate": 0.5},
+        {
+            "component": "quality-validation",
+            "kind": "periodic",
+            "start": 0,
+            "duration": 40,
+            "every": 7,
+        },
+        {
+            "component": "doc-processing",
+            "kind": "latency",
+            "start": 0,
+            "duration": 10,
+            "delay": 0.2,
+        },
+        {
+            "component": "quality-validation",
+            "kind": "memory_leak",
+            "start": 5,
+            "duration": 30,
+            "mb_per_call": 2,
+            "budget_mb": 48,
+        },
+        {"component": "ml-inference", "kind": "crash", "start": 26, "duration": 5},
+    ],
+}
+REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
+
+
+def _apply_blocks(say: Any) -> None:
+    if not REPO_BLOCKS.is_dir():
+        say("no blocks/ directory next to the package: the built-in presets apply")
+        return
+    from prefect_ft.cli.app import apply_documents, load_documents
+
+    n = apply_documents(load_documents(REPO_BLOCKS), echo=lambda _m: None)
+    say(f"block presets applied from {REPO_BLOCKS} ({n} documents written)")
+
+
+def _detect(t_start: float) -> list[dict[str, Any]]:
+    from prefect_ft.history.detection_flow import detect
+
+    time.sleep(3.0)  # task-run history reaches the API about a second after the events
+    summary = detect(
+        lag_s=1.0,
+        max_age_s=time.time() - t_start + 60,
+        emit=True,
+        artifact_key="ran-demo-detection",
+        state_key=f"ran-demo:{t_start:.0f}",
+    )
+    return summary["alarms"]
+
+
+def _emit_fault_events(records: list[dict[str, Any]]) -> None:
+    from datetime import datetime
+
+    from prefect.events import emit_event
+
+    for rec in records:
+        if rec["start"] is None:
+            continue
+        emit_event(
+            "prefect-ft.fault.injected",
+            occurred=datetime.fromtimestamp(rec["start"], UTC),
+            resource={
+                "prefect.resource.id": f"prefect-ft.component.{rec['component']}",
+                "prefect-ft.fault.kind": rec["kind"],
+            },
+            payload=rec,
+        )
+
+
+def _recoveries() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("prefect_ft.recovery") is None:
+        return "not run (the recovery flows have not landed on this branch)"
+    return "not run (prefect_ft.recovery exists but this demo does not start it yet)"
+
+
+def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
+    from prefect_ft.demo.ran.documents import corpus_paths, read_document
+
+    schedule = (
+        FaultSchedule.load(args.faults)
+        if args.faults
+        else FaultSchedule.from_dict(DEFAULT_SCHEDULE)
+    )
+    schedule = schedule.scaled(args.compress) if args.compress != 1.0 else schedule
+    home = Path(args.home)
+    work = home / "ran-output"
+    texts = []
+    for p in corpus_paths(args.corpus):
+        with contextlib.suppress(ValueError):
+            texts.append(read_document(p))
+    with prefect_server(home) as ui:
+        say(f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)")
+        # Prefect reads its settings when first imported: only now, with PREFECT_API_URL set
+        from rich.progress import Progress
+
+        from prefect_ft import add_global_listener
+        from prefect_ft.demo.ran import pipeline, report
+        from prefect_ft.demo.ran.ipc import ModelClient
+        from prefect_ft.demo.ran.model import ensure_model
+        from prefect_ft.demo.ran.train import TrainBudget
+
+        _apply_blocks(say)
+        budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
+        model_dir = ensure_model(args.model_home, texts, budget)
+        say(f"model {model_dir}")
+        server = ModelServer(model_dir)
+        transitions: list[dict[str, Any]] = []
+        add_global_listener(
+            lambda b, e: transitions.append(
+                {
+                    "breaker": b.name,
+                    "from": e.from_state,
+                    "to": e.to_state,
+                    "reason": e.reason,
+                    "at": time.time(),
+                }
+            )
+        )
+        try:
+            say(
+                f"model server {server.url}; faults: {', '.join(f.label() for f in schedule.faults)}"
+            )
+            injector = FaultInjector(schedule, on_crash=server.crash, on_restore=server.restore)
+            with Progress(transient=False) as bar:
+                steps = ("doc-processing", "ml-inference", "quality-validation")
+                ids = {s: bar.add_task(s, total=None) for s in steps}
+                n_docs = len(
+                    corpus_paths(args.corpus)[: args.docs]
+                    if args.docs
+                    else corpus_paths(args.corpus)
+                )
+                bar.update(ids["doc-processing"], total=n_docs)
+                chunks = [0]
+
+                def progress(step: str, _item: str, outcome: str) -> None:
+                    if outcome.startswith("chunks="):  # now the later steps know their totals
+                        chunks[0] += int(outcome[7:])
+                        bar.update(ids["ml-inference"], total=chunks[0])
+                        bar.update(ids["quality-validation"], total=chunks[0])
+                    bar.advance(ids[step])
+
+                rt = pipeline.Runtime(
+                    work, ModelClient(server.url), injector=injector, progress=progress
+                )
+                pipeline.configure(rt)
+                t_start = time.time()
+                try:
+                    injector.start()
+                    with injector.ticking():
+                        summary = pipeline.ran_pipeline(
+                            corpus_dir=args.corpus,
+                            work_dir=str(work),
+                            max_docs=args.docs,
+                            deadline_seconds=args.deadline,
+                        )
+                finally:
+                    records = [r.to_dict() for r in injector.close()]
+                    rt.close()
+                    pipeline.configure(None)
+            _emit_fault_events(records)
+            alarms = _detect(t_start) if not args.no_detect else None
+        finally:
+            server.stop()
+        rep = report.build_report(summary, records, transitions, alarms, _recoveries())
+        (work / "report.json").write_text(json.dumps(rep, indent=2, default=str))
+        print(report.render(rep, t0=t_start), flush=True)
+        say(f"dataset: {work / 'dataset.jsonl'}; report: {work / 'report.json'}")
+        return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prefect_ft.demo", description=__doc__)
+    parser.add_argument("--faults", help="YAML fault schedule (default: the scripted one)")
+    parser.add_argument(
+        "--corpus", help="directory of *.md documents (default: the bundled corpus)"
+    )
+    parser.add_argument("--docs", type=int, default=None, help="use only the first N documents")
+    parser.add_argument("--compress", type=float, default=1.0, help="multiply fault times by this")
+    parser.add_argument(
+        "--deadline", type=float, default=200.0, help="seconds to drain dead letters"
+    )
+    parser.add_argument(
+        "--home", help="working directory (default: a temporary one, removed after)"
+    )
+    parser.add_argument(
+        "--model-home",
+        default=os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect")),
+        help="where the model is kept between runs (default: your PREFECT_HOME)",
+    )
+    parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
+    parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
+    parser.add_argument("--loopback", action="store_true", help="the older loopback breaker demo")
+    args = parser.parse_args(argv)
+    if args.loopback:
+        from prefect_ft.demo.loopback import main as loopback
+
+        loopback()
+        return 0
+    t0 = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {msg}", flush=True)
+
+    try:  # a bad schedule is refused before anything starts
+        if args.faults:
+            FaultSchedule.load(args.faults)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the demo prints its own lines
+    os.environ.setdefault("PREFECT_FT_DEADLETTER_KEY", f"demo-{os.getpid()}-{time.time_ns()}")
+    with contextlib.ExitStack() as stack:
+        if args.home is None:
+            args.home = stack.enter_context(tempfile.TemporaryDirectory(prefix="prefect-ft-demo-"))
+        home = Path(args.home)
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
+        os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{home}/prefect-ft.db"
+        try:
+            rep = run(args, say)
+        except (OSError, RuntimeError, ValueError) as exc:
+            # a server that never starts, a model that cannot be built, an unreadable corpus:
+            # one clear line (everything started was stopped on the way out)
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
+    say(f"done in {time.monotonic() - t0:.0f}s")
+    return 0 if rep["in_equals_out"] else 1

@@ -1,0 +1,340 @@
+"""Seeded fault injection for the RAN pipeline, from a YAML schedule.
+
+A schedule names faults per component, each active in a window of seconds after the run starts:
+
+```yaml
+seed: 7
+faults:
+  - {component: ml-inference, kind: error_burst, start: 5, duration: 8, rate: 1.0}
+  - {component: ipc, kind: drop_connections, start: 20, duration: 5, rate: 0.5}
+  - {component: ml-inference, kind: latency, start: 30, duration: 10, delay: 0.3}
+  - {component: doc-processing, kind: periodic, start: 0, duration: 60, every: 4}
+  - {component: quality-validation, kind: memory_leak, start: 0, duration: 30, mb_per_call: 4, budget_mb: 64}
+  - {component: ml-inference, kind: crash, start: 40, duration: 6}
+```
+
+`FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
+field and the allowed values). `FaultInjector.inject(component)` is called at the top of each
+component's call: it raises, sleeps, leaks memory, or crashes the model server (through the
+`on_crash`/`on_restore` hooks the demo gives it) as the schedule says. Every fault is logged when
+it starts and ends and kept as a `FaultRecord` with its true start and end (wall-clock epoch
+seconds; for a crash, when the server was really killed and restored), so detection and recovery
+can be scored against it. The random draws come from one `random.Random(seed)` per fault, so a
+schedule and seed give the same failures for the same sequence of calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "COMPONENTS",
+    "KINDS",
+    "Fault",
+    "FaultInjector",
+    "FaultRecord",
+    "FaultSchedule",
+    "InjectedFault",
+]
+
+COMPONENTS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
+# kind -> its own fields with their defaults
+KINDS: dict[str, dict[str, float]] = {
+    "error_burst": {"rate": 1.0},
+    "periodic": {"every": 3},
+    "latency": {"delay": 0.5},
+    "memory_leak": {"mb_per_call": 4, "budget_mb": 64},
+    "crash": {},
+    "drop_connections": {"rate": 0.5},
+}
+log = logging.getLogger("prefect_ft.demo.faults")
+
+
+class InjectedFault(RuntimeError):
+    """An error raised on purpose by the fault schedule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    component: str
+    kind: str
+    start: float
+    duration: float
+    params: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+    def label(self) -> str:
+        return f"{self.kind} on {self.component} [{self.start:g}s, {self.end:g}s)"
+
+
+@dataclass
+class FaultRecord:
+    """What really happened for one fault (epoch seconds; None if the run ended first)."""
+
+    component: str
+    kind: str
+    start: float | None = None
+    end: float | None = None
+    calls_hit: int = 0
+    params: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _num(where: str, name: str, value: Any, low: float, high: float | None = None) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        allowed = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
+        raise ValueError(f"{where}: {name} must be a number {allowed} (got {value!r})")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSchedule:
+    seed: int
+    faults: tuple[Fault, ...]
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "fault schedule") -> FaultSchedule:
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: must be a mapping with 'seed' and 'faults'")
+        unknown = set(data) - {"seed", "faults"}
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {sorted(unknown)} (allowed: seed, faults)")
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"{source}: seed must be an integer (got {seed!r})")
+        items = data.get("faults") or []
+        if not isinstance(items, list):
+            raise ValueError(f"{source}: faults must be a list")
+        return cls(seed, tuple(_fault(f"{source}: fault {i + 1}", f) for i, f in enumerate(items)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> FaultSchedule:
+        import yaml
+
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text())
+        except OSError as exc:
+            raise ValueError(
+                f"fault schedule {str(p)!r}: cannot be read ({exc.strerror})"
+            ) from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"fault schedule {str(p)!r}: not valid YAML ({exc})") from None
+        return cls.from_dict(data, f"fault schedule {p.name!r}")
+
+    def scaled(self, factor: float) -> FaultSchedule:
+        """The same schedule with every time multiplied by `factor` (to compress it for tests)."""
+        _num("scaled", "factor", factor, 0.0)
+        return replace(
+            self,
+            faults=tuple(
+                replace(f, start=f.start * factor, duration=f.duration * factor)
+                for f in self.faults
+            ),
+        )
+
+    @property
+    def length(self) -> float:
+        return max((f.end for f in self.faults), default=0.0)
+
+
+def _fault(where: str, item: Any) -> Fault:
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: must be a mapping (got {item!r})")
+    comp = item.get("component")
+    if comp not in COMPONENTS:
+        raise ValueError(f"{where}: unknown component {comp!r}; allowed: {', '.join(COMPONENTS)}")
+    kind = item.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"{where}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if kind == "crash" and comp != "ml-inference":
+        raise ValueError(
+            f"{where}: kind 'crash' crashes the model server: component must be 'ml-inference'"
+        )
+    extra = set(item) - {"component", "kind", "start", "duration"} - set(KINDS[kind])
+    if extra:
+        raise ValueError(f"{where}: unknown fields {sorted(extra)} for kind {kind!r}")
+    params = {k: item.get(k, d) for k, d in KINDS[kind].items()}
+    for k in ("rate",):
+        if k in params:
+            params[k] = _num(where, k, params[k], 0.0, 1.0)
+    for k in ("every",):
+        if k in params:
+            params[k] = _num(where, k, params[k], 1.0)
+    for k in ("delay", "mb_per_call", "budget_mb"):
+        if k in params:
+            params[k] = _num(where, k, params[k], 0.0)
+    start = _num(where, "start", item.get("start", 0), 0.0)
+    duration = _num(where, "duration", item.get("duration"), 0.0)
+    return Fault(comp, kind, start, duration, params)
+
+
+class FaultInjector:
+    """Applies a schedule to the calls of the running pipeline (thread-safe)."""
+
+    def __init__(
+        self,
+        schedule: FaultSchedule,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        on_crash: Callable[[], None] | None = None,
+        on_restore: Callable[[], None] | None = None,
+    ) -> None:
+        self.schedule = schedule
+        self._clock, self._sleep = clock, sleep
+        self._on_crash, self._on_restore = on_crash, on_restore
+        self._lock = threading.Lock()
+        self._rngs = [random.Random(schedule.seed * 1000 + i) for i in range(len(schedule.faults))]
+        self._calls = [0] * len(schedule.faults)
+        self.records = [
+            FaultRecord(f.component, f.kind, params=dict(f.params)) for f in schedule.faults
+        ]
+        self._leaked: list[list[bytearray]] = [[] for _ in schedule.faults]
+        self.t0: float | None = None
+
+    def start(self) -> None:
+        self.t0 = self._clock()
+
+    def elapsed(self) -> float:
+        if self.t0 is None:
+            self.start()
+        return self._clock() - self.t0  # type: ignore[operator]
+
+    def inject(self, component: str) -> None:
+        """Apply the faults active now on `component`; may raise `InjectedFault` or an OSError."""
+        if component not in COMPONENTS:
+            raise ValueError(
+                f"component must be one of {', '.join(COMPONENTS)} (got {component!r})"
+            )
+        delay, error = 0.0, None
+        with self._lock:
+            self._tick()
+            t = self.elapsed()
+            for i, f in enumerate(self.schedule.faults):
+                if f.component != component or not f.start <= t < f.end:
+                    continue
+                self._calls[i] += 1
+                hit = self._apply(i, f)
+                if hit is None:
+                    continue
+                self.records[i].calls_hit += 1
+                if isinstance(hit, float):
+                    delay += hit
+                elif error is None:
+                    error = hit
+        if delay:
+            self._sleep(delay)
+        if error is not None:
+            raise error
+
+    def _apply(self, i: int, f: Fault) -> BaseException | float | None:
+        p, rng = f.params, self._rngs[i]
+        if f.kind == "error_burst":
+            return InjectedFault(f"injected {f.label()}") if rng.random() < p["rate"] else None
+        if f.kind == "periodic":
+            return (
+                InjectedFault(f"injected {f.label()}")
+                if self._calls[i] % int(p["every"]) == 0
+                else None
+            )
+        if f.kind == "latency":
+            return float(p["delay"])
+        if f.kind == "drop_connections":
+            return (
+                ConnectionResetError(f"injected {f.label()}: connection dropped")
+                if rng.random() < p["rate"]
+                else None
+            )
+        if f.kind == "memory_leak":
+            held = sum(len(b) for b in self._leaked[i])
+            step = int(p["mb_per_call"] * 2**20)
+            if held + step <= p["budget_mb"] * 2**20:
+                self._leaked[i].append(bytearray(b"\x01" * step))  # touched, so it is resident
+            return 0.0
+        return None  # crash: applied by _tick, calls see the server down
+
+    def tick(self) -> None:
+        """Start and end faults whose time has come (also done by every `inject`)."""
+        with self._lock:
+            self._tick()
+
+    def _tick(self) -> None:
+        t = self.elapsed()
+        for i, f in enumerate(self.schedule.faults):
+            rec = self.records[i]
+            if rec.start is None and t >= f.start:
+                if f.kind != "crash":
+                    rec.start = self.t0 + f.start  # type: ignore[operator]
+                elif t < f.end:  # a crash is recorded when the server was really killed
+                    if self._on_crash is not None:
+                        self._on_crash()
+                    rec.start = self._clock()
+                else:
+                    continue  # nobody looked during the window: the server never crashed
+                log.warning("fault start: %s", f.label())
+            if rec.start is not None and rec.end is None and t >= f.end:
+                self._finish(i, f)
+
+    def _finish(self, i: int, f: Fault) -> None:
+        rec = self.records[i]
+        if f.kind == "crash":
+            if self._on_restore is not None:
+                self._on_restore()
+            rec.end = self._clock()
+        else:  # ended by `close` before its time: it ended then
+            rec.end = min(self._clock(), self.t0 + f.end)  # type: ignore[operator]
+        self._leaked[i].clear()
+        log.warning("fault end: %s (%d calls hit)", f.label(), rec.calls_hit)
+
+    def ticking(self, interval: float = 0.2) -> _Ticker:
+        """A context manager running `tick` every `interval` seconds in a thread (crashes on time)."""
+        return _Ticker(self, interval)
+
+    def close(self) -> list[FaultRecord]:
+        """End every started fault (restore a crashed server, free leaked memory); the records."""
+        with self._lock:
+            for i, f in enumerate(self.schedule.faults):
+                if self.records[i].start is not None and self.records[i].end is None:
+                    self._finish(i, f)
+        return self.records
+
+    def leaked_bytes(self) -> int:
+        return sum(len(b) for bufs in self._leaked for b in bufs)
+
+
+class _Ticker:
+    def __init__(self, injector: FaultInjector, interval: float) -> None:
+        self._injector, self._interval = injector, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fault-ticker", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._injector.tick()
+            except Exception:  # a failing hook must not kill the ticker silently
+                log.exception("fault ticker")
+
+    def __enter__(self) -> FaultInjector:
+        self._thread.start()
+        return self._injector
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,168 @@
+"""The demo's final report: accounting, breaker transitions, alarms scored against the injected
+faults, and time to recover (pure: the demo gathers the inputs, this builds and renders them).
+
+Scoring: an alarm matches a fault when it names the fault's component and its onset (or, failing
+that, its time) falls between the fault's true start minus `slack` and its end plus `slack`.
+Time to recover is, per fault, the time from the fault's end to the component's breaker next
+reaching CLOSED (None when it was never open after the fault started, or never closed again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["build_report", "render", "score_alarms", "time_to_recover"]
+
+
+def score_alarms(
+    faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = 30.0
+) -> list[dict[str, Any]]:
+    """Per fault: the matching alarms' patterns and the delay of the first (seconds from start)."""
+    out = []
+    for f in faults:
+        start, end = f.get("start"), f.get("end")
+        row = {"component": f["component"], "kind": f["kind"], "alarms": [], "delay": None}
+        if start is not None:
+            end = end if end is not None else start
+            for a in alarms:
+                at = a.get("onset") or a.get("at")
+                if (
+                    f["component"] in a.get("components", ())
+                    and at is not None
+                    and start - slack <= at <= end + slack
+                ):
+                    row["alarms"].append(str(a.get("pattern")))
+                    seen = a.get("at") or at
+                    delay = max(0.0, seen - start)
+                    row["delay"] = delay if row["delay"] is None else min(row["delay"], delay)
+        out.append(row)
+    return out
+
+
+def _open_spans(
+    transitions: list[dict[str, Any]], breaker: str, until: float
+) -> list[tuple[float, float]]:
+    """The times `breaker` was OPEN or HALF_OPEN: [(from, to)], the last one to `until`."""
+    spans, since = [], None
+    for t in sorted((t for t in transitions if t["breaker"] == breaker), key=lambda t: t["at"]):
+        if t["to"] in ("OPEN", "HALF_OPEN") and since is None:
+            since = t["at"]
+        elif t["to"] not in ("OPEN", "HALF_OPEN") and since is not None:
+            spans.append((since, t["at"]))
+            since = None
+    if since is not None:
+        spans.append((since, until))
+    return spans
+
+
+def time_to_recover(
+    faults: list[dict[str, Any]], transitions: list[dict[str, Any]]
+) -> list[float | None]:
+    """Per fault, seconds from its end until its component's breaker let traffic through again.
+
+    Counted for a fault during which the breaker was open: until the breaker left OPEN/HALF_OPEN
+    (to RECOVERY, its ramp, or CLOSED). None when the breaker was not open during the fault, or
+    was still open at the end.
+    """
+    out: list[float | None] = []
+    for f in faults:
+        start, end = f.get("start"), f.get("end")
+        if start is None or end is None:
+            out.append(None)
+            continue
+        spans = _open_spans(transitions, f["component"], float("inf"))
+        hit = [(a, b) for a, b in spans if a <= end and b >= start]
+        out.append(
+            round(max(0.0, hit[-1][1] - end), 2) if hit and hit[-1][1] != float("inf") else None
+        )
+    return out
+
+
+def build_report(
+    summary: dict[str, Any],
+    faults: list[dict[str, Any]],
+    transitions: list[dict[str, Any]],
+    alarms: list[dict[str, Any]] | None,
+    recoveries: str,
+) -> dict[str, Any]:
+    """The report as data (what `render` prints and the demo saves as `report.json`)."""
+    dl = summary.get("dead_letters", {})
+    lost = len(summary.get("lost", [])) + len(summary.get("documents_lost", []))
+    out = summary.get("accepted", 0) + summary.get("rejected_by_quality", 0)
+    return {
+        "items_in": summary.get("items_in", 0),
+        "items_out": out,
+        "completed": summary.get("accepted", 0),
+        "rejected_by_quality": summary.get("rejected_by_quality", 0),
+        "dead_lettered": sum(v["dead_lettered"] for v in dl.values()),
+        "replayed": sum(v["replayed"] for v in dl.values()),
+        "superseded": sum(v.get("superseded", 0) for v in dl.values()),
+        "lost": lost,
+        "in_equals_out": lost == 0 and out == summary.get("items_in", 0),
+        "documents": {
+            "in": summary.get("documents_in", 0),
+            "parsed": summary.get("documents_parsed", 0),
+            "refused": summary.get("documents_refused", {}),
+        },
+        "dead_letters_by_component": dl,
+        "transitions": transitions,
+        "faults": faults,
+        "detection": None if alarms is None else score_alarms(faults, alarms),
+        "alarms": alarms,
+        "time_to_recover": time_to_recover(faults, transitions),
+        "recoveries": recoveries,
+        "error": summary.get("error"),
+    }
+
+
+def _secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}s"
+
+
+def render(report: dict[str, Any], t0: float | None = None) -> str:
+    """The report as text; times are shown relative to `t0` when given."""
+
+    def rel(v: float | None) -> str:
+        return "-" if v is None else (f"{v - t0:+.1f}s" if t0 is not None else f"{v:.1f}")
+
+    r = report
+    lines = ["", "=== RAN pipeline report ==="]
+    if r.get("error"):
+        lines.append(f"input problem: {r['error']}")
+    d = r["documents"]
+    lines.append(
+        f"documents: {d['in']} in, {d['parsed']} parsed, {len(d['refused'])} refused as bad input"
+    )
+    lines += [f"  refused {name}: {why}" for name, why in d["refused"].items()]
+    lines.append(
+        f"items in {r['items_in']}, completed {r['completed']} (+{r['rejected_by_quality']} rejected "
+        f"by quality), dead-lettered {r['dead_lettered']}, replayed {r['replayed']}"
+        + (f", superseded {r['superseded']}" if r["superseded"] else "")
+        + f", lost {r['lost']}"
+    )
+    lines.append(
+        "in == out" if r["in_equals_out"] else f"in != out: {r['items_out']} out of {r['items_in']}"
+    )
+    lines.append("breaker transitions:")
+    lines += [
+        f"  {rel(t['at'])} {t['breaker']}: {t['from']} -> {t['to']} ({t['reason']})"
+        for t in r["transitions"]
+    ] or ["  none"]
+    lines.append("injected faults (true start/end), alarms found, time to recover:")
+    det = r["detection"] or [None] * len(r["faults"])
+    for f, s, ttr in zip(r["faults"], det, r["time_to_recover"], strict=True):
+        found = (
+            "detection not run"
+            if s is None
+            else (
+                ", ".join(s["alarms"]) + f" after {_secs(s['delay'])}"
+                if s["alarms"]
+                else "no alarm"
+            )
+        )
+        lines.append(
+            f"  {f['kind']} on {f['component']}: {rel(f.get('start'))} .. {rel(f.get('end'))}, "
+            f"{f.get('calls_hit', 0)} calls hit; {found}; recovered {_secs(ttr)}"
+        )
+    lines.append(f"recoveries: {r['recoveries']}")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""`python -m prefect_ft.demo`, short: a few documents, a compressed fault schedule, a quickly
+trained model; it ends with `in == out` and `lost 0`, and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+SCHEDULE = """\
+seed: 5
+faults:
+  - {component: ml-inference, kind: error_burst, start: 0, duration: 6, rate: 1.0}
+  - {component: ipc, kind: drop_connections, start: 6, duration: 4, rate: 0.5}
+  - {component: ml-inference, kind: crash, start: 10, duration: 3}
+"""
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes whose command line or environment mention `text`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd or text in env:
+            found.append(f"{proc.name}: {cmd[:200]}")
+    return found
+
+
+def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
+    (tmp_path / "faults.yaml").write_text(SCHEDULE)
+    home, models = tmp_path / "home", tmp_path / "models"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "user-home")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "prefect_ft.demo",
+        "--docs",
+        "2",
+        "--faults",
+        str(tmp_path / "faults.yaml"),
+        "--home",
+        str(home),
+        "--model-home",
+        str(models),
+        "--train-seconds",
+        "5",
+        "--deadline",
+        "150",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 0, (out[-3000:], proc.stderr[-3000:])
+    assert "=== RAN pipeline report ===" in out
+    assert "lost 0" in out and "in == out" in out
+    assert "Prefect UI: http://127.0.0.1:" in out
+    assert "crash on ml-inference" in out
+    assert (home / "ran-output" / "report.json").exists()
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_unknown_component_in_the_schedule_is_refused_before_anything_starts(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("faults:\n  - {component: baseband, kind: crash, duration: 3}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "prefect_ft.demo", "--faults", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "fault 1: unknown component 'baseband'; allowed: doc-processing" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,186 @@
+"""Fault schedules: parsed and checked, applied per component on a fake clock, recorded truly."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule, InjectedFault
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept += s
+        self.t += s
+
+
+def injector(faults, seed=7, **kw):
+    clock = Clock()
+    inj = FaultInjector(
+        FaultSchedule.from_dict({"seed": seed, "faults": faults}),
+        clock=clock,
+        sleep=clock.sleep,
+        **kw,
+    )
+    inj.start()
+    return inj, clock
+
+
+def outcomes(inj, component, n):
+    out = []
+    for _ in range(n):
+        try:
+            inj.inject(component)
+            out.append("ok")
+        except InjectedFault:
+            out.append("err")
+        except ConnectionResetError:
+            out.append("drop")
+    return out
+
+
+def test_error_burst_only_inside_its_window_and_recorded_with_its_true_times() -> None:
+    inj, clock = injector(
+        [{"component": "ml-inference", "kind": "error_burst", "start": 5, "duration": 10}]
+    )
+    assert outcomes(inj, "ml-inference", 3) == ["ok"] * 3
+    clock.t += 5
+    assert outcomes(inj, "ml-inference", 3) == ["err"] * 3
+    assert outcomes(inj, "ipc", 3) == ["ok"] * 3  # another component is untouched
+    clock.t += 10
+    assert outcomes(inj, "ml-inference", 2) == ["ok"] * 2
+    rec = inj.records[0]
+    assert (rec.start, rec.end, rec.calls_hit) == (1005.0, 1015.0, 3)
+
+
+def test_periodic_fails_every_nth_call() -> None:
+    inj, _ = injector(
+        [
+            {
+                "component": "doc-processing",
+                "kind": "periodic",
+                "start": 0,
+                "duration": 99,
+                "every": 3,
+            }
+        ]
+    )
+    assert outcomes(inj, "doc-processing", 6) == ["ok", "ok", "err", "ok", "ok", "err"]
+
+
+def test_same_seed_same_failures_other_seed_other_failures() -> None:
+    f = [{"component": "ipc", "kind": "drop_connections", "start": 0, "duration": 99, "rate": 0.5}]
+    a = outcomes(injector(f, seed=1)[0], "ipc", 40)
+    assert a == outcomes(injector(f, seed=1)[0], "ipc", 40)
+    assert a != outcomes(injector(f, seed=2)[0], "ipc", 40)
+    assert 8 < a.count("drop") < 32
+
+
+def test_latency_sleeps_the_delay() -> None:
+    inj, clock = injector(
+        [{"component": "ml-inference", "kind": "latency", "start": 0, "duration": 9, "delay": 0.25}]
+    )
+    outcomes(inj, "ml-inference", 4)
+    assert clock.slept == pytest.approx(1.0)
+
+
+def test_memory_leak_grows_to_the_budget_and_is_freed_at_the_end() -> None:
+    inj, clock = injector(
+        [
+            {
+                "component": "quality-validation",
+                "kind": "memory_leak",
+                "start": 0,
+                "duration": 10,
+                "mb_per_call": 1,
+                "budget_mb": 3,
+            }
+        ]
+    )
+    outcomes(inj, "quality-validation", 10)
+    assert inj.leaked_bytes() == 3 * 2**20
+    clock.t += 10
+    inj.tick()
+    assert inj.leaked_bytes() == 0
+
+
+def test_crash_calls_the_hooks_at_the_real_times() -> None:
+    calls = []
+    inj, clock = injector(
+        [{"component": "ml-inference", "kind": "crash", "start": 2, "duration": 3}],
+        on_crash=lambda: calls.append(("crash", clock.t)),
+        on_restore=lambda: calls.append(("restore", clock.t)),
+    )
+    inj.tick()
+    clock.t += 2.5
+    inj.tick()
+    clock.t += 3
+    inj.tick()
+    assert calls == [("crash", 1002.5), ("restore", 1005.5)]
+    assert (inj.records[0].start, inj.records[0].end) == (1002.5, 1005.5)
+
+
+def test_close_ends_running_faults_now_not_at_their_scheduled_end() -> None:
+    inj, clock = injector(
+        [{"component": "ipc", "kind": "error_burst", "start": 0, "duration": 100}]
+    )
+    clock.t += 4
+    inj.tick()
+    (rec,) = inj.close()
+    assert (rec.start, rec.end) == (1000.0, 1004.0)
+
+
+def test_scaled_compresses_every_window() -> None:
+    s = FaultSchedule.from_dict(
+        {"faults": [{"component": "ipc", "kind": "latency", "start": 10, "duration": 20}]}
+    )
+    (f,) = s.scaled(0.1).faults
+    assert (f.start, f.duration, s.scaled(0.1).length) == (1.0, 2.0, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            {"component": "gpu", "kind": "error_burst", "duration": 1},
+            "fault 1: unknown component 'gpu'; allowed: doc-processing, ml-inference, ipc, quality-validation",
+        ),
+        ({"component": "ipc", "kind": "meteor", "duration": 1}, "unknown kind 'meteor'"),
+        ({"component": "ipc", "kind": "crash", "duration": 1}, "component must be 'ml-inference'"),
+        (
+            {"component": "ipc", "kind": "error_burst", "duration": 1, "rate": 2},
+            "rate must be a number between 0 and 1 (got 2)",
+        ),
+        ({"component": "ipc", "kind": "error_burst"}, "duration must be a number >= 0 (got None)"),
+        (
+            {"component": "ipc", "kind": "latency", "duration": 1, "every": 3},
+            "unknown fields ['every']",
+        ),
+    ],
+)
+def test_bad_schedules_get_a_message_naming_the_fault_and_field(fault, message) -> None:
+    with pytest.raises(ValueError) as info:
+        FaultSchedule.from_dict({"faults": [fault]})
+    assert message in str(info.value)
+
+
+def test_load_from_yaml_names_the_file(tmp_path) -> None:
+    p = tmp_path / "sched.yaml"
+    p.write_text(
+        "seed: 3\nfaults:\n  - {component: ipc, kind: latency, start: 1, duration: 2, delay: 0.1}\n"
+    )
+    s = FaultSchedule.load(p)
+    assert s.seed == 3 and s.faults[0].params == {"delay": 0.1}
+    p.write_text("faults:\n  - {component: modem, kind: latency, duration: 2}\n")
+    with pytest.raises(
+        ValueError, match=r"fault schedule 'sched\.yaml': fault 1: unknown component 'modem'"
+    ):
+        FaultSchedule.load(p)
+    with pytest.raises(ValueError, match="cannot be read"):
+        FaultSchedule.load(tmp_path / "missing.yaml")
