@@ -283,9 +283,9 @@ class RecoveryPolicy(Block):
     _block_type_name = "FT Recovery Policy"
     _description = "Recovery action, attempts, backoff and health check of a prefect-ft component."
 
-    action: RecoveryAction = Field(
-        default="graceful-restart", title="Recovery action",
-        description="What recovery does to the component through its control channel.",
+    action: RecoveryAction | None = Field(
+        default=None, title="Recovery action",
+        description="What recovery does first through the component's control channel; empty: chosen by failure type (connection-reset for a ConnectionError, model-reload for a ModelInferenceError, ...).",
     )  # fmt: skip
     max_attempts: int = Field(
         default=3, ge=1, le=100, title="Maximum attempts",
