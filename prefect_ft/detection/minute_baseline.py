@@ -8,14 +8,14 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
 - **Three predictors** compete. `level`, the median of the last 24 h (the reference; what the
   detectors used before); `local`, the median of the last half hour, fed at once (not delayed),
   which follows a slow daily swing on the first day, before any season is known, with a lag of
-  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM); and `daily`, the median of the same
-  quarter-hour of the last `k` days (the seasonal sub-series of STL, Cleveland et al. 1990, made
-  causal as in `baselines.py`). A challenger is used only while its median absolute error over
-  the last hours is clearly below the reference's (`ENTER`, `STAY`), so seasonality is detected,
-  not assumed:
-  on a flat series the 24-h median wins (less estimation noise) and nothing changes. Until the
-  errors are known (`MIN_ERR` minutes after the warm-up) a sample must be anomalous against every
-  available predictor (`pick`), so the first hours of a daily swing cannot alarm either.
+  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM); and
+  `daily`, the median of the same quarter-hour of the last `K_DAYS` days (the seasonal
+  sub-series of STL, Cleveland et al. 1990, made causal as in `baselines.py`). A challenger is
+  used only while its median absolute error over the last 4 h is clearly below the reference's
+  (`ENTER`, `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median
+  wins (less estimation noise) and nothing changes. Until the errors are known (`MIN_ERR`
+  minutes after the warm-up) a sample must be anomalous against every available predictor
+  (`pick`), so the first hours of a daily swing cannot alarm either.
 - **Robust scale** of the chosen predictor's residuals: 1.4826 * MAD (Hampel 1974) with
   `cusum.robust_scale`'s fallbacks, floored at `min_scale` (1 for Anscombe counts, Anscombe 1948).
 
