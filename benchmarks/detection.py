@@ -2,13 +2,16 @@
 
 Scores every detector per pattern: recall, delay from onset (median, p90), false alarms per
 fault-free hour (per detector instance and system-wide), failure-type and severity accuracy, and
-compute time for a full pass and an incremental update. Thresholds are the frozen ones in
-`prefect_ft/detection/thresholds_v1.json`; `--calibrate` chooses them on fault-free runs of seeds
-0-99 (never on the evaluation seeds) and rewrites that file.
+compute time for a full pass and an incremental update. Thresholds are the current frozen version
+(`load_thresholds()`; its synthetic-detector numbers are those of
+`prefect_ft/detection/thresholds_v1.json`, which later versions extend); `--calibrate` chooses them
+on fault-free runs of seeds 0-99 (never on the evaluation seeds) and rewrites that file.
+`--daily-load A` makes the drawn scenarios' task durations follow the daily load (amplitude A).
 
     .venv/bin/python benchmarks/detection.py                 # full report (seeds 0-99, 1000-1019)
     .venv/bin/python benchmarks/detection.py --quick         # about a minute
     .venv/bin/python benchmarks/detection.py --calibrate     # re-choose thresholds on seeds 0-99
+    .venv/bin/python benchmarks/detection.py --seeds 1000-1009 --daily-load 0.3 --only drawn
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from prefect_ft.detection import DetectionEngine, EngineConfig, Thresholds, load_thresholds
+from prefect_ft.detection import (
+    THRESHOLDS_VERSION,
+    DetectionEngine,
+    EngineConfig,
+    Thresholds,
+    load_thresholds,
+)
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.synthetic import EpisodeSpec, Scenario, generate
 
@@ -129,6 +138,7 @@ def sweep(seed: int, pattern: str) -> Scenario:
 def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any]:
     """Generate one history and run the engine once per threshold set."""
     seed, kind, hours, th_sets = job
+    kind, _, load = kind.partition("@")  # "drawn@0.3": durations follow a daily load of 0.3
     scenario = (
         targeted(seed)
         if kind == "targeted"
@@ -136,7 +146,7 @@ def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any
         if kind.startswith("sweep-")
         else Scenario(hours=hours, episodes=())
         if kind == "null"
-        else Scenario(hours=hours)
+        else Scenario(hours=hours, daily_load=float(load or 0.0))
     )
     hist = generate(seed, scenario)
     runs = []
@@ -530,6 +540,12 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="4 seeds of 24 h, about a minute")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--daily-load",
+        type=float,
+        default=0.0,
+        help="drawn scenarios: task durations x (1 + A sin(day phase)), A in [0, 0.9]",
+    )
     ap.add_argument("--only", default=None, help="run only the sets whose title contains this text")
     args = ap.parse_args()
     if args.calibrate:
@@ -567,8 +583,12 @@ def main() -> None:
             if seeds is None
             else [(f"seeds {args.seeds}", seeds, args.hours)]
         )
+        drawn = f"drawn@{args.daily_load:g}" if args.daily_load else "drawn"
+        load = f", daily load {args.daily_load:g}" if args.daily_load else ""
         for name, ss, hours in groups:
-            sets[f"drawn episodes, {name}, {hours:g} h"] = [(s, "drawn", hours, [th]) for s in ss]
+            sets[f"drawn episodes, {name}, {hours:g} h{load}"] = [
+                (s, drawn, hours, [th]) for s in ss
+            ]
         sets["targeted episodes, seeds 1000-1019"] = [
             (s, "targeted", 0.0, [th]) for s in range(1000, 1020)
         ]
@@ -578,7 +598,7 @@ def main() -> None:
             ]
     if args.only:
         sets = {k: v for k, v in sets.items() if args.only in k}
-    print(f"thresholds v1: {json.dumps(th)}\n")
+    print(f"thresholds v{THRESHOLDS_VERSION}: {json.dumps(th)}\n")
     for name, jobs in sets.items():
         t0 = time.perf_counter()
         results = run_jobs(jobs, args.workers)

@@ -4,7 +4,8 @@ Detectors are causal (an alarm at time t uses only data up to t) and incremental
 
 - `DetectionEngine.update(TaskRunBatch, ResourceBatch)` for task-run history (bursts, degradation,
   exhaustion, cyclic and cascading failures), with a JSON-ready `state()`;
-- `detect_metric(timestamps, values, kind=...)` for a single metric stream;
+- `detect_metric(timestamps, values, kind=...)` for a single metric stream, and `MetricStream`
+  for the same one sample at a time;
 - `classify_exception` / `classify_state` for the 8 failure types and 4 severities.
 
 Not imported by `prefect_ft/__init__.py` (Prefect imports collections eagerly; scipy is slow).
@@ -30,6 +31,7 @@ from prefect_ft.detection.classify import (
 )
 from prefect_ft.detection.engine import PIPELINE, DetectionEngine, EngineConfig
 from prefect_ft.detection.metric import MetricKind, analyse_metric, detect_metric
+from prefect_ft.detection.stream import MetricStream
 from prefect_ft.detection.thresholds import VERSION as THRESHOLDS_VERSION
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
 
@@ -46,6 +48,7 @@ __all__ = [
     "EngineConfig",
     "FailureType",
     "MetricKind",
+    "MetricStream",
     "Pattern",
     "ResourceBatch",
     "Severity",

@@ -42,6 +42,9 @@ class StageMods:
     forced: list[tuple[float, int, int]] = field(default_factory=list)
     cascade: list[tuple[np.ndarray, float, float, float, float, int]] = field(default_factory=list)
     job: tuple[float, float, float, float] | None = None  # (period, length, factor, offset)
+    # durations x (1 + daily sin(2 pi t / 1 day)): busy hours are slower (shared hosts, caches),
+    # in phase with the arrivals' daily cycle; 0 leaves every duration (and byte) unchanged
+    daily: float = 0.0
 
 
 def _lat_factor(t: float, mods: StageMods) -> float:
@@ -54,6 +57,8 @@ def _lat_factor(t: float, mods: StageMods) -> float:
         period, length, factor, offset = mods.job
         if (t - offset) % period < length:
             f *= factor
+    if mods.daily:
+        f *= 1.0 + mods.daily * math.sin(2.0 * math.pi * t / 86400.0)
     return f
 
 
@@ -118,7 +123,7 @@ def simulate_stage(
                 p = max(p, spec.p0 + (wp - spec.p0) * frac)
                 ptype = wtype
         dur = float(base_dur[i, r])
-        if mods.lat_windows or mods.job is not None:
+        if mods.lat_windows or mods.job is not None or mods.daily:
             dur *= _lat_factor(start, mods)
         state, ftype = COMPLETED, -1
         if fi < len(forced) and start >= forced[fi][0]:

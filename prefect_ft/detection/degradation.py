@@ -21,7 +21,8 @@ import numpy as np
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import Alarm, FailureType, Pattern, Severity
-from prefect_ft.detection.cusum import GaussianCusum, robust_scale
+from prefect_ft.detection.cusum import GaussianCusum
+from prefect_ft.detection.minute_baseline import MinuteBaseline
 from prefect_ft.detection.thresholds import Thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
@@ -30,7 +31,6 @@ __all__ = ["DegradationTracker", "degradation_severity"]
 _BASELINE_DELAY_S = 600.0
 _REFRESH_EVERY = 15  # minutes between baseline refreshes (median of 1440 values is not free)
 _TREND_EVERY = 5  # minutes between Mann-Kendall checks
-_BASELINE_MINUTES = 1440
 
 
 def degradation_severity(ratio: float) -> Severity:
@@ -48,6 +48,7 @@ class DegradationTracker:
     """Latency degradation detector for one component, fed one closed minute at a time."""
 
     __slots__ = (
+        "base",
         "closed",
         "cusum",
         "exclude_until",
@@ -58,56 +59,66 @@ class DegradationTracker:
         "recent",
         "scale",
         "th",
-        "values",
     )
 
     def __init__(self, name: str, th: Thresholds) -> None:
         self.name = name
         self.th = th
-        self.values: deque[float] = deque(maxlen=_BASELINE_MINUTES)
-        self.pending: deque[list[float]] = deque()
+        # the 24-h median (as before), the last hour's or the same phase of past days, whichever
+        # predicts best: a daily load is a baseline, not a degradation (minute_baseline.py)
+        self.base = MinuteBaseline()
+        self.pending: deque[list[float]] = deque()  # [end, x, level, local, daily]
         self.recent: deque[list[float]] = deque(maxlen=th.mk_window_min)
         self.cusum = GaussianCusum(th.deg_k, th.deg_h)
-        self.med = 0.0
+        self.med = 0.0  # the 24-h level
         self.scale = 0.0  # 0 while learning
         self.closed = 0
         self.hold_until = NEVER
         self.exclude_until = NEVER
 
     def state(self) -> dict[str, Any]:
-        return dump_slots(self)
+        return {**dump_slots(self, skip=("name", "th", "base")), "base": self.base.state()}
 
     def load(self, data: dict[str, Any]) -> None:
-        load_slots(self, data)
+        load_slots(self, {k: v for k, v in data.items() if k != "base"})
+        self.base.load(data["base"])
 
     def close_minute(self, end: float, log_durations: np.ndarray) -> Alarm | None:
         """Close the minute ending at `end` with the log durations of tasks that ended in it."""
         self.closed += 1
+        preds = self.base.predictions(end)
         if log_durations.size >= self.th.deg_min_n:
             s = np.sort(log_durations)  # the median; np.median's overhead is 3x a small sort
             x = 0.5 * float(s[(s.size - 1) // 2] + s[s.size // 2])
-            self.recent.append([end, x])
-            self.pending.append([end, x])
+            self.pending.append([end, x, *preds])
+            self.base.observe(x)
         else:
             x = math.nan
         while self.pending and self.pending[0][0] <= end - _BASELINE_DELAY_S:
-            m_end, v = self.pending.popleft()
+            m_end, v, *made = self.pending.popleft()
             if m_end > self.exclude_until:
-                self.values.append(v)
-        if self.closed % _REFRESH_EVERY == 0 and len(self.values) >= self.th.deg_warmup_min:
-            vals = np.fromiter(self.values, float)
-            self.med = float(np.median(vals))
-            dev = np.abs(vals - self.med)
-            self.scale = robust_scale(float(np.median(dev)), float(dev.mean()), self.med)
-        if self.scale <= 0.0 or math.isnan(x):
+                self.base.learn(m_end, v, made)
+        if self.closed % _REFRESH_EVERY == 0 and len(self.base.long) >= self.th.deg_warmup_min:
+            self.base.refresh()
+            self.med, self.scale = self.base.level, self.base.scale
+        if math.isnan(x):
             return None
-        z = min((x - self.med) / self.scale, self.th.deg_z_clip)
+        i = self.base.pick(preds, up=True)
+        p = None if i is None else preds[i]
+        # de-seasonalised: the value as if at the 24-h level (what the trend test and the
+        # ratio read); the identity while the 24-h median is the chosen predictor
+        seasonal = 0.0 if p is None or preds[0] is None else p - preds[0]
+        self.recent.append([end, x - seasonal])
+        if self.scale <= 0.0 or p is None:
+            return None
+        z = min((x - p) / self.scale, self.th.deg_z_clip)
         crossed = self.cusum.step(z, end - 60.0)
         trend = None
         if (
             not crossed
             and self.closed % _TREND_EVERY == 0
             and len(self.recent) >= self.recent.maxlen
+            and i != 1  # the local median follows any drift: only the CUSUM judges against it
         ):
             trend = self._trend()
         if not crossed and trend is None:
@@ -124,7 +135,7 @@ class DegradationTracker:
         alarm = self._alarm(end, onset, score, "cusum" if crossed else "mann_kendall")
         # Relearn from here: a lasting shift (a deploy, a new model) is the new normal, and
         # judging it against the old baseline would re-alarm after every hold-off.
-        self.values.clear()
+        self.base.relearn()
         self.pending.clear()
         self.scale = 0.0
         return alarm

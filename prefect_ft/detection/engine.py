@@ -1,8 +1,9 @@
 """The incremental detection engine: task-run and resource batches in, alarms out.
 
 Time advances in closed minutes aligned to epoch minutes. Per-task detectors (error bursts) see
-each row as soon as it arrives; per-minute detectors (degradation, exhaustion, cyclic, cascade)
-run when a minute closes, i.e. once the input is complete up to its end (`until`). Every decision
+each row as soon as it arrives; per-minute detectors (degradation, throughput, exhaustion, cyclic,
+cascade) run when a minute closes, i.e. once the input is complete up to its end (`until`). Every
+decision
 uses only data up to its time, so feeding a history in one batch or in many gives the same
 alarms, and `state()` / `from_state()` let a flow resume exactly where its last run stopped.
 """
@@ -25,10 +26,11 @@ from prefect_ft.detection.degradation import DegradationTracker
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
+from prefect_ft.detection.throughput import ThroughputTracker
 
 __all__ = ["PIPELINE", "DetectionEngine", "EngineConfig"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: degradation keeps a seasonal MinuteBaseline; throughput trackers
 PIPELINE = ("doc-processing", "ml-inference", "ipc", "quality-validation")
 _ROW_KEYS = ("end", "duration", "failed", "code", "comp")
 _RES_KEYS = ("ts", "comp", "mem", "limit", "cpu")
@@ -42,11 +44,15 @@ class EngineConfig:
         components: component names; batch rows naming others are skipped.
         edges: dependency edges `(upstream, downstream)` used for cascades.
         thresholds: frozen detector thresholds.
+        throughput: also watch successful completions per minute for drops
+            (`throughput.ThroughputTracker`). Off by default: not yet calibrated on the synthetic
+            benchmark (a history's last minutes, when arrivals stop, read as a drop).
     """
 
     components: tuple[str, ...] = PIPELINE
     edges: tuple[tuple[str, str], ...] = tuple(itertools.pairwise(PIPELINE))
     thresholds: Thresholds = field(default_factory=load_thresholds)
+    throughput: bool = False
 
     def __post_init__(self) -> None:
         if len(set(self.components)) != len(self.components) or not self.components:
@@ -95,6 +101,7 @@ class DetectionEngine:
         self._related = {i: self._ancestry(i) for i in range(len(names))}
         self._burst = [BurstTracker(n, th) for n in names]
         self._deg = [DegradationTracker(n, th) for n in names]
+        self._tput = [ThroughputTracker(n, th) for n in names]
         self._mem = [ResourceTracker(n, "memory", th) for n in names]
         self._cpu = [ResourceTracker(n, "cpu", th) for n in names]
         self._cyc = [CyclicTracker(n, th, i) for i, n in enumerate(names)]
@@ -221,6 +228,9 @@ class DetectionEngine:
             dur = rows["duration"][mine & ~rows["failed"]]
             dur = dur[np.isfinite(dur) & (dur > 0)]
             out.append(self._deg[c].close_minute(end, np.log(dur)))
+            if self.config.throughput:
+                ok = int((mine & ~rows["failed"]).sum())
+                out.append(self._tput[c].close_minute(end, ok))
             rmask = res["comp"] == c
             if rmask.any():
                 out.append(
@@ -251,6 +261,7 @@ class DetectionEngine:
             "res": {k: v.tolist() for k, v in self._res.items()},
             "burst": [t.state() for t in self._burst],
             "deg": [t.state() for t in self._deg],
+            "tput": [t.state() for t in self._tput],
             "mem": [t.state() for t in self._mem],
             "cpu": [t.state() for t in self._cpu],
             "cyc": [t.state() for t in self._cyc],
@@ -276,6 +287,7 @@ class DetectionEngine:
         for key, trackers in (
             ("burst", engine._burst),
             ("deg", engine._deg),
+            ("tput", engine._tput),
             ("mem", engine._mem),
             ("cpu", engine._cpu),
             ("cyc", engine._cyc),

@@ -26,7 +26,7 @@ from prefect_ft.detection.cusum import robust_scale
 from prefect_ft.detection.degradation import degradation_severity
 from prefect_ft.detection.exhaustion import time_to_limit
 from prefect_ft.detection.resource import exhaustion_severity
-from prefect_ft.detection.robust_metric import robust_shifts, z_severity
+from prefect_ft.detection.robust_metric import constant_series, robust_shifts, z_severity
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
@@ -238,13 +238,7 @@ def _shifts(
                 ready = True
                 zero_up = zero_down = t
     if degenerate:
-        skipped.append(
-            Skipped(
-                "constant_series",
-                int(ts.size),
-                "the learnt baseline has no spread; only a change can alarm",
-            )
-        )
+        skipped.append(constant_series(int(ts.size)))
     return alarms
 
 

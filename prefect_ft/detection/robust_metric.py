@@ -38,7 +38,7 @@ from prefect_ft.detection.baselines import (
 from prefect_ft.detection.degradation import degradation_severity
 from prefect_ft.detection.thresholds import Thresholds
 
-__all__ = ["robust_shifts", "z_severity"]
+__all__ = ["RobustStream", "constant_series", "robust_shifts", "z_severity"]
 
 
 def z_severity(z: float) -> Severity:
@@ -51,96 +51,146 @@ def z_severity(z: float) -> Severity:
     return Severity.MEDIUM if a >= 5 else Severity.LOW
 
 
+def constant_series(n: int) -> Skipped:
+    """The reason given when the learnt baseline has no spread (v1 and v2 detectors)."""
+    return Skipped(
+        "constant_series", n, "the learnt baseline has no spread; only a change can alarm"
+    )
+
+
+class RobustStream:
+    """The v2 detector on one cleaned stream, one sample at a time (the batch calls it too).
+
+    `update(t, x)` takes a finite sample later than the previous one and returns its alarm, if
+    any; the batch `robust_shifts` is a loop over it, so both give the same alarms.
+    """
+
+    def __init__(self, kind: str, th: Thresholds) -> None:
+        self.kind, self.th = kind, th
+        self.up_ok = kind in ("latency", "generic", "throughput")
+        self.down_ok = kind in ("generic", "throughput")
+        self.warmup = max(th.metric_warmup, th.rm_warmup)
+        self.warm_t: list[float] = []
+        self.warm_x: list[float] = []
+        self.model: RealSeriesModel | None = None
+        self.tf, self.c = "identity", 0.0
+        self.up = self.down = 0.0
+        self.zero_up = self.zero_down = 0.0
+        self.hold = 0
+        # records per statistic: z up, z down, CUSUM up, CUSUM down
+        self.rec = [SlidingMax(th.rm_record_n) for _ in range(4)]
+        self.need, self.holdoff = th.rm_record_min, th.rm_holdoff
+        self.count = 0
+
+    def _start(self, t: float) -> None:
+        th, warm_t = self.th, self.warm_t
+        # latencies are positive and multiplicative: always on the log scale, as in v1
+        self.tf, self.c = (
+            ("log", 0.0) if self.kind == "latency" else choose_transform(np.asarray(self.warm_x))
+        )
+        dt = float(np.median(np.diff(warm_t))) if len(warm_t) > 1 else 0.0
+        model = RealSeriesModel(
+            dt,
+            warm_t[0],
+            flat_n=th.rm_flat_n,
+            k_periods=th.rm_k_periods,
+            scale_n=th.rm_scale_n,
+            refresh=50,
+            season_gain=th.rm_season_gain,
+            min_scale=1.0 if self.tf == "anscombe" else 0.0,
+        )
+        for tw, xw in zip(warm_t, self.warm_x, strict=True):
+            yw = apply_transform(self.tf, self.c, xw)
+            model.learn(tw, yw, model.predictions(tw), th.rm_clip)
+        self.model = model
+        self.warm_t, self.warm_x = [], []
+        self.zero_up = self.zero_down = t
+        # sample counts are capped in time so that hourly and per-second series behave
+        # alike: the records must first cover a day (what is normal at every hour) and
+        # remember at most `rm_record_max_s`; a hold-off lasts at most a day
+        self.need = _at_most(th.rm_record_min, 86400.0, dt)
+        self.holdoff = _at_most(th.rm_holdoff, 86400.0, dt)
+        self.rec = [SlidingMax(_at_most(th.rm_record_n, th.rm_record_max_s, dt)) for _ in range(4)]
+
+    @property
+    def learning(self) -> bool:
+        """True while the stream cannot alarm yet (warm-up, or records shorter than a day)."""
+        return self.model is None or self.rec[0].i < self.need
+
+    @property
+    def degenerate(self) -> bool:
+        """True when the learnt baseline has no spread."""
+        return self.model is not None and self.model.degenerate
+
+    def update(self, t: float, x: float) -> Alarm | None:
+        """Feed one sample; return the alarm it raises, if any."""
+        th, rec = self.th, self.rec
+        self.count += 1
+        if self.model is None:
+            self.warm_t.append(t)
+            self.warm_x.append(x)
+            if len(self.warm_t) >= self.warmup:
+                self._start(t)
+            return None
+        model = self.model
+        y = apply_transform(self.tf, self.c, x)
+        preds = model.predictions(t)
+        p = preds[model.choice]
+        if p is None or not model.ready() or self.hold > 0:
+            self.hold = max(0, self.hold - 1)
+            self.zero_up = self.zero_down = t
+            model.learn(t, y, preds, th.rm_clip)
+            if p is not None and model.ready() and self.hold == 0:
+                z = (y - p) / model.scale
+                for r, v in zip(rec, (z, -z, 0.0, 0.0), strict=True):
+                    r.push(v)  # the new normal after an episode sets the records
+            return None
+        z = (y - p) / model.scale
+        zc = max(-th.deg_z_clip, min(th.deg_z_clip, z))
+        self.up = up = max(0.0, self.up + zc - th.metric_k)
+        self.down = down = max(0.0, self.down - zc - th.metric_k)
+        self.zero_up = t if up == 0.0 else self.zero_up
+        self.zero_down = t if down == 0.0 else self.zero_down
+        margin = th.rm_record_margin
+        fired: tuple[str, float, float] | None = None
+        if z > th.rm_spike_z and self.up_ok and z > margin * rec[0].max():
+            fired = ("spike", t, z)
+        elif -z > th.rm_spike_z and self.down_ok and -z > margin * rec[1].max():
+            fired = ("spike", t, -z)
+        elif up > th.rm_h and self.up_ok and up > margin * rec[2].max():
+            fired = ("rise", self.zero_up, up)
+        elif down > th.rm_h and self.down_ok and down > margin * rec[3].max():
+            fired = ("drop", self.zero_down, down)
+        if fired is not None and rec[0].i < self.need:
+            fired = None
+        alarm = None
+        if fired is None:
+            for r, v in zip(rec, (z, -z, up, down), strict=True):
+                r.push(v)
+        else:
+            how, onset, score = fired
+            alarm = _alarm(
+                how, onset, t, score, self.kind, x, p, z, self.tf, self.c, model.model_name
+            )
+            self.hold = self.holdoff
+            self.up = self.down = 0.0
+            # the first sample of a step looks like a spike: relearn the level after either
+            model.relearn_level()
+        model.learn(t, y, preds, th.rm_clip)
+        return alarm
+
+
 def robust_shifts(
     ts: np.ndarray, vs: np.ndarray, kind: str, th: Thresholds, skipped: list[Skipped]
 ) -> list[Alarm]:
     """Alarms on a cleaned series (finite, strictly increasing timestamps)."""
-    up_ok = kind in ("latency", "generic", "throughput")
-    down_ok = kind in ("generic", "throughput")
-    warmup = max(th.metric_warmup, th.rm_warmup)
-    warm_t: list[float] = []
-    warm_x: list[float] = []
-    model: RealSeriesModel | None = None
-    tf, c = "identity", 0.0
-    alarms: list[Alarm] = []
-    up = down = 0.0
-    zero_up = zero_down = float(ts[0]) if ts.size else 0.0
-    hold = 0
-    # records per statistic: z up, z down, CUSUM up, CUSUM down
-    rec = [SlidingMax(th.rm_record_n) for _ in range(4)]
-    margin = th.rm_record_margin
-    need, holdoff = th.rm_record_min, th.rm_holdoff
-    for t, x in zip(ts.tolist(), vs.tolist(), strict=True):
-        if model is None:
-            warm_t.append(t)
-            warm_x.append(x)
-            if len(warm_t) < warmup:
-                continue
-            # latencies are positive and multiplicative: always on the log scale, as in v1
-            tf, c = ("log", 0.0) if kind == "latency" else choose_transform(np.asarray(warm_x))
-            dt = float(np.median(np.diff(warm_t))) if len(warm_t) > 1 else 0.0
-            model = RealSeriesModel(
-                dt,
-                warm_t[0],
-                flat_n=th.rm_flat_n,
-                k_periods=th.rm_k_periods,
-                scale_n=th.rm_scale_n,
-                refresh=50,
-                season_gain=th.rm_season_gain,
-                min_scale=1.0 if tf == "anscombe" else 0.0,
-            )
-            for tw, xw in zip(warm_t, warm_x, strict=True):
-                yw = apply_transform(tf, c, xw)
-                model.learn(tw, yw, model.predictions(tw), th.rm_clip)
-            zero_up = zero_down = t
-            # sample counts are capped in time so that hourly and per-second series behave
-            # alike: the records must first cover a day (what is normal at every hour) and
-            # remember at most `rm_record_max_s`; a hold-off lasts at most a day
-            need = _at_most(th.rm_record_min, 86400.0, dt)
-            holdoff = _at_most(th.rm_holdoff, 86400.0, dt)
-            rec = [SlidingMax(_at_most(th.rm_record_n, th.rm_record_max_s, dt)) for _ in range(4)]
-            continue
-        y = apply_transform(tf, c, x)
-        preds = model.predictions(t)
-        p = preds[model.choice]
-        if p is None or not model.ready() or hold > 0:
-            hold = max(0, hold - 1)
-            zero_up = zero_down = t
-            model.learn(t, y, preds, th.rm_clip)
-            if p is not None and model.ready() and hold == 0:
-                z = (y - p) / model.scale
-                for r, v in zip(rec, (z, -z, 0.0, 0.0), strict=True):
-                    r.push(v)  # the new normal after an episode sets the records
-            continue
-        z = (y - p) / model.scale
-        zc = max(-th.deg_z_clip, min(th.deg_z_clip, z))
-        up = max(0.0, up + zc - th.metric_k)
-        down = max(0.0, down - zc - th.metric_k)
-        zero_up = t if up == 0.0 else zero_up
-        zero_down = t if down == 0.0 else zero_down
-        fired: tuple[str, float, float] | None = None
-        if z > th.rm_spike_z and up_ok and z > margin * rec[0].max():
-            fired = ("spike", t, z)
-        elif -z > th.rm_spike_z and down_ok and -z > margin * rec[1].max():
-            fired = ("spike", t, -z)
-        elif up > th.rm_h and up_ok and up > margin * rec[2].max():
-            fired = ("rise", zero_up, up)
-        elif down > th.rm_h and down_ok and down > margin * rec[3].max():
-            fired = ("drop", zero_down, down)
-        if fired is not None and rec[0].i < need:
-            fired = None
-        if fired is None:
-            for r, v in zip(rec, (z, -z, up, down), strict=True):
-                r.push(v)
-        if fired is not None:
-            how, onset, score = fired
-            alarms.append(_alarm(how, onset, t, score, kind, x, p, z, tf, c, model.model_name))
-            hold = holdoff
-            up = down = 0.0
-            # the first sample of a step looks like a spike: relearn the level after either
-            model.relearn_level()
-        model.learn(t, y, preds, th.rm_clip)
-    if model is None or rec[0].i < need:
+    stream = RobustStream(kind, th)
+    alarms = [
+        a
+        for t, x in zip(ts.tolist(), vs.tolist(), strict=True)
+        if (a := stream.update(t, x)) is not None
+    ]
+    if stream.learning:
         skipped.append(
             Skipped(
                 "learning",
@@ -149,14 +199,8 @@ def robust_shifts(
                 f"{max(th.rm_warmup, th.rm_record_min)} samples)",
             )
         )
-    if model is not None and model.degenerate:
-        skipped.append(
-            Skipped(
-                "constant_series",
-                int(ts.size),
-                "the learnt baseline has no spread; only a change can alarm",
-            )
-        )
+    if stream.degenerate:
+        skipped.append(constant_series(int(ts.size)))
     return alarms
 
 

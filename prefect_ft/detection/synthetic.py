@@ -55,12 +55,22 @@ _FT = {f: f.code for f in FailureType}
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """Generator settings; `episodes=None` draws them from the seed."""
+    """Generator settings; `episodes=None` draws them from the seed.
+
+    `daily_load` in [0, 0.9] makes task durations follow the daily load: each duration is
+    multiplied by 1 + daily_load * sin(2 pi t / 1 day), in phase with the arrivals' daily cycle
+    (a busy hour is a slow hour). 0, the default, generates the histories of version 1.
+    """
 
     hours: float = 48.0
     rate: float = 1.0
     episodes: tuple[EpisodeSpec, ...] | None = None
     negative_controls: bool = True
+    daily_load: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.daily_load <= 0.9:
+            raise ValueError(f"daily_load must be in [0, 0.9], not {self.daily_load!r}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -111,7 +121,7 @@ def generate(seed: int, scenario: Scenario | None = None) -> SyntheticHistory:
     )
     ep_rngs = streams[11:]
     specs = list(sc.episodes) if sc.episodes is not None else draw_schedule(sched_rng, sc.hours)
-    mods = [StageMods() for _ in STAGES]
+    mods = [StageMods(daily=sc.daily_load) for _ in STAGES]
     episodes: list[Episode] = []
     crowd = None
     leaks: list[tuple[int, float, float, float]] = []  # comp, onset, MB per s, crossing

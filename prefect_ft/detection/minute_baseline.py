@@ -1,0 +1,173 @@
+"""Seasonal, robust baseline of a per-minute series, for the detection flow's detectors.
+
+The flow's degradation detector (per-minute median log duration) and throughput detector
+(successful completions per minute, Anscombe scale) need what `baselines.RealSeriesModel` gives
+real metric series: a prediction that knows a daily load, and a robust scale of what is left.
+This is the same method at a per-minute cadence, with state small and JSON-ready for the flow:
+
+- **Three predictors** compete. `level`, the median of the last 24 h (the reference; what the
+  detectors used before); `local`, the median of the last half hour, fed at once (not delayed),
+  which follows a slow daily swing on the first day, before any season is known, with a lag of
+  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM); and
+  `daily`, the median of the same quarter-hour of the last `K_DAYS` days (the seasonal
+  sub-series of STL, Cleveland et al. 1990, made causal as in `baselines.py`). A challenger is
+  used only while its median absolute error over the last 4 h is clearly below the reference's
+  (`ENTER`, `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median
+  wins (less estimation noise) and nothing changes. Until the errors are known (`MIN_ERR`
+  minutes after the warm-up) a sample must be anomalous against every available predictor
+  (`pick`), so the first hours of a daily swing cannot alarm either.
+- **Robust scale** of the chosen predictor's residuals: 1.4826 * MAD (Hampel 1974) with
+  `cusum.robust_scale`'s fallbacks, floored at `min_scale` (1 for Anscombe counts, Anscombe 1948).
+
+Residuals are those of the predictions made at decision time, recorded when the sample joins the
+baseline (the caller delays and filters samples, e.g. skips episodes), so the scale measures the
+error the detector actually sees, lag included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from prefect_ft.detection._state import dump_slots, load_slots
+from prefect_ft.detection.cusum import robust_scale
+
+__all__ = ["MinuteBaseline"]
+
+LONG_N = 1440  # minutes in the reference median (24 h)
+LOCAL_N = 30  # minutes in the local median
+BIN_S = 900.0  # width of a daily phase bin
+K_DAYS = 3  # days the daily predictor looks back
+ERR_N = 240  # recent residuals the predictors are compared on (4 h)
+MIN_ERR = 240  # residuals a predictor needs before it may be compared (the window full)
+SCALE_N = 1440  # residuals the scale is computed on
+# a challenger must cut the reference's median error by these factors to be chosen (enter) and
+# to stay chosen; `local` must be clearly better (it would also follow a slow ramp, a
+# degradation), as it is under a daily swing, not just a little better
+ENTER = (1.0, 0.6, 0.8)
+STAY = (1.0, 0.8, 0.9)
+_BINS = round(86400.0 / BIN_S)
+NAMES = ("level", "local", "daily")
+
+
+def _median(values: Any) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+class MinuteBaseline:
+    """Predictions and residual scale for one per-minute series (see the module docstring)."""
+
+    __slots__ = (
+        "bins",
+        "choice",
+        "err",
+        "level",
+        "local",
+        "long",
+        "min_scale",
+        "res",
+        "scales",
+    )
+
+    def __init__(self, min_scale: float = 0.0) -> None:
+        self.min_scale = min_scale
+        self.long: deque[float] = deque(maxlen=LONG_N)
+        self.local: deque[float] = deque(maxlen=LOCAL_N)
+        # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
+        self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(_BINS)]
+        self.err: list[deque[float]] = [deque(maxlen=ERR_N) for _ in NAMES]
+        self.res: list[deque[float]] = [deque(maxlen=SCALE_N) for _ in NAMES]
+        self.level = 0.0
+        self.scales = [0.0, 0.0, 0.0]
+        self.choice = 0
+
+    def state(self) -> dict[str, Any]:
+        return dump_slots(self, skip=())
+
+    def load(self, data: dict[str, Any]) -> None:
+        load_slots(self, data)
+
+    @property
+    def name(self) -> str:
+        """The predictor in use: "level", "local" or "daily"."""
+        return NAMES[self.choice]
+
+    @property
+    def scale(self) -> float:
+        """Robust scale of the chosen predictor's residuals (0 while learning)."""
+        return self.scales[self.choice]
+
+    def predictions(self, t: float) -> list[float | None]:
+        """Each predictor's forecast for the minute ending at `t` (None while it cannot)."""
+        day = self.bins[int((t % 86400.0) // BIN_S) % _BINS]
+        return [
+            self.level if self.scales[0] > 0.0 else None,
+            _median(self.local) if len(self.local) >= LOCAL_N // 2 else None,
+            _median(day) if len(day) > 20 else None,
+        ]
+
+    def observe(self, x: float) -> None:
+        """Feed the current minute's value to the local predictor, after predicting it."""
+        self.local.append(x)
+
+    def pick(self, preds: list[float | None], up: bool) -> int | None:
+        """Index of the prediction to judge a sample by: the chosen one once the errors are
+        known, else the most lenient available one (the highest when alarming on rises, else
+        the lowest); None while the reference cannot predict."""
+        if preds[0] is None:
+            return None
+        if len(self.err[0]) >= MIN_ERR:
+            return self.choice if preds[self.choice] is not None else 0
+        have = [m for m, p in enumerate(preds) if p is not None]
+        return (max if up else min)(have, key=lambda m: preds[m])  # type: ignore[arg-type,return-value]
+
+    def learn(self, t: float, x: float, preds: list[float | None]) -> None:
+        """Add a delayed sample `x` (minute ending `t`) with the predictions made for it."""
+        self.long.append(x)
+        self.bins[int((t % 86400.0) // BIN_S) % _BINS].append(x)
+        for m, p in enumerate(preds):
+            if p is not None:
+                self.err[m].append(abs(x - p))
+                self.res[m].append(x - p)
+
+    def refresh(self) -> None:
+        """Recompute the 24-h level, the choice of predictor and the scales."""
+        if not self.long:
+            return
+        arr = np.fromiter(self.long, float)
+        self.level = float(np.median(arr))
+        errs = [_median(e) if len(e) >= MIN_ERR else math.inf for e in self.err]
+        # a challenger is chosen when its error is below ENTER times the reference's, and kept
+        # while below STAY times it (a band, so that near the boundary the baseline does not
+        # flip back and forth; the reference is the default, never held against the evidence)
+        best = 0
+        for m in (1, 2):
+            limit = (STAY if m == self.choice else ENTER)[m] * errs[0]
+            if errs[m] < limit and errs[m] < errs[best]:
+                best = m
+        self.choice = best
+        for m, r in enumerate(self.res):
+            if len(r) < 20:
+                # before any residual the reference is scaled by the spread of its own values
+                src = arr if m == 0 else None
+                if src is None or src.size < 20:
+                    self.scales[m] = 0.0
+                    continue
+                dev = np.abs(src - self.level)
+            else:
+                res = np.fromiter(r, float)
+                dev = np.abs(res - float(np.median(res)))
+            scale = robust_scale(float(np.median(dev)), float(dev.mean()), self.level)
+            self.scales[m] = max(scale, self.min_scale)
+
+    def relearn(self) -> None:
+        """After an alarm: forget the level (a lasting shift is the new normal); the daily shape,
+        the predictors' errors and the choice among them are kept."""
+        self.long.clear()
+        self.local.clear()
+        self.scales[0] = 0.0

@@ -1,0 +1,95 @@
+"""The detection flow's detectors on a pipeline whose task durations follow a daily load (issue 12)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from prefect_ft.detection import DetectionEngine, EngineConfig, Pattern
+from prefect_ft.detection.synthetic import EpisodeSpec, Scenario, generate, to_bytes
+
+
+@pytest.fixture(scope="module")
+def daily_alarms():
+    # 30 h: the first day is learnt with no seasonal history at all, and the alarms the old
+    # 24-h flat baseline raised came in hours 1-5 and again after 26 h
+    hist = generate(1, Scenario(hours=30.0, episodes=(), negative_controls=False, daily_load=0.3))
+    return hist, DetectionEngine().update(hist.tasks, hist.resources).alarms
+
+
+def test_durations_following_a_daily_load_do_not_alarm(daily_alarms) -> None:
+    hist, alarms = daily_alarms
+    t = hist.tasks
+    ok = (t.component == 0) & ~t.failed
+    hour = ((t.end[ok] - hist.start_ts) // 3600).astype(int)
+    logd = np.log(t.end[ok] - t.start[ok])
+    by_hour = [float(np.median(logd[hour == h])) for h in (6, 18)]
+    assert by_hour[0] - by_hour[1] > 0.4  # the pattern is really there: busy hours are slower
+    assert [
+        (a.pattern.value, a.components, round((a.at - hist.start_ts) / 3600, 1)) for a in alarms
+    ] == []
+
+
+def test_a_step_on_top_of_the_daily_load_is_still_found() -> None:
+    step = EpisodeSpec(
+        "degradation", 1, 20 * 3600.0, (("g", 2.0), ("R_s", 0.0), ("hold_s", 1800.0))
+    )
+    hist = generate(
+        2, Scenario(hours=22.0, episodes=(step,), negative_controls=False, daily_load=0.3)
+    )
+    alarms = DetectionEngine().update(hist.tasks, hist.resources).alarms
+    onset = hist.start_ts + 20 * 3600.0
+    deg = [a for a in alarms if a.pattern == Pattern.DEGRADATION]
+    assert [a.components for a in deg] == [("ml-inference",)]
+    assert onset <= deg[0].at <= onset + 300.0
+
+
+def test_a_stage_that_stops_completing_raises_a_throughput_alarm() -> None:
+    # 90 % of ml-inference's tasks fail for 20 min: its completions per minute fall to a tenth
+    stall = EpisodeSpec(
+        "burst", 1, 8 * 3600.0, (("m", 200.0), ("D_s", 1200.0), ("ramp_s", 0.0), ("type", 5.0))
+    )
+    hist = generate(
+        3, Scenario(hours=9.0, episodes=(stall,), negative_controls=False, daily_load=0.3)
+    )
+    engine = DetectionEngine(EngineConfig(throughput=True))
+    alarms = engine.update(hist.tasks, hist.resources, until=hist.end_ts).alarms
+    onset = hist.start_ts + 8 * 3600.0
+    tput = [a for a in alarms if "throughput_ratio" in dict(a.evidence)]
+    # the stages downstream of the stall receive less work and may drop too, later
+    assert tput[0].components == ("ml-inference",)
+    assert onset <= tput[0].at <= onset + 600.0
+    assert dict(tput[0].evidence)["throughput_ratio"] < 0.5
+
+
+def test_daily_load_is_validated_and_zero_keeps_version_1_bytes() -> None:
+    with pytest.raises(ValueError, match=r"daily_load must be in \[0, 0.9\]"):
+        Scenario(daily_load=1.5)
+    # sha256 of seed 11, 3 h, generated before the option existed
+    assert (
+        hashlib.sha256(to_bytes(generate(11, Scenario(hours=3.0, daily_load=0.0)))).hexdigest()
+        == "5caa67ae5f74460425d093985cf8ba73ce21d267149d1df83813d27462060dd5"
+    )
+
+
+def test_throughput_state_round_trip_gives_the_same_alarms_as_one_run() -> None:
+    stall = EpisodeSpec(
+        "burst", 1, 5 * 3600.0, (("m", 200.0), ("D_s", 1200.0), ("ramp_s", 0.0), ("type", 5.0))
+    )
+    hist = generate(4, Scenario(hours=6.0, episodes=(stall,), negative_controls=False))
+    config = EngineConfig(throughput=True)
+    # rows up to the history's end only: after it arrivals stop, which is a drop
+    t, r = (x.between(hist.start_ts, hist.end_ts) for x in (hist.tasks, hist.resources))
+    whole = DetectionEngine(config).update(t, r, until=hist.end_ts).alarms
+    assert any("throughput_ratio" in dict(a.evidence) for a in whole)
+    engine, pieces = DetectionEngine(config), []
+    edges = [*np.arange(hist.start_ts, hist.end_ts, 1234.5).tolist(), hist.end_ts]
+    for lo, hi in itertools.pairwise(edges):
+        engine = DetectionEngine.from_state(config, json.loads(json.dumps(engine.state())))
+        t, r = hist.tasks.between(lo, hi), hist.resources.between(lo, hi)
+        pieces += engine.update(t, r, until=hi).alarms
+    assert [a.to_dict() for a in pieces] == [a.to_dict() for a in whole]
