@@ -34,6 +34,7 @@ from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
 from prefect_ft.cli.breakers import breakers_app, status
 from prefect_ft.cli.deadletters import deadletters_app
+from prefect_ft.cli.serve import serve
 
 __all__ = [
     "BLOCK_TYPES",
@@ -262,6 +263,7 @@ app.command(blocks_app)
 app.command(breakers_app)
 app.command(deadletters_app)
 app.command(status, name="status")
+app.command(serve, name="serve")
 
 
 def _fail(message: str) -> int:

@@ -1,0 +1,1 @@
+"""Recovery: control channel, client, executor, and the deployments that run recovery."""
