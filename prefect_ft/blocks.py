@@ -31,6 +31,7 @@ from prefect_ft.core.config import (
     MAX_TIME_WINDOW_SECONDS,
     BreakerConfig,
 )
+from prefect_ft.core.recovery import PHASES, RecoveryConfig
 from prefect_ft.core.validation import STORE_URL_FORMS, STORE_URL_PATTERN, check_store_url
 from prefect_ft.exceptions import ConfigurationError
 
@@ -318,6 +319,20 @@ class RecoveryPolicy(Block):
                 f"cap_seconds ({self.cap_seconds}) must be >= base_seconds ({self.base_seconds})"
             )
         return self
+
+    def to_config(self) -> RecoveryConfig:
+        """The core `RecoveryConfig`: `action` is the immediate phase's strategy, and
+        `max_attempts` is spread over the three escalation phases (at least one each).
+
+        Recovery backs off with full jitter whatever `jitter` says (issue 9 fixes it).
+        """
+        return RecoveryConfig(
+            action=self.action,
+            attempts_per_phase=max(1, -(-self.max_attempts // len(PHASES))),
+            base_seconds=self.base_seconds,
+            cap_seconds=self.cap_seconds,
+            rollback=self.rollback_on_failure,
+        )
 
 
 class ComponentSpec(Block):

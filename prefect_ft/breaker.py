@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from prefect_ft.core import machine
@@ -39,11 +40,32 @@ from prefect_ft.stores.shared_record import (
     remove_global_listener,
 )
 
-__all__ = ["BreakerListener", "CircuitBreaker", "add_global_listener", "remove_global_listener"]
+__all__ = [
+    "BreakerListener",
+    "CircuitBreaker",
+    "RecoveryMove",
+    "add_global_listener",
+    "remove_global_listener",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 _holder_ids = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryMove:
+    """What `mark_recovered` / `mark_recovery_failed` did: `moved`, the state now, why not.
+
+    Truthy when the breaker moved.
+    """
+
+    moved: bool
+    state: str
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.moved
 
 
 class CircuitBreaker(SharedRecordMixin):
@@ -346,6 +368,41 @@ class CircuitBreaker(SharedRecordMixin):
             with self._lock:
                 self._window.clear()
         self._apply(lambda r, n: machine.set_overlay(r, overlay, n, reset=True))
+
+    # -- recovery (issue 9): the outcome of a recovery moves the breaker ------------------------
+    def mark_recovered(self) -> RecoveryMove:
+        """A recovery validated the component: OPEN -> HALF_OPEN now, then probes and the ramp.
+
+        Returns whether the breaker moved; it does not when it is not OPEN or an operator's
+        overlay is set (a forced open is never overridden), and `reason` says why.
+        """
+        return self._recovery_move(lambda r, n: machine.mark_recovered(r, self.config, n))
+
+    def mark_recovery_failed(self, open_seconds: float) -> RecoveryMove:
+        """A recovery failed: stay OPEN for `open_seconds` from now (longer than usual).
+
+        Raises:
+            ValueError: `open_seconds` is not a finite number > 0.
+        """
+        machine.mark_recovery_failed(self._record, self.config, 0.0, open_seconds)  # validates
+        return self._recovery_move(
+            lambda r, n: machine.mark_recovery_failed(r, self.config, n, open_seconds)
+        )
+
+    def _recovery_move(self, decide: Callable[[BreakerRecord, float], Any]) -> RecoveryMove:
+        self.refresh()  # the local view may be older than the outage the recovery answers
+        seen: list[tuple[BreakerRecord, Any]] = []
+
+        def op(r: BreakerRecord, n: float) -> Any:
+            t = decide(r, n)
+            seen.append((r, t))
+            return t
+
+        self._apply(op)
+        before, t = seen[-1]
+        moved = t.record is not before
+        reason = "" if moved else (machine.recovery_blocked(before) or "nothing to change")
+        return RecoveryMove(moved, self.state, reason)
 
     def add_listener(self, listener: BreakerListener) -> None:
         self._listeners.append(listener)

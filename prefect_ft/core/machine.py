@@ -46,7 +46,10 @@ __all__ = [
     "admit",
     "evaluate",
     "half_open_deadline",
+    "mark_recovered",
+    "mark_recovery_failed",
     "on_outcome",
+    "recovery_blocked",
     "seconds_until_admission",
     "set_overlay",
 ]
@@ -342,3 +345,50 @@ def set_overlay(
     reason = "operator reset" if reset else f"operator set {overlay or 'no overlay'}"
     event = BreakerEvent(kind, rec.effective_state, new.effective_state, now, reason)  # type: ignore[arg-type]
     return Transition(new, (event,))
+
+
+def recovery_blocked(rec: BreakerRecord) -> str | None:
+    """Why a recovery outcome may not move this breaker (None: it may).
+
+    Only an OPEN breaker without an overlay moves: an operator's overlay (FORCED_OPEN above all)
+    is never overridden by recovery, and a breaker that already left OPEN (its probes or an
+    operator got there first) is left to its own machine.
+    """
+    if rec.overlay is not None:
+        return f"the breaker is {rec.overlay} by an operator; recovery never overrides that"
+    if rec.state != OPEN:
+        return f"the breaker is {rec.state}, not OPEN; nothing to move"
+    return None
+
+
+def mark_recovered(rec: BreakerRecord, cfg: BreakerConfig, now: float) -> Transition:
+    """Recovery validated the component: OPEN -> HALF_OPEN now, without waiting out the open time.
+
+    The probes then decide as usual and the RECOVERY ramp follows (so one healthy check does not
+    let the whole load back at once). A no-op (the same record) when `recovery_blocked`.
+    """
+    if recovery_blocked(rec) is not None:
+        return Transition(rec)
+    # open_until is when HALF_OPEN began, as in `admit`: its deadline counts from here
+    new = replace(rec, state=HALF_OPEN, open_until=now, probes=(), probe_successes=0)
+    event = BreakerEvent("half-opened", OPEN, HALF_OPEN, now, "recovery validated the component")
+    return Transition(new, (event,))
+
+
+def mark_recovery_failed(
+    rec: BreakerRecord, cfg: BreakerConfig, now: float, open_seconds: float
+) -> Transition:
+    """Recovery failed: stay OPEN until `now + open_seconds` (the recovery's longer backoff).
+
+    No breaker event: the state does not change, and a second `opened` would start the recover
+    automation again; the recovery flow emits `prefect-ft.recovery.failed` itself. A no-op
+    when `recovery_blocked`.
+
+    Raises:
+        ValueError: `open_seconds` is not a finite number > 0.
+    """
+    if not (isinstance(open_seconds, int | float) and 0 < open_seconds < float("inf")):
+        raise ValueError(f"open_seconds must be a finite number > 0 (got {open_seconds!r})")
+    if recovery_blocked(rec) is not None:
+        return Transition(rec)
+    return Transition(replace(rec, open_until=now + float(open_seconds)))
