@@ -8,8 +8,9 @@ paths create the same automations.
 
 Templated parameters use the explicit `{"__prefect_kind": "jinja", "template": ...}` form: since
 3.6.24 the server wraps a bare `"{{ x }}"` string in `tojson` (Prefect issue #16399 and
-research/prefect.md §5), which changes what arrives. A label the event lacks renders as "":
-`recover` gets `component=""` and fails with a one-line reason instead of never running.
+research/prefect.md §5), which changes what arrives. Lists and nulls are rendered as JSON and
+parsed (`as_json`). A label the event lacks renders as "": `recover` gets `component=""` and
+fails with a one-line reason instead of never running.
 
 Idempotency is Prefect's: a deployment is upserted by (flow, name), and applying it deletes the
 automations the deployment owns before creating its triggers again, so applying twice leaves
@@ -54,6 +55,9 @@ def as_json(value: dict[str, str]) -> dict[str, Any]:
 # `prefect-ft.component` is a label of every breaker event's resource (prefect_ft.tasks.events)
 # and of every `prefect-ft.fault.detected` resource (prefect_ft.history.detection_flow).
 _COMPONENT = jinja("{{ event.resource.get('prefect-ft.component', '') }}")
+# None (JSON null) when the event names no failure type: the recovery decisions take None for
+# "unknown cause" and refuse any other name they do not know, "" included.
+_FAILURE_TYPE = as_json(jinja("{{ (event.payload.get('failure_type') or none) | tojson }}"))
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
                 {
                     "component": _COMPONENT,
                     # breaker events carry no failure type unless the guard adds one
-                    "failure_type": jinja("{{ event.payload.get('failure_type') or '' }}"),
+                    "failure_type": _FAILURE_TYPE,
                     "reason": jinja(
                         "breaker {{ event.resource.name }} opened: "
                         "{{ event.payload.get('reason') or 'no reason given' }}"
@@ -142,7 +146,7 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
                 "prefect-ft.fault.detected",
                 {
                     "component": _COMPONENT,
-                    "failure_type": jinja("{{ event.payload.get('failure_type') or '' }}"),
+                    "failure_type": _FAILURE_TYPE,
                     "reason": jinja(
                         "{{ event.resource.get('prefect-ft.severity', '') }} "
                         "{{ event.resource.get('prefect-ft.pattern', 'fault') }} detected: "

@@ -13,7 +13,6 @@ component is served exactly once.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,7 +114,9 @@ def _scenario(stack: Stack, urls: dict[str, str], out: Path) -> Timings:
                         "the breaker did not close")  # fmt: skip
     closed_at = _ts(closed[0]["occurred"])
 
-    done = stack.wait(lambda: _finished(stack, "recover", opened_at), WAIT, "recover did not finish")
+    done = stack.wait(
+        lambda: _finished(stack, "recover", opened_at), WAIT, "recover did not finish"
+    )
     if done["state_type"] != "COMPLETED":
         raise StackError(f"recover ended {done['state_name']}:\n{stack.run_logs(done['id'])}")
     replay = stack.wait(lambda: _finished(stack, "replay-dead-letters", closed_at), WAIT,

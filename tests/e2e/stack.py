@@ -43,7 +43,9 @@ class Stack:
         self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}/api"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PYTHONPATH"))}
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PYTHONPATH"))
+        }
         self.env.update(
             PREFECT_HOME=str(tmp / "home"),
             PREFECT_API_URL=self.api_url,
