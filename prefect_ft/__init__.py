@@ -24,6 +24,7 @@ from prefect_ft.exceptions import (
     BulkheadFullError,
     CircuitOpenError,
     ConfigurationError,
+    ControlError,
     FaultToleranceError,
     StoreUnavailableError,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "ComponentSpec",
     "ConfigurationError",
     "ConsecutiveFailures",
+    "ControlError",
     "DeadLetter",
     "DeadLetterQueue",
     "FTPolicy",

@@ -5,6 +5,7 @@ FaultToleranceError
  ├── CircuitOpenError        a breaker rejected the call (carries `breaker` and `retry_after`)
  ├── BulkheadFullError       no bulkhead permit within the wait budget
  ├── StoreUnavailableError   a shared store could not be reached (never reaches a protected call)
+ ├── ControlError            a component's control channel failed (unreachable, timeout, HTTP status)
  └── ConfigurationError      also a ValueError: bad settings, named field and allowed range
 ```
 """
@@ -15,6 +16,7 @@ __all__ = [
     "BulkheadFullError",
     "CircuitOpenError",
     "ConfigurationError",
+    "ControlError",
     "FaultToleranceError",
     "StoreUnavailableError",
 ]
@@ -70,3 +72,26 @@ class StoreUnavailableError(FaultToleranceError):
 
 class ConfigurationError(FaultToleranceError, ValueError):
     """Invalid configuration: the message names the field and the allowed range."""
+
+
+class ControlError(FaultToleranceError):
+    """A component's control channel failed: unreachable, timed out, or answered an error.
+
+    Attributes:
+        endpoint: the control endpoint (URL or `python:module:attr`).
+        operation: `health`, `reload`, `restart`, `reset_connections` or `resources`.
+        status: the HTTP status when the component answered, else None.
+        reason: one line, e.g. `unreachable`, `timed out after 5 s`, `HTTP 500: ...`.
+    """
+
+    def __init__(
+        self, endpoint: str, operation: str, reason: str, status: int | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.operation = operation
+        self.reason = reason
+        self.status = status
+        super().__init__(f"control {operation} on {endpoint}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.endpoint, self.operation, self.reason, self.status))

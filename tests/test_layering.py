@@ -113,7 +113,16 @@ def test_concerns_have_their_rooms() -> None:
         "presets.py",
         "settings.py",
     ], top
-    for room in ("core", "detection", "stores", "bulkhead", "tasks", "deadletter", "history"):
+    for room in (
+        "core",
+        "detection",
+        "stores",
+        "bulkhead",
+        "tasks",
+        "deadletter",
+        "history",
+        "recovery",
+    ):
         assert ROOT.joinpath(room, "__init__.py").is_file(), room
     for room in ("cli", "demo"):
         assert ROOT.joinpath(room, "__init__.py").is_file(), room

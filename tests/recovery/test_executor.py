@@ -1,0 +1,238 @@
+"""The recovery executor on a fake clock and a memory store, with in-process components."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from prefect_ft.blocks import CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
+from prefect_ft.breaker import CircuitBreaker
+from prefect_ft.recovery.executor import RecoveryOptions, arecover
+from prefect_ft.recovery.records import SLOTS_KEY, acquire_slot, load_state
+from prefect_ft.stores.memory import InMemoryBreakerStore
+from tests.conftest import FakeClock
+from tests.recovery.components import Hanging, Patient, endpoint_for
+
+
+class FixedRandom:
+    """`random()` always answers `u`: full jitter then gives u * the exponential bound."""
+
+    def __init__(self, u: float = 0.99) -> None:
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+
+class World:
+    """A fake clock, one memory store, a recorder of events, and the options that use them."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.store = InMemoryBreakerStore(clock=self.clock)
+        self.events: list[tuple[str, str, dict]] = []
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    def emit(self, kind, component, recovery_id, phase, payload) -> str:
+        self.events.append((kind, phase, payload))
+        return f"prefect-ft.recovery.{kind}"
+
+    def options(self, **kw) -> RecoveryOptions:
+        return RecoveryOptions(
+            store=self.store, sleep=self.sleep, emit=self.emit, rng=FixedRandom(), **kw
+        )
+
+    def spec(self, name: str, component: object, **recovery) -> ComponentSpec:
+        policy = RecoveryPolicy(
+            **{"max_attempts": 3, "health_check_timeout_seconds": 5, **recovery}
+        )
+        return ComponentSpec(
+            component=name,
+            breaker=CircuitBreakerPolicy(failure_threshold=1, open_seconds=10),
+            recovery=policy,
+            control_endpoint=endpoint_for(component),
+        )
+
+    def open_breaker(self, spec: ComponentSpec) -> CircuitBreaker:
+        breaker = CircuitBreaker(
+            spec.breaker.to_config(spec.component), store=self.store, refresh_seconds=None
+        )
+        with pytest.raises(ZeroDivisionError):
+            breaker.call(lambda: 1 / 0)
+        assert breaker.state == "OPEN"
+        return breaker
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+async def test_success_moves_the_breaker_to_half_open(world: World) -> None:
+    patient = Patient(cures={"reset_connections"})
+    spec = world.spec("db", patient, action="connection-reset")
+    breaker = world.open_breaker(spec)
+    report = await arecover(
+        "db", failure_type="ConnectionError", reason="breaker opened", spec=spec,
+        options=world.options(),
+    )  # fmt: skip
+    assert report.outcome == "succeeded", report.message
+    assert [a.strategy for a in report.attempts] == ["connection-reset"]
+    assert report.attempts[0].checks == 3 and report.attempts[0].validation == "passed"
+    assert (report.breaker_before, report.breaker_after) == ("OPEN", "HALF_OPEN")
+    breaker.refresh()
+    assert breaker.state == "HALF_OPEN"
+    assert [e[0] for e in world.events] == ["started", "succeeded"]
+    state = load_state(world.store, "db")
+    assert state.stats_for("connection-reset").success_rate == 1.0
+    assert "| 1 | immediate | connection-reset | ok | passed (3 checks)" in report.markdown()
+    # the slot is free again
+    assert json.loads(world.store.read(SLOTS_KEY).data)["leases"] == []
+
+
+async def test_failing_case_escalates_rolls_back_and_alerts(world: World) -> None:
+    patient = Patient(cures=set())  # nothing helps
+    spec = world.spec("llm", patient)
+    breaker = world.open_breaker(spec)
+    opened_until = breaker.record.open_until
+    report = await arecover("llm", spec=spec, options=world.options())
+    assert report.outcome == "failed"
+    assert report.alerted is True
+    # immediate -> short-term -> long-term (unknown failure type: restart, restart, reload)
+    assert [(a.phase, a.strategy) for a in report.attempts] == [
+        ("immediate", "graceful-restart"),
+        ("short-term", "graceful-restart"),
+        ("long-term", "model-reload"),
+    ]
+    assert all(a.validation == "failed" for a in report.attempts)
+    # the reload is rolled back to the version before it
+    assert report.attempts[2].rollback == "done: {'version': 'v2'}"
+    assert patient.version == "v2"
+    # each next attempt waits longer (full jitter at u=0.99: 0.99, 1.98, 3.96 s)
+    waits = [a.backoff_seconds for a in report.attempts]
+    assert waits == sorted(waits) and waits[0] < waits[1] < waits[2]
+    assert waits[2] == pytest.approx(3.96, abs=0.01)
+    # the breaker stays OPEN, for longer than its own open time
+    breaker.refresh()
+    assert breaker.state == "OPEN"
+    assert breaker.record.open_until > opened_until
+    kinds = [(e[0], e[1]) for e in world.events]
+    assert kinds.count(("failed", "immediate")) == 1
+    assert ("escalated", "short-term") in kinds and ("escalated", "long-term") in kinds
+    assert kinds[-1] == ("escalated", "operator")
+    assert world.events[-1][2]["alert"] is True
+    assert "an operator must act" in report.message
+    # a further request is refused until the component is healthy or an operator acts
+    again = await arecover("llm", spec=spec, options=world.options())
+    assert again.outcome == "refused"
+    assert "waiting for an operator" in again.message
+
+
+async def test_one_strategy_flow_makes_one_attempt(world: World) -> None:
+    patient = Patient(cures=set())
+    spec = world.spec("cache", patient)
+    world.open_breaker(spec)
+    report = await arecover(
+        "cache", strategy="resource-reallocation", spec=spec, options=world.options()
+    )
+    assert report.outcome == "failed"
+    assert len(report.attempts) == 1
+    assert report.attempts[0].request == {"memory_mb": 1500.0, "concurrency": 4}
+    # rolled back to the old budget
+    assert patient.budget == {"memory_mb": 1000, "concurrency": 8}
+    assert "resource-reallocation failed" in report.message
+
+
+async def test_second_recovery_of_one_component_is_refused(world: World) -> None:
+    spec = world.spec("gpu", Patient(cures={"restart"}))
+    grant = acquire_slot(world.store, "gpu", 60, 2)
+    assert grant.granted
+    report = await arecover("gpu", spec=spec, options=world.options())
+    assert report.outcome == "refused"
+    assert "a recovery of gpu is already running" in report.message
+    assert report.attempts == []
+    # the lease expires, so a crashed holder never blocks recovery for good
+    world.clock.advance(61)
+    report = await arecover("gpu", spec=spec, options=world.options())
+    assert report.outcome == "succeeded", report.message
+
+
+async def test_two_at_once_only_one_runs(world: World) -> None:
+    patient = Patient(cures={"restart"})
+    spec = world.spec("ipc", patient)
+    first, second = await asyncio.gather(
+        arecover("ipc", spec=spec, options=world.options()),
+        arecover("ipc", spec=spec, options=world.options()),
+    )
+    outcomes = sorted([first.outcome, second.outcome])
+    assert outcomes == ["refused", "succeeded"]
+    assert [c[0] for c in patient.calls].count("restart") == 1
+
+
+async def test_unreachable_endpoint_fails_with_one_line(world: World) -> None:
+    spec = world.spec("dead", Patient())
+    spec.control_endpoint = "http://127.0.0.1:9"  # discard port: nothing listens
+    world.open_breaker(spec)
+    report = await arecover(
+        "dead",
+        strategy="graceful-restart",
+        spec=spec,
+        options=world.options(action_timeout_seconds=1),
+    )
+    assert report.outcome == "failed"
+    assert report.attempts[0].error.startswith("unreachable")
+    assert "\n" not in report.message and "unreachable" in report.message
+    assert report.breaker_after == "OPEN"
+
+
+async def test_hanging_restart_times_out(world: World) -> None:
+    hanging = Hanging()
+    spec = world.spec("stuck", hanging)
+    world.open_breaker(spec)
+    try:
+        report = await asyncio.wait_for(
+            arecover(
+                "stuck",
+                strategy="graceful-restart",
+                spec=spec,
+                options=world.options(action_timeout_seconds=0.3),
+            ),
+            10,
+        )
+    finally:
+        hanging.release.set()
+    assert report.outcome == "failed"
+    assert report.attempts[0].error == "timed out after 0.3 s"
+    assert report.breaker_after == "OPEN"
+
+
+async def test_no_control_endpoint_is_a_failed_recovery(world: World) -> None:
+    spec = world.spec("mute", Patient())
+    spec.control_endpoint = None
+    report = await arecover("mute", spec=spec, options=world.options())
+    assert report.outcome == "failed"
+    assert report.message == "component 'mute' has no control_endpoint"
+    assert world.events[0][0] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"component": ""}, "component: must be a component name (got '')"),
+        ({"component": None}, "component: must be a component name (got None)"),
+        ({"component": "{{ event.payload.component }}"}, "component: must be a component name"),
+        ({"component": "x", "strategy": "reboot"}, "strategy: must be one of"),
+        ({"component": "x", "failure_type": "Gremlins"}, "failure_type: must be one of"),
+    ],
+)
+async def test_bad_request_fails_fast(world: World, kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        await arecover(**kwargs, options=world.options())
+    assert world.events == []
