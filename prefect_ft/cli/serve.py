@@ -65,6 +65,7 @@ def serve(
     limit: int | None = None,
     ops_port: int | None = None,
     register_only: bool = False,
+    no_schedules: bool = False,
 ) -> int:
     """Serve every prefect-ft deployment (detection, replay, recovery, health sweep) and create their automations.
 
@@ -75,6 +76,8 @@ def serve(
         ops_port: also serve the ops endpoints (`/health`, `/metrics`) on this port, when
             `prefect_ft.ops` is installed; empty for none.
         register_only: create or update the deployments and automations, then exit.
+        no_schedules: create the schedules (detection, health sweep) paused; events still
+            start recovery and replay.
     """
     low, high = _POLL_RANGE
     if not low <= poll_seconds <= high:
@@ -92,7 +95,7 @@ def serve(
     from prefect_ft.recovery.deploy import runner_deployments
 
     try:
-        deployments = runner_deployments(root)
+        deployments = runner_deployments(root, schedules=not no_schedules)
     except Exception as exc:  # a missing entrypoint or a flow that fails to import
         return _fail(f"cannot load the flows: {type(exc).__name__}: {exc}")
     names = ", ".join(d.name for d in deployments)

@@ -94,6 +94,15 @@ def _event_trigger(name: str, resource: str, event: str, parameters: dict[str, A
     }
 
 
+# one deployment per strategy flow of flows/recovery.py (deployment name == flow name)
+_STRATEGIES = (
+    "connection-reset",
+    "model-reload",
+    "graceful-restart",
+    "resource-reallocation",
+    "validation-reset",
+)
+
 DEPLOYMENTS: tuple[DeploymentDef, ...] = (
     DeploymentDef(
         name="detect-failures",
@@ -156,6 +165,15 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
             ),
         ),
     ),
+    *(
+        DeploymentDef(
+            name=strategy,
+            entrypoint=f"flows/recovery.py:{strategy.replace('-', '_')}",
+            description=f"Recovery by {strategy} only (one attempt, then validation); by hand "
+            "or from an operator's automation.",
+        )
+        for strategy in _STRATEGIES
+    ),
     DeploymentDef(
         name="health-sweep",
         entrypoint="flows/health_sweep.py:health_sweep",
@@ -201,8 +219,12 @@ def yaml_deployments(
     return out
 
 
-def runner_deployments(root: Path, deployments: Iterable[DeploymentDef] = DEPLOYMENTS) -> list[Any]:
+def runner_deployments(
+    root: Path, deployments: Iterable[DeploymentDef] = DEPLOYMENTS, *, schedules: bool = True
+) -> list[Any]:
     """`RunnerDeployment`s for `prefect.serve`, their flows loaded from `root` (the repo root).
+
+    With `schedules=False` the schedules are created paused (events still trigger runs).
 
     Raises:
         ValueError: an entrypoint's file is missing under `root` (names the deployment).
@@ -217,16 +239,15 @@ def runner_deployments(root: Path, deployments: Iterable[DeploymentDef] = DEPLOY
         if not file.is_file():
             raise ValueError(f"deployment {d.name!r}: entrypoint file {file} does not exist")
         flow = load_flow_from_entrypoint(f"{file}:{func}")
-        schedules = (
-            [Interval(timedelta(seconds=d.interval_seconds))] if d.interval_seconds else None
-        )
+        every = timedelta(seconds=d.interval_seconds) if d.interval_seconds else None
+        intervals = [Interval(every, active=schedules)] if every else None
         out.append(
             flow.to_deployment(
                 name=d.name,
                 description=d.description,
                 parameters=dict(d.parameters) or None,
                 triggers=triggers_of(d),
-                schedules=schedules,
+                schedules=intervals,
                 concurrency_limit=d.concurrency_limit,
                 # a previous serve paused its deployments on shutdown: serving resumes them
                 paused=False,

@@ -66,7 +66,7 @@ def _finished(stack: Stack, deployment: str, after: float) -> dict[str, Any] | N
     return run if run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} else None
 
 
-def run_scenario(tmp: Path, every: float = 0.3) -> Timings:
+def run_scenario(tmp: Path, every: float = 0.5) -> Timings:
     """Start the stack in `tmp`, run the scenario once, stop everything; raise on any failure."""
     with Stack(tmp) as stack:
         stack.start_server()

@@ -51,6 +51,7 @@ class Stack:
             PREFECT_API_URL=self.api_url,
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_UI_ENABLED="false",
+            PREFECT_SERVER_LOGGING_LEVEL="INFO",  # the actions service logs each run it starts
             PREFECT_FT_STORE_URL=f"sqlite:///{tmp / 'ft-store.db'}",
             PREFECT_FT_DEADLETTER_KEY=f"e2e-{uuid.uuid4().hex}",
             PYTHONPATH=str(REPO),
@@ -124,7 +125,9 @@ class Stack:
 
     def start_serve(self, timeout: float = 120) -> None:
         cli = "from prefect_ft.cli import main; main()"
-        proc = self.spawn("serve", [PYTHON, "-c", cli, "serve", "--poll-seconds", "1"])
+        proc = self.spawn(
+            "serve", [PYTHON, "-c", cli, "serve", "--poll-seconds", "1", "--no-schedules"]
+        )
         # ready once the runner is polling: its deployments exist and it logged its start
         self.wait(
             lambda: proc.poll() is not None or "being served" in self.tail("serve", 20000),
