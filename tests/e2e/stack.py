@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,20 +53,26 @@ class Stack:
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_UI_ENABLED="false",
             PREFECT_SERVER_LOGGING_LEVEL="INFO",  # the actions service logs each run it starts
-            PREFECT_FT_STORE_URL=f"sqlite:///{tmp / 'ft-store.db'}",
-            PREFECT_FT_DEADLETTER_KEY=f"e2e-{uuid.uuid4().hex}",
             PYTHONPATH=str(REPO),
             PYTHONUNBUFFERED="1",
         )
         self.port = port
+        self.new_store(tmp)
         self.http = httpx.Client(base_url=self.api_url, timeout=10)
 
+    def new_store(self, directory: Path) -> None:
+        """Processes started from now on share a new breaker store (and dead-letter key)."""
+        self.env["PREFECT_FT_STORE_URL"] = f"sqlite:///{directory / 'ft-store.db'}"
+        self.env["PREFECT_FT_DEADLETTER_KEY"] = f"e2e-{uuid.uuid4().hex}"
+
     # processes -------------------------------------------------------------------------------
-    def spawn(self, name: str, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, **kwargs: Any
+    ) -> subprocess.Popen[bytes]:
         log = self.tmp / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                args, env=self.env, cwd=REPO, stdout=kwargs.pop("stdout", out),
+                args, env={**self.env, **(env or {})}, cwd=REPO, stdout=kwargs.pop("stdout", out),
                 stderr=out, start_new_session=True, **kwargs,
             )  # fmt: skip
         self.procs.append((name, proc, log))
@@ -78,25 +85,31 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(f"--- {n} ---\n{self.tail(n, 2500)}" for n, _, _ in self.procs)
 
-    def close(self) -> None:
-        self.http.close()
-        for _name, proc, _ in reversed(self.procs):
+    def stop(self, *names: str) -> None:
+        """Stop the named processes (all when none is named), newest first, and forget them."""
+        chosen = [p for p in self.procs if not names or p[0] in names]
+        for _name, proc, _ in reversed(chosen):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
-        for _name, proc, _ in reversed(self.procs):
+        for _name, proc, _ in reversed(chosen):
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        for _name, proc, _ in self.procs:  # flow-run children left in a group
+        for _name, proc, _ in chosen:  # flow-run children left in a group
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        self.procs = [p for p in self.procs if p not in chosen]
+
+    def close(self) -> None:
+        self.http.close()
+        self.stop()
 
     def __enter__(self) -> Stack:
         return self
@@ -123,28 +136,28 @@ class Stack:
                 raise StackError(f"prefect server did not start:\n{self.tail('server')}")
             time.sleep(0.5)
 
-    def start_serve(self, timeout: float = 120) -> None:
+    def start_serve(self, name: str = "serve", timeout: float = 180) -> None:
         cli = "from prefect_ft.cli import main; main()"
         proc = self.spawn(
-            "serve", [PYTHON, "-c", cli, "serve", "--poll-seconds", "1", "--no-schedules"]
+            name, [PYTHON, "-c", cli, "serve", "--poll-seconds", "1", "--no-schedules"]
         )
         # ready once the runner is polling: its deployments exist and it logged its start
         self.wait(
-            lambda: proc.poll() is not None or "being served" in self.tail("serve", 20000),
+            lambda: proc.poll() is not None or "being served" in self.tail(name, 20000),
             timeout, "prefect-ft serve did not start",
         )  # fmt: skip
         if proc.poll() is not None:
-            raise StackError(f"prefect-ft serve exited:\n{self.tail('serve')}")
+            raise StackError(f"prefect-ft serve exited:\n{self.tail(name)}")
 
-    def start_component(self, timeout: float = 60) -> dict[str, str]:
+    def start_component(self, name: str = "component") -> dict[str, str]:
         proc = self.spawn(
-            "component", [PYTHON, "-m", "tests.e2e.component"],
+            name, [PYTHON, "-m", "tests.e2e.component"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )  # fmt: skip
         assert proc.stdout is not None
         line = proc.stdout.readline()  # the component prints its URLs once it serves
         if not line:
-            raise StackError(f"component did not start:\n{self.tail('component')}")
+            raise StackError(f"component did not start:\n{self.tail(name)}")
         return json.loads(line)
 
     def run(self, name: str, args: list[str], timeout: float = 120) -> None:
@@ -157,7 +170,7 @@ class Stack:
             raise StackError(f"{name} failed ({code}):\n{self.tail(name)}")
 
     # reading the API -------------------------------------------------------------------------
-    def wait(self, done: Any, timeout: float, what: str, every: float = 0.2) -> Any:
+    def wait(self, done: Any, timeout: float, what: str, every: float = 0.5) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = done()
@@ -167,9 +180,10 @@ class Stack:
                 raise StackError(f"{what} within {timeout} s\n{self.logs()}")
             time.sleep(every)
 
-    def events(self, name: str, resource_id: str) -> list[dict[str, Any]]:
+    def events(self, name: str, resource_id: str, since: float) -> list[dict[str, Any]]:
         body = {
             "filter": {
+                "occurred": {"since": datetime.fromtimestamp(since, UTC).isoformat()},
                 "event": {"name": [name]},
                 "resource": {"id": [resource_id]},
                 "order": "ASC",

@@ -134,3 +134,31 @@ def test_breaker_closed_starts_replay_with_a_list_of_the_breaker(deployed: Any) 
     )
     run = _run_with(deployment_id, "breakers", [name])
     assert run.parameters == {"breakers": [name]}
+
+
+def test_serving_twice_creates_no_duplicate_deployments_or_automations(monkeypatch) -> None:
+    """`prefect-ft serve` applies every deployment; a second start replaces, never duplicates."""
+    import sys
+
+    from prefect.client.schemas.filters import DeploymentFilterName
+
+    from prefect_ft.cli.serve import serve
+
+    monkeypatch.chdir(ROOT)  # serve moves to the repository root; put the test back after
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("PREFECT_LOGGING_EXTRA_LOGGERS", "PREFECT_RUNNER_POLL_FREQUENCY"):
+        monkeypatch.setenv(name, "")
+    for _ in range(2):
+        assert serve(root=ROOT, register_only=True, no_schedules=True) == 0
+
+    with get_client(sync_client=True) as client:
+        for d in DEPLOYMENTS:
+            found = client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[d.name]))
+            )
+            assert len(found) == 1, (d.name, [f.id for f in found])
+            owned = client.read_resource_related_automations(f"prefect.deployment.{found[0].id}")
+            assert sorted(a.name for a in owned) == sorted(t["name"] for t in d.triggers)
+            for trigger in d.triggers:
+                assert len(client.read_automations_by_name(trigger["name"])) == 1
+            assert all(not s.active for s in found[0].schedules)  # --no-schedules
