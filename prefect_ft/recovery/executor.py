@@ -108,6 +108,12 @@ class _Run:
         self.validation_timeout = options.validation_timeout_seconds or (
             spec.recovery.health_check_timeout_seconds if spec.recovery else 30.0
         )
+        need = (options.checks - 1) * options.check_interval_seconds
+        if self.validation_timeout <= need:
+            raise ConfigurationError(
+                f"health_check_timeout_seconds ({self.validation_timeout:g} s) must exceed "
+                f"(checks - 1) x check_interval_seconds ({need:g} s), or validation can never pass"
+            )
         store = options.store if options.store is not None else spec.breaker.store_url
         self.breaker = CircuitBreaker(
             spec.breaker.to_config(self.component), store=store, refresh_seconds=None
@@ -209,7 +215,8 @@ class _Run:
             "strategy": decision.strategy, "reason": attempt.error or f"validation {attempt.validation}",
             "rollback": attempt.rollback, "next_attempt_in": delay,
         })  # fmt: skip
-        if state.phase != decision.state.phase:
+        # the move to the operator is announced once, by the Alert that plan() answers next
+        if state.phase != decision.state.phase and state.phase_name != "operator":
             self.emit(
                 "escalated",
                 state.phase_name,
@@ -304,7 +311,7 @@ async def arecover(
             raise LookupError(f"component {component!r} has no control_endpoint")
         run = _Run(report, spec, options)
     except (LookupError, ConfigurationError, ControlError) as exc:
-        report.finish("failed", str(exc) if isinstance(exc, LookupError) else one_line(exc))
+        report.finish("failed", one_line(str(exc)))
         name = options.emit(
             "failed", component, report.recovery_id, "immediate", {"reason": report.message}
         )

@@ -127,6 +127,7 @@ async def test_failing_case_escalates_rolls_back_and_alerts(world: World) -> Non
     assert kinds.count(("failed", "immediate")) == 1
     assert ("escalated", "short-term") in kinds and ("escalated", "long-term") in kinds
     assert kinds[-1] == ("escalated", "operator")
+    assert kinds.count(("escalated", "operator")) == 1  # one operator alert, not two
     assert world.events[-1][2]["alert"] is True
     assert "an operator must act" in report.message
     # a further request is refused until the component is healthy or an operator acts
@@ -236,3 +237,16 @@ async def test_bad_request_fails_fast(world: World, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         await arecover(**kwargs, options=world.options())
     assert world.events == []
+
+
+async def test_validation_that_can_never_pass_is_refused(world: World) -> None:
+    """3 checks 1 s apart need more than 2 s: a 2 s timeout would fail every recovery."""
+    patient = Patient(cures={"restart"})
+    spec = world.spec("tight", patient, health_check_timeout_seconds=2)
+    report = await arecover("tight", spec=spec, options=world.options())
+    assert report.outcome == "failed"
+    assert report.message == (
+        "health_check_timeout_seconds (2 s) must exceed (checks - 1) x check_interval_seconds "
+        "(2 s), or validation can never pass"
+    )
+    assert patient.calls == []
