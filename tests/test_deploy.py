@@ -72,3 +72,29 @@ def test_serve_refuses_a_root_without_flows(tmp_path, capsys) -> None:
         main(["serve", "--root", str(tmp_path), "--register-only"])
     assert exc.value.code == 1
     assert "has no flows/ directory" in capsys.readouterr().err
+
+
+def test_serve_names_a_missing_entrypoint(tmp_path, capsys, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.chdir(tmp_path)  # serve moves to its root; monkeypatch moves back
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("PREFECT_LOGGING_EXTRA_LOGGERS", "PREFECT_RUNNER_POLL_FREQUENCY"):
+        monkeypatch.setenv(name, "")
+    (tmp_path / "flows").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--root", str(tmp_path), "--register-only"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "cannot load the flows: ValueError: deployment 'detect-failures': entrypoint file" in err
+
+
+def test_ops_port_defaults_to_the_metrics_setting_then_9464(monkeypatch) -> None:
+    from prefect_ft.cli.serve import _ops_port
+
+    monkeypatch.delenv("PREFECT_FT_METRICS_PORT", raising=False)
+    assert _ops_port(None, no_ops=False) == 9464
+    monkeypatch.setenv("PREFECT_FT_METRICS_PORT", "9555")
+    assert _ops_port(None, no_ops=False) == 9555
+    assert _ops_port(0, no_ops=False) == 0
+    assert _ops_port(0, no_ops=True) is None

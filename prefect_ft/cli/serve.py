@@ -9,7 +9,8 @@ replaces the automations it owns, so running `serve` twice, or after `prefect de
 
 Flow-run processes inherit `PREFECT_LOGGING_EXTRA_LOGGERS=prefect_ft`, so prefect-ft's log lines
 inside a run reach the run's logs in the UI. When `prefect_ft.ops.server` is installed, the ops
-server (`/health`, `/metrics`) starts beside the runner on `--ops-port`.
+server (`/health`, `/metrics`) starts beside the runner on `--ops-port` (default
+`PREFECT_FT_METRICS_PORT`, else 9464; `--no-ops` for none).
 
 This module does not define the deployments (`prefect_ft.recovery.deploy`) or run recoveries.
 """
@@ -27,6 +28,7 @@ from typing import Any
 __all__ = ["serve"]
 
 _POLL_RANGE = (0.2, 60.0)
+_OPS_DEFAULT_PORT = 9464  # `prefect-ft ops-server`'s default (prometheus-client's custom)
 
 
 def _fail(message: str) -> int:
@@ -44,18 +46,37 @@ def _child_environment(poll_seconds: float) -> None:
 
 @contextmanager
 def _ops_server(port: int | None) -> Iterator[Any]:
-    """The ops server when its module is installed (sibling work may not have landed)."""
-    if port is None or importlib.util.find_spec("prefect_ft.ops.server") is None:
+    """The ops server when `prefect_ft.ops` is installed; a failure to start it is a warning
+    (recovery matters more than metrics)."""
+    if port is None or importlib.util.find_spec("prefect_ft.ops") is None:
+        yield None
+        return
+    if importlib.util.find_spec("prefect_ft.ops.server") is None:
         yield None
         return
     from prefect_ft.ops.server import start_ops_server  # type: ignore[import-not-found]
 
-    handle = start_ops_server(port)
+    try:
+        handle = start_ops_server(port)
+    except Exception as exc:  # e.g. the port is in use
+        print(f"prefect-ft: warning: ops server not started: {type(exc).__name__}: {exc}")
+        yield None
+        return
     print(f"ops server on {handle.url}")
     try:
         yield handle
     finally:
         handle.stop()
+
+
+def _ops_port(ops_port: int | None, no_ops: bool) -> int | None:
+    if no_ops:
+        return None
+    if ops_port is not None:
+        return ops_port
+    from prefect_ft.settings import metrics_port
+
+    return metrics_port() or _OPS_DEFAULT_PORT
 
 
 def serve(
@@ -66,6 +87,7 @@ def serve(
     ops_port: int | None = None,
     register_only: bool = False,
     no_schedules: bool = False,
+    no_ops: bool = False,
 ) -> int:
     """Serve every prefect-ft deployment (detection, replay, recovery, health sweep) and create their automations.
 
@@ -73,11 +95,13 @@ def serve(
         root: the repository root holding `flows/` (runs start there).
         poll_seconds: how often the runner asks for runs to start (0.2-60 s).
         limit: at most this many flow runs at once; empty for no limit.
-        ops_port: also serve the ops endpoints (`/health`, `/metrics`) on this port, when
-            `prefect_ft.ops` is installed; empty for none.
+        ops_port: port of the ops endpoints (`/health`, `/metrics`; 0 for any free port),
+            served when `prefect_ft.ops` is installed; default `PREFECT_FT_METRICS_PORT`,
+            else 9464.
         register_only: create or update the deployments and automations, then exit.
         no_schedules: create the schedules (detection, health sweep) paused; events still
             start recovery and replay.
+        no_ops: do not serve the ops endpoints.
     """
     low, high = _POLL_RANGE
     if not low <= poll_seconds <= high:
@@ -109,6 +133,6 @@ def serve(
     import prefect
 
     print(f"serving {len(deployments)} deployments ({names}), polling every {poll_seconds} s")
-    with _ops_server(ops_port):
+    with _ops_server(_ops_port(ops_port, no_ops)):
         prefect.serve(*deployments, limit=limit, query_seconds=poll_seconds)
     return 0

@@ -139,7 +139,18 @@ class Stack:
     def start_serve(self, name: str = "serve", timeout: float = 180) -> None:
         cli = "from prefect_ft.cli import main; main()"
         proc = self.spawn(
-            name, [PYTHON, "-c", cli, "serve", "--poll-seconds", "1", "--no-schedules"]
+            name,
+            [
+                PYTHON,
+                "-c",
+                cli,
+                "serve",
+                "--poll-seconds",
+                "1",
+                "--no-schedules",
+                "--ops-port",
+                "0",
+            ],
         )
         # ready once the runner is polling: its deployments exist and it logged its start
         self.wait(

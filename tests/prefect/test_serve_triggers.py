@@ -79,6 +79,25 @@ def _run_with(deployment_id: Any, key: str, value: Any, timeout: float = 60.0) -
     return runs[0]
 
 
+def _emit_until_run(emit: Any, deployment_id: Any, key: str, value: Any) -> Any:
+    """Emit, then wait for the run; emit again every 10 s. The server's trigger service loads a
+    new automation a moment after it is created, and an event before that matches nothing."""
+    deadline = time.monotonic() + 90
+    while True:
+        emit()
+        runs = wait_for(
+            lambda: [r for r in _runs(deployment_id) if r.parameters.get(key) == value],
+            bool,
+            timeout=10,
+        )
+        if runs or time.monotonic() > deadline:
+            break
+    assert runs, (
+        f"no run with {key}={value!r}; runs: {[r.parameters for r in _runs(deployment_id)]}"
+    )
+    return runs[0]
+
+
 def test_breaker_opened_starts_recover_with_the_component_and_reason(
     deployed: Any, tmp_path: Path
 ) -> None:
@@ -103,19 +122,17 @@ def test_fault_detected_starts_recover_with_the_component_and_failure_type(
     deployment_id = deployed(stand_in_recover, "recover")
     component = unique("serve-fault")
     now = time.time()
-    emit_alarm(
-        Alarm(
-            pattern=Pattern("burst"),
-            components=(component, "downstream"),
-            onset=now - 30,
-            at=now,
-            severity=Severity("HIGH"),
-            failure_type=FailureType("ConnectionError"),
-            score=9.5,
-            explanation="12 failures in 60 s",
-        )
+    alarm = Alarm(
+        pattern=Pattern("burst"),
+        components=(component, "downstream"),
+        onset=now - 30,
+        at=now,
+        severity=Severity("HIGH"),
+        failure_type=FailureType("ConnectionError"),
+        score=9.5,
+        explanation="12 failures in 60 s",
     )
-    run = _run_with(deployment_id, "component", component)
+    run = _emit_until_run(lambda: emit_alarm(alarm), deployment_id, "component", component)
     assert run.parameters["failure_type"] == "ConnectionError"
     assert run.parameters["reason"] == "HIGH burst detected: 12 failures in 60 s"
 
@@ -125,14 +142,13 @@ def test_breaker_closed_starts_replay_with_a_list_of_the_breaker(deployed: Any) 
     name = unique("serve-closed")
     from prefect.events import emit_event
 
-    emit_event(
-        "prefect-ft.breaker.closed",
-        resource={
-            "prefect.resource.id": f"prefect-ft.breaker.{name}",
-            "prefect.resource.name": name,
-        },
+    resource = {"prefect.resource.id": f"prefect-ft.breaker.{name}", "prefect.resource.name": name}
+    run = _emit_until_run(
+        lambda: emit_event("prefect-ft.breaker.closed", resource=resource),
+        deployment_id,
+        "breakers",
+        [name],
     )
-    run = _run_with(deployment_id, "breakers", [name])
     assert run.parameters == {"breakers": [name]}
 
 
