@@ -98,3 +98,14 @@ def test_ops_port_defaults_to_the_metrics_setting_then_9464(monkeypatch) -> None
     assert _ops_port(None, no_ops=False) == 9555
     assert _ops_port(0, no_ops=False) == 0
     assert _ops_port(0, no_ops=True) is None
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d.name)
+def test_prefect_deploy_reads_the_yaml_triggers_as_serve_builds_them(deployment) -> None:
+    """`prefect deploy --all` turns prefect.yaml's triggers into automations with the function
+    below; they equal what `prefect-ft serve` creates."""
+    from prefect.cli.deploy._triggers import _initialize_deployment_triggers
+
+    spec = next(d for d in PREFECT_YAML["deployments"] if d["name"] == deployment.name)
+    from_yaml = _initialize_deployment_triggers(deployment.name, spec.get("triggers", []))
+    assert [t.model_dump() for t in from_yaml] == [t.model_dump() for t in triggers_of(deployment)]
