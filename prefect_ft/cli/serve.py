@@ -54,11 +54,11 @@ def _ops_server(port: int | None) -> Iterator[Any]:
     if importlib.util.find_spec("prefect_ft.ops.server") is None:
         yield None
         return
-    from prefect_ft.ops.server import start_ops_server  # type: ignore[import-not-found]
-
     try:
+        from prefect_ft.ops.server import start_ops_server  # type: ignore[import-not-found]
+
         handle = start_ops_server(port)
-    except Exception as exc:  # e.g. the port is in use
+    except Exception as exc:  # the port is in use, or a mismatched prefect_ft.ops
         print(f"prefect-ft: warning: ops server not started: {type(exc).__name__}: {exc}")
         yield None
         return
