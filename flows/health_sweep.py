@@ -7,6 +7,7 @@ subflow run (the recovery slots keep at most one per component and N in total).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -25,10 +26,17 @@ except ImportError:  # loaded by path (a deployment's entrypoint) with flows/ it
 __all__ = ["health_sweep"]
 
 
-async def _specs() -> list[ComponentSpec]:
+async def _specs() -> tuple[list[ComponentSpec], dict[str, str]]:
+    """Every readable ComponentSpec, and why the unreadable ones were skipped."""
     async with get_client() as client:
         docs = await client.read_block_documents_by_type(ComponentSpec.get_block_type_slug())
-    return [ComponentSpec._from_block_document(doc) for doc in docs]
+    specs, skipped = [], {}
+    for doc in docs:
+        try:
+            specs.append(ComponentSpec._from_block_document(doc))
+        except Exception as exc:  # one bad document must not stop the sweep of the others
+            skipped[doc.name or str(doc.id)] = one_line(exc)
+    return specs, skipped
 
 
 async def _check(spec: ComponentSpec, timeout_seconds: float) -> str | None:
@@ -53,19 +61,30 @@ async def health_sweep(
         recover_unhealthy: False only reports.
     """
     logger = get_run_logger()
-    result: dict[str, Any] = {"healthy": [], "unhealthy": {}, "recoveries": {}}
-    for spec in await _specs():
-        if not spec.control_endpoint:
-            continue
-        why = await _check(spec, timeout_seconds)
+    specs, skipped = await _specs()
+    specs = [spec for spec in specs if spec.control_endpoint]
+    # all checks at once: one hanging component costs one timeout, not one per component
+    verdicts = await asyncio.gather(*(_check(spec, timeout_seconds) for spec in specs))
+    result: dict[str, Any] = {"healthy": [], "unhealthy": {}, "recoveries": {}, "skipped": skipped}
+    for name, why in skipped.items():
+        logger.warning("skipped ComponentSpec %s: %s", name, why)
+    sick = []
+    for spec, why in zip(specs, verdicts, strict=True):
         if why is None:
             result["healthy"].append(spec.component)
-            continue
-        result["unhealthy"][spec.component] = why
-        logger.warning("%s is unhealthy: %s", spec.component, why)
-        if recover_unhealthy:
-            state = await recover(
-                component=spec.component, reason=f"health sweep: {why}", return_state=True
+        else:
+            result["unhealthy"][spec.component] = why
+            logger.warning("%s is unhealthy: %s", spec.component, why)
+            sick.append(spec.component)
+    if recover_unhealthy and sick:
+        # concurrently: the recovery slots bound how many really run (one per component, N in all)
+        states = await asyncio.gather(
+            *(
+                recover(
+                    component=c, reason=f"health sweep: {result['unhealthy'][c]}", return_state=True
+                )
+                for c in sick
             )
-            result["recoveries"][spec.component] = state.name
+        )
+        result["recoveries"] = {c: state.name for c, state in zip(sick, states, strict=True)}
     return result

@@ -376,5 +376,25 @@ class ComponentSpec(Block):
     )  # fmt: skip
     depends_on: list[str] = Field(
         default_factory=list, title="Depends on",
-        description="Upstream components this one depends on; cascade detection follows these edges.",
+        description="Upstream components this one depends on; cascade detection follows these edges, and calls wait while one is open.",
     )  # fmt: skip
+    defer_seconds: float = Field(
+        default=5.0, ge=0, le=3600, title="Upstream wait (s)",
+        description="Seconds a call waits while an upstream component is open before it is dead-lettered (upstream-open).",
+    )  # fmt: skip
+    max_deferred: int = Field(
+        default=100, ge=0, le=100_000, title="Maximum waiting calls",
+        description="Calls that may wait for an open upstream at once; further calls are dead-lettered at once.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _check_depends_on(self) -> ComponentSpec:
+        # a cycle through other documents is refused where the graph is built (tasks.isolation)
+        for up in self.depends_on:
+            if not up.strip():
+                raise ValueError("depends_on: a component name must not be empty")
+            if up == self.component:
+                raise ValueError(
+                    f"depends_on: dependency cycle: {self.component} -> {self.component}"
+                )
+        return self

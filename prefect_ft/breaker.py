@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -45,12 +46,21 @@ __all__ = [
     "CircuitBreaker",
     "RecoveryMove",
     "add_global_listener",
+    "live_breakers",
     "remove_global_listener",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 _holder_ids = itertools.count()
+# every breaker alive in this process: metrics and health read them when scraped, so a call
+# pays nothing for being observed (prefect_ft.ops)
+_live: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+
+def live_breakers() -> list[CircuitBreaker]:
+    """The breakers alive in this process."""
+    return list(_live)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +158,7 @@ class CircuitBreaker(SharedRecordMixin):
         self.refresh()
         if self.store_available:
             register_breaker(self.store, self.name)
+        _live.add(self)
         interval = refresh_seconds
         if interval == "default":
             from prefect_ft.settings import refresh_seconds as default_interval

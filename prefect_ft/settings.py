@@ -14,6 +14,7 @@ __all__ = [
     "deadletter_key_block",
     "deadletter_retention_seconds",
     "default_store_url",
+    "log_format",
     "memory_limits_mb",
     "metrics_port",
     "refresh_seconds",
@@ -60,6 +61,20 @@ def metrics_port() -> int | None:
     """`PREFECT_FT_METRICS_PORT`: serve Prometheus metrics on this loopback port when set."""
     raw = os.environ.get("PREFECT_FT_METRICS_PORT")
     return int(_float("PREFECT_FT_METRICS_PORT", 0, 1, 65535)) if raw else None
+
+
+LOG_FORMATS = ("console", "json")
+
+
+def log_format(value: str | None = None) -> str:
+    """`PREFECT_FT_LOG_FORMAT` (or `value`): `console` (default) or `json`."""
+    raw = value if value is not None else os.environ.get("PREFECT_FT_LOG_FORMAT")
+    fmt = (raw or "console").strip().lower()
+    if fmt not in LOG_FORMATS:
+        raise ConfigurationError(
+            f"PREFECT_FT_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {raw!r})"
+        )
+    return fmt
 
 
 def resource_sample_seconds() -> float:

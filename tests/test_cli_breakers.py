@@ -30,7 +30,7 @@ def test_force_open_and_reset_from_another_process(tmp_path: Path) -> None:
     assert here.state == "FORCED_OPEN"
     with pytest.raises(CircuitOpenError):
         here.call(lambda: 1)
-    listing = cli("status", "--store", url)
+    listing = cli("breakers", "ls", "--store", url)
     assert listing.returncode == 0, listing.stderr
     lines = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines()[2:]}
     assert lines == {"ipc": "CLOSED", "model-server": "FORCED_OPEN"}
@@ -40,7 +40,7 @@ def test_force_open_and_reset_from_another_process(tmp_path: Path) -> None:
 
 
 def test_bad_store_url_is_one_line_without_traceback() -> None:
-    out = cli("status", "--store", "nosuch://x")
+    out = cli("breakers", "ls", "--store", "nosuch://x")
     assert out.returncode == 1
     assert "unknown scheme 'nosuch'" in out.stderr and "Traceback" not in out.stderr
 

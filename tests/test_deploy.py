@@ -109,3 +109,17 @@ def test_prefect_deploy_reads_the_yaml_triggers_as_serve_builds_them(deployment)
     spec = next(d for d in PREFECT_YAML["deployments"] if d["name"] == deployment.name)
     from_yaml = _initialize_deployment_triggers(deployment.name, spec.get("triggers", []))
     assert [t.model_dump() for t in from_yaml] == [t.model_dump() for t in triggers_of(deployment)]
+
+
+def test_serve_starts_the_ops_server_beside_the_runner() -> None:
+    import httpx
+
+    from prefect_ft.cli.serve import _ops_server
+
+    with _ops_server(0) as handle:
+        assert handle is not None
+        response = httpx.get(f"{handle.url}/health", timeout=10)
+        assert response.status_code in (200, 503), response.text
+        assert httpx.get(f"{handle.url}/metrics", timeout=10).status_code == 200
+    with pytest.raises(httpx.HTTPError):  # stopped with the runner
+        httpx.get(f"{handle.url}/health", timeout=2)

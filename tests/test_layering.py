@@ -122,6 +122,7 @@ def test_concerns_have_their_rooms() -> None:
         "deadletter",
         "history",
         "recovery",
+        "ops",
     ):
         assert ROOT.joinpath(room, "__init__.py").is_file(), room
     for room in ("cli", "demo"):

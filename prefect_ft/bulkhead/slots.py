@@ -21,6 +21,7 @@ import asyncio
 import functools
 import inspect
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +29,16 @@ from typing import Any, ParamSpec, TypeVar
 
 from prefect_ft.stores.offloop import off_loop as _off_loop
 
-__all__ = ["_Decorates", "_Refused", "_Slots", "_Waiter", "_off_loop", "_slots_for", "_wake_soon"]
+__all__ = [
+    "_Decorates",
+    "_Refused",
+    "_Slots",
+    "_Waiter",
+    "_off_loop",
+    "_slots_for",
+    "_wake_soon",
+    "live_slots",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,6 +67,8 @@ class _Slots:
         self.lock = threading.Lock()
         self.limit, self.held, self.pollers = limit, 0, 0
         self.waiters: deque[_Waiter] = deque()
+        # queue waits of callers that had to wait (metrics read them; the fast path pays nothing)
+        self.waits, self.waited_seconds = 0, 0.0
 
     def take(
         self, max_queue: int | None, max_wait: float, full: Callable[[], BaseException]
@@ -68,8 +80,9 @@ class _Slots:
         except _Refused:
             raise full() from None
         if waiter is not None:
+            t0 = time.monotonic()
             event.wait(max_wait)
-            if not self.settle(waiter):
+            if not self.settle(waiter, time.monotonic() - t0):
                 raise full()
 
     async def atake(
@@ -84,13 +97,14 @@ class _Slots:
         except _Refused:
             raise full() from None
         if waiter is not None:
+            t0 = time.monotonic()
             try:
                 await asyncio.wait((granted,), timeout=max_wait)
             except BaseException:  # cancelled: a permit given meanwhile passes to the next
                 if self.settle(waiter):
                     self.release()
                 raise
-            if not self.settle(waiter):
+            if not self.settle(waiter, time.monotonic() - t0):
                 raise full()
 
     def enter(
@@ -107,9 +121,11 @@ class _Slots:
             self.waiters.append(waiter)
             return waiter
 
-    def settle(self, waiter: _Waiter) -> bool:
+    def settle(self, waiter: _Waiter, waited: float | None = None) -> bool:
         """After a wait: True when `waiter` was given a permit, else it leaves the queue."""
         with self.lock:
+            if waited is not None:
+                self.waits, self.waited_seconds = self.waits + 1, self.waited_seconds + waited
             if not waiter.granted:
                 self.waiters.remove(waiter)
             return waiter.granted
@@ -153,6 +169,12 @@ class _Slots:
 
 _registry: weakref.WeakValueDictionary[str, _Slots] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
+
+
+def live_slots() -> dict[str, _Slots]:
+    """Every bulkhead name in use in this process, with its count (metrics read it)."""
+    with _registry_lock:
+        return dict(_registry)
 
 
 def _slots_for(name: str, limit: int) -> _Slots:

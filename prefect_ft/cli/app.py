@@ -32,9 +32,12 @@ from pydantic import ValidationError
 
 from prefect_ft import __version__
 from prefect_ft.blocks import BulkheadPolicy, CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
-from prefect_ft.cli.breakers import breakers_app, status
+from prefect_ft.cli.alerts import alerts_app
+from prefect_ft.cli.breakers import breakers_app
+from prefect_ft.cli.commands import demo, detect, replay
 from prefect_ft.cli.deadletters import deadletters_app
-from prefect_ft.cli.serve import serve
+from prefect_ft.cli.emergency import emergency_clear, emergency_stop
+from prefect_ft.cli.status import status
 
 __all__ = [
     "BLOCK_TYPES",
@@ -262,8 +265,15 @@ blocks_app = cyclopts.App(name="blocks", help="Register block types and apply bl
 app.command(blocks_app)
 app.command(breakers_app)
 app.command(deadletters_app)
+app.command(alerts_app)
 app.command(status, name="status")
-app.command(serve, name="serve")
+app.command(emergency_stop, name="emergency-stop")
+app.command(emergency_clear, name="emergency-clear")
+app.command(detect, name="detect")
+app.command(replay, name="replay")
+app.command(demo, name="demo")
+app.command("prefect_ft.cli.ops:ops_server", name="ops-server")
+app.command("prefect_ft.cli.serve:serve", name="serve")
 
 
 def _fail(message: str) -> int:

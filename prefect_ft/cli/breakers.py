@@ -2,6 +2,8 @@
 
 Operators act on the shared record in the store, so a change made here reaches every process
 using the breaker within one refresh (0.2 s by default), and is announced like any transition.
+Each action is audited (`prefect_ft.ops.audit`): who (OS user, host), what, and why (`--reason`),
+in the store's audit log and as a `prefect-ft.audit.<action>` event when a Prefect API is set.
 
 A name must be known, that is in the store's index (`prefect_ft.stores.index`) or a preset:
 acting on a typo would create a record nothing uses and leave the real breaker as it was, so an
@@ -25,6 +27,13 @@ __all__ = ["breakers_app", "status"]
 
 breakers_app = cyclopts.App(name="breakers", help="List breakers and act on them (all processes).")
 
+_AUDIT_NAMES = {
+    "reset": "reset",
+    "force_open": "force-open",
+    "disable": "disable",
+    "metrics_only": "metrics-only",
+    "clear_overlay": "clear",
+}
 _UNKNOWN_NAME = 2  # the exit status of a usage error, as for an unknown option
 
 
@@ -71,7 +80,23 @@ def status(store: str | None = None) -> int:
     return 0
 
 
-def _act(name: str, store: str | None, action: str, create: bool) -> int:
+def _audit(action: str, b: CircuitBreaker, reason: str, before: str) -> None:
+    """Record who did what and why: the store's audit log, and an event when an API is set."""
+    from prefect_ft.ops import audit
+
+    by = audit.actor()
+    entry = {"action": action, "breaker": b.name, "by": by, "reason": reason}
+    audit.record(b.store, {**entry, "from_state": before, "to_state": b.state})
+    if not audit.api_configured():
+        print("prefect-ft: audit event not sent (PREFECT_API_URL is not set)", file=sys.stderr)
+        return
+    try:
+        audit.audit(action, b.name, by, reason, before, b.state)
+    except Exception as exc:  # the action is done; losing its event must not hide that
+        print(f"prefect-ft: audit event not sent: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _act(name: str, store: str | None, action: str, create: bool, reason: str = "") -> int:
     try:
         unknown = None if create else _unknown(name, store)
         if unknown is not None:
@@ -81,72 +106,81 @@ def _act(name: str, store: str | None, action: str, create: bool) -> int:
         b = _open(name, store)
         if not b.store_available:
             return _fail(f"store {b.store.url} is unavailable; nothing changed")
+        before = b.state
         getattr(b, action)()
         b.refresh()
         print(f"{name}: {b.state}")
+        _audit(_AUDIT_NAMES[action], b, reason, before)
     except (ConfigurationError, StoreUnavailableError) as exc:
         return _fail(str(exc))
     return 0
 
 
 @breakers_app.command(name="reset")
-def reset(name: str, store: str | None = None, create: bool = False) -> int:
+def reset(name: str, store: str | None = None, create: bool = False, reason: str = "") -> int:
     """Close a breaker and clear its counters and any overlay.
 
     Args:
         name: the breaker; it must be known to the store or be a preset.
         store: store URL (default `PREFECT_FT_STORE_URL`, else SQLite under `PREFECT_HOME`).
         create: act even when no breaker of that name is known (creates its record).
+        reason: why (kept with the OS user and host in the audit log and event).
     """
-    return _act(name, store, "reset", create)
+    return _act(name, store, "reset", create, reason)
 
 
 @breakers_app.command(name="force-open")
-def force_open(name: str, store: str | None = None, create: bool = False) -> int:
+def force_open(name: str, store: str | None = None, create: bool = False, reason: str = "") -> int:
     """Reject every call until `clear` or `reset` (FORCED_OPEN).
 
     Args:
         name: the breaker; it must be known to the store or be a preset.
         store: store URL (default `PREFECT_FT_STORE_URL`, else SQLite under `PREFECT_HOME`).
         create: act even when no breaker of that name is known (creates its record).
+        reason: why (kept with the OS user and host in the audit log and event).
     """
-    return _act(name, store, "force_open", create)
+    return _act(name, store, "force_open", create, reason)
 
 
 @breakers_app.command(name="disable")
-def disable(name: str, store: str | None = None, create: bool = False) -> int:
+def disable(name: str, store: str | None = None, create: bool = False, reason: str = "") -> int:
     """Let every call through and record nothing (DISABLED).
 
     Args:
         name: the breaker; it must be known to the store or be a preset.
         store: store URL (default `PREFECT_FT_STORE_URL`, else SQLite under `PREFECT_HOME`).
         create: act even when no breaker of that name is known (creates its record).
+        reason: why (kept with the OS user and host in the audit log and event).
     """
-    return _act(name, store, "disable", create)
+    return _act(name, store, "disable", create, reason)
 
 
 @breakers_app.command(name="metrics-only")
-def metrics_only(name: str, store: str | None = None, create: bool = False) -> int:
+def metrics_only(
+    name: str, store: str | None = None, create: bool = False, reason: str = ""
+) -> int:
     """Let every call through and count, but never trip (METRICS_ONLY).
 
     Args:
         name: the breaker; it must be known to the store or be a preset.
         store: store URL (default `PREFECT_FT_STORE_URL`, else SQLite under `PREFECT_HOME`).
         create: act even when no breaker of that name is known (creates its record).
+        reason: why (kept with the OS user and host in the audit log and event).
     """
-    return _act(name, store, "metrics_only", create)
+    return _act(name, store, "metrics_only", create, reason)
 
 
 @breakers_app.command(name="clear")
-def clear(name: str, store: str | None = None, create: bool = False) -> int:
+def clear(name: str, store: str | None = None, create: bool = False, reason: str = "") -> int:
     """Remove an operator overlay; the breaker's own state takes over again.
 
     Args:
         name: the breaker; it must be known to the store or be a preset.
         store: store URL (default `PREFECT_FT_STORE_URL`, else SQLite under `PREFECT_HOME`).
         create: act even when no breaker of that name is known (creates its record).
+        reason: why (kept with the OS user and host in the audit log and event).
     """
-    return _act(name, store, "clear_overlay", create)
+    return _act(name, store, "clear_overlay", create, reason)
 
 
 @breakers_app.command(name="forget")

@@ -27,6 +27,7 @@ __all__ = [
     "Go",
     "Spill",
     "defer",
+    "outage_owner",
     "panic",
     "recovery_target",
 ]
@@ -84,6 +85,17 @@ class DependencyGraph:
                 seen[up] = None
                 frontier.extend(self.direct(up))
         return tuple(seen)
+
+    def group(self, component: str) -> tuple[str, ...]:
+        """The components connected to `component` by dependencies either way, sorted: the
+        group whose outage counts as one (`panic`)."""
+        seen, frontier = {component}, [component]
+        while frontier:
+            c = frontier.pop()
+            near = {*self.direct(c), *(d for d, ups in self.edges if c in ups)}
+            frontier.extend(near - seen)
+            seen |= near
+        return tuple(sorted(seen))
 
     def dependents(self, component: str) -> tuple[str, ...]:
         """Every component that depends on `component`, directly or not, sorted."""
@@ -205,3 +217,20 @@ def recovery_target(group_states: Mapping[str, str | bool], graph: DependencyGra
     if not roots:
         return None
     return min(roots, key=lambda c: (-len(graph.dependents(c)), c))
+
+
+def outage_owner(
+    component: str,
+    group_states: Mapping[str, str | bool],
+    graph: DependencyGraph,
+    threshold: float = 0.5,
+) -> str:
+    """The component whose recovery (and alert) answers a fault of `component`.
+
+    Below the panic threshold that is `component` itself; at or above it the whole group is one
+    outage, and every member's fault names the same `recovery_target`, so N events lead to one
+    recovery and one alert (the recovery limiter refuses the duplicates).
+    """
+    if panic(group_states, threshold):
+        return recovery_target(group_states, graph) or component
+    return component

@@ -327,9 +327,13 @@ def _wait_admitting(gate: Gate, deadline: float) -> bool:
     A replayed call may be the half-open probe itself: with no other traffic an OPEN breaker
     would otherwise never be probed, and its dead letters never replayed.
     """
+    from prefect_ft.tasks.isolation import upstream_wait
+
     while True:
         gate.breaker.refresh()
         wait = gate.breaker.seconds_until_admission()
+        if wait == 0 and gate.policy.depends_on:  # its upstreams too (issue 9, upstream-open)
+            wait = upstream_wait(gate.policy)
         if wait == 0:
             return True
         left = deadline - time.monotonic()

@@ -139,6 +139,9 @@ def emit_alarm(alarm: Alarm) -> None:
         ],
         payload=alarm.to_dict(),
     )
+    from prefect_ft.ops.alerts import alert_on  # deduplicated, rate-limited notification
+
+    alert_on(FAULT_EVENT, first, alarm.to_dict())
 
 
 def _markdown(summary: dict[str, Any], alarms: tuple[Alarm, ...]) -> str:
@@ -179,6 +182,7 @@ def detect(
     until: float | None = None,
     page_limit: int = 200,
     artifact_key: str | None = "prefect-ft-detection",
+    dashboard_key: str | None = "prefect-ft-dashboard",
     emit: bool = True,
     max_retried_runs: int = MAX_RETRIED_RUNS,
 ) -> dict[str, Any]:
@@ -194,6 +198,8 @@ def detect(
         until: the window end (tests); default `now - lag_s`.
         page_limit: rows per API call (at most 200).
         artifact_key: key of the markdown artifact; None writes none.
+        dashboard_key: key of the dashboard table artifact (`prefect_ft.ops.dashboard`);
+            None writes none.
         emit: emit `prefect-ft.fault.detected` events.
         max_retried_runs: retried task runs whose failed attempts are read per pass (each costs
             one API call); the rest are reported as skipped input.
@@ -281,6 +287,13 @@ def detect(
     }
     for a in result.alarms:
         log.info("alarm %s on %s: %s", a.pattern, ", ".join(a.components), a.explanation)
+    from prefect_ft.ops.dashboard import publish_dashboard, record_alarms
+
+    opened = shared_store(store)
+    record_alarms(opened, result.alarms)  # health in every process sees them; Prometheus counts
+    if dashboard_key:
+        rates = {c: s["failed"] / s["rows"] for c, s in per_comp.items() if s["rows"]}
+        summary["dashboard_id"] = publish_dashboard(opened, config.components, rates, dashboard_key)
     if artifact_key:
         from prefect.artifacts import create_markdown_artifact
 

@@ -14,16 +14,13 @@ message; nothing here raises for a component's fault, and nothing waits without 
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from prefect_ft.breaker import CircuitBreaker
 from prefect_ft.core.recovery import (
-    FAILURE_TYPES,
-    STRATEGIES,
     Alert,
     RecoveryConfig,
     Refuse,
@@ -34,68 +31,16 @@ from prefect_ft.core.recovery import (
     rollback_for,
 )
 from prefect_ft.core.recovery_limits import ValidationTally
-from prefect_ft.exceptions import ConfigurationError, ControlError
+from prefect_ft.exceptions import ConfigurationError, ControlError, StoreUnavailableError
 from prefect_ft.recovery.actions import arun_strategy
 from prefect_ft.recovery.client import connect
 from prefect_ft.recovery.control import one_line
-from prefect_ft.recovery.events import emit_recovery
+from prefect_ft.recovery.options import RecoveryOptions, aload_spec, check_request
 from prefect_ft.recovery.records import acquire_slot, load_state, release_slot, save_state
 from prefect_ft.recovery.report import Attempt, RecoveryReport
-from prefect_ft.stores.base import BreakerStore
 from prefect_ft.stores.offloop import off_loop
 
 __all__ = ["RecoveryOptions", "arecover", "check_request"]
-
-
-@dataclass
-class RecoveryOptions:
-    """How a recovery run talks, validates and waits (defaults: issue 9's numbers).
-
-    Attributes:
-        checks: consecutive healthy deep checks that validate (k).
-        check_interval_seconds: spacing of the checks.
-        validation_timeout_seconds: None for the policy's `health_check_timeout_seconds` (30 s).
-        action_timeout_seconds: timeout of one control call (a graceful restart drains first).
-        max_total: recoveries running at once over all components.
-        max_run_seconds: a run does not back off past this; the breaker's open time carries on.
-        store: the breaker store (object or URL); None for the spec's `store_url` or the default.
-        sleep, rng: injected so tests run on a fake clock.
-        emit: `emit_recovery`-like sender of `prefect-ft.recovery.*` (tests record instead).
-    """
-
-    checks: int = 3
-    check_interval_seconds: float = 1.0
-    validation_timeout_seconds: float | None = None
-    action_timeout_seconds: float = 30.0
-    max_total: int = 2
-    max_run_seconds: float = 300.0
-    store: BreakerStore | str | None = None
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-    rng: random.Random = field(default_factory=random.Random)
-    emit: Callable[[str, str, str, str, dict[str, Any]], str | None] = emit_recovery
-
-
-def check_request(component: Any, strategy: Any = None, failure_type: Any = None) -> None:
-    """Refuse a malformed request at once, naming the field (e.g. an event without a component)."""
-    if not isinstance(component, str) or not component.strip() or "{{" in component:
-        raise ValueError(f"component: must be a component name (got {component!r})")
-    if strategy is not None and strategy not in STRATEGIES:
-        raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
-    if failure_type is not None and failure_type not in FAILURE_TYPES:
-        raise ValueError(
-            f"failure_type: must be one of {', '.join(FAILURE_TYPES)} (got {failure_type!r})"
-        )
-
-
-async def _aload_spec(component: str) -> Any:
-    from prefect_ft.blocks import ComponentSpec
-
-    try:
-        return await ComponentSpec.aload(component)
-    except Exception as exc:
-        raise LookupError(
-            f"unknown component {component!r}: no ComponentSpec block of that name ({one_line(exc)})"
-        ) from None
 
 
 class _Run:
@@ -116,7 +61,10 @@ class _Run:
             )
         store = options.store if options.store is not None else spec.breaker.store_url
         self.breaker = CircuitBreaker(
-            spec.breaker.to_config(self.component), store=store, refresh_seconds=None
+            spec.breaker.to_config(self.component),
+            store=store,
+            clock=options.clock,
+            refresh_seconds=None,
         )
         self.store = self.breaker.store
         self.client = connect(spec.control_endpoint, timeout=options.action_timeout_seconds)
@@ -126,7 +74,9 @@ class _Run:
         )
 
     def now(self) -> float:
-        return self.store.time()
+        # the breaker's local estimate of the store clock: no round trip (Redis TIME) that
+        # would block the event loop on every tick of the validation loop
+        return self.breaker.now()
 
     def emit(self, kind: str, phase: str, payload: dict[str, Any]) -> None:
         name = self.options.emit(kind, self.component, self.report.recovery_id, phase, payload)
@@ -139,6 +89,7 @@ class _Run:
             interval_seconds=self.options.check_interval_seconds,
             timeout_seconds=self.validation_timeout,
         )
+        why: str | None = None
         while tally.verdict(self.now()) == "pending":
             wait = tally.next_check_at - self.now()
             if wait > 0:
@@ -148,14 +99,16 @@ class _Run:
             try:
                 answer = await asyncio.wait_for(self.client.ahealth(deep=True), left)
                 ok = answer.get("healthy") is True
-                why = None if ok else answer.get("reason")
-            except (ControlError, TimeoutError) as exc:
-                ok, why = False, one_line(exc) if str(exc) else "health check timed out"
-            if why:
-                attempt.error = attempt.error or f"unhealthy: {one_line(str(why))}"
+                why = why if ok else str(answer.get("reason") or "unhealthy")
+            except ControlError as exc:
+                ok, why = False, exc.reason
+            except TimeoutError:
+                ok, why = False, "health check timed out"
             tally.add(ok, self.now())
         attempt.checks = tally.checks
         attempt.validation = tally.verdict(self.now())
+        if attempt.validation != "passed":  # the last reason it gave, for the one-line message
+            attempt.error = f"unhealthy: {one_line(why or 'no healthy answer in time')}"
         return attempt.validation == "passed"
 
     async def attempt(self, decision: Run) -> bool:
@@ -306,7 +259,7 @@ async def arecover(
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        spec = spec if spec is not None else await _aload_spec(component)
+        spec = spec if spec is not None else await aload_spec(component)
         if not spec.control_endpoint:
             raise LookupError(f"component {component!r} has no control_endpoint")
         run = _Run(report, spec, options)
@@ -318,15 +271,29 @@ async def arecover(
         report.events.append(name or "prefect-ft.recovery.failed (not sent)")
         return report
     report.breaker_before = run.breaker.state
-    grant = await off_loop(acquire_slot, run.store, component, run.lease_seconds, options.max_total)
-    if not grant.granted:
-        report.breaker_after = run.breaker.state
-        report.seconds = loop.time() - started
-        return report.finish("refused", grant.reason)
+    held = False
     try:
-        await run.loop(strategy, failure_type)
+        grant = await off_loop(
+            acquire_slot, run.store, component, run.lease_seconds, options.max_total
+        )
+        held = grant.granted
+        if held:
+            await run.loop(strategy, failure_type)
+        else:
+            report.finish("refused", grant.reason)
+    except StoreUnavailableError as exc:  # the lease expires by itself if it cannot be freed
+        report.finish("failed", f"breaker store unavailable: {one_line(exc)}")
+        run.emit("failed", "immediate", {"reason": report.message})
     finally:
-        await off_loop(release_slot, run.store, component)
+        if held:
+            with contextlib.suppress(StoreUnavailableError):
+                await off_loop(release_slot, run.store, component)
+            with contextlib.suppress(StoreUnavailableError):
+                state = await off_loop(load_state, run.store, component)
+                report.stats = [
+                    {"strategy": st.strategy, "attempts": st.attempts, "successes": st.successes}
+                    for st in state.stats
+                ]
         run.breaker.refresh()
         report.breaker_after = run.breaker.state
         report.seconds = loop.time() - started

@@ -51,6 +51,8 @@ class RecoveryReport:
     seconds: float = 0.0
     attempts: list[Attempt] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    # success statistics of each strategy on this component, as kept in the store
+    stats: list[dict[str, Any]] = field(default_factory=list)
 
     def finish(self, outcome: Outcome, message: str) -> RecoveryReport:
         """Set the outcome and its one-line message (the first message wins)."""
@@ -99,6 +101,13 @@ class RecoveryReport:
                     wait,
                 ]
                 lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        if self.stats:
+            lines += ["", "| strategy | attempts | successes | success rate |", "|---|---|---|---|"]
+            for st in self.stats:
+                rate = st["successes"] / st["attempts"] if st["attempts"] else 0.0
+                lines.append(
+                    f"| {st['strategy']} | {st['attempts']} | {st['successes']} | {rate:.0%} |"
+                )
         return "\n".join(lines) + "\n"
 
 

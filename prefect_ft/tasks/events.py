@@ -67,6 +67,10 @@ def install() -> None:
         if not _installed:
             add_global_listener(on_transition)
             _installed = True
+            from prefect_ft.ops import health, metrics  # operations: issue 10
+
+            metrics.install()  # the series Prefect's client metrics server (4201) exposes
+            health.watch_transitions()  # prefect-ft.health.changed from the moving process
 
 
 def set_component(breaker: CircuitBreaker, component: str) -> None:

@@ -1,6 +1,8 @@
 """The guard that `ft_task` and `FaultTolerantTaskRunner` put around a task's function.
 
-One call: resolve the policy (`resolve_policy`, TTL-cached, so no I/O per call) -> one attempt
+One call: resolve the policy (`resolve_policy`, TTL-cached, so no I/O per call) -> for a
+component with `depends_on`, wait while an upstream is open, else dead-letter the call with
+reason `upstream-open` (`prefect_ft.tasks.isolation`) -> one attempt
 through the component's gate (`prefect_ft.tasks.gates`: bulkhead permit, breaker admission, the call,
 its outcome), then a resource sample of the component at most every
 `PREFECT_FT_RESOURCE_SAMPLE_SECONDS` (`prefect_ft.history.resources`). A refused attempt is
@@ -33,6 +35,7 @@ from prefect_ft.deadletter.queue import encode_inputs, render
 from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError, ConfigurationError
 from prefect_ft.history import components, resources
 from prefect_ft.tasks import events as prefect_events
+from prefect_ft.tasks import isolation
 from prefect_ft.tasks.gates import (
     REJECTED_STATE_NAMES,
     Gate,
@@ -118,7 +121,9 @@ class Site:
 
     def reject(self, gate: Gate, error: BaseException, args: Any, kwargs: Any) -> State:
         """Dead-letter the call, announce it, and build the state the task run ends in."""
-        by = "bulkhead" if isinstance(error, BulkheadFullError) else "breaker"
+        by = getattr(error, "rejected_by", None) or (
+            "bulkhead" if isinstance(error, BulkheadFullError) else "breaker"
+        )
         item_id = None
         try:
             item = gate.queue.put(**self._dead_letter_fields(gate, error, by, args, kwargs))
@@ -201,6 +206,10 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
         async def aguarded(*args: Any, **kwargs: Any) -> Any:
             try:
                 gate, deadline = await site.agate(), None
+                if gate.policy.depends_on:  # wait while an upstream is open
+                    held = await isolation.ahold(site, gate, args, kwargs)
+                    if held is not None:
+                        return held
                 while True:
                     out = await acall_guarded(gate, fn, args, kwargs)
                     if type(out) is not Rejected:
@@ -221,6 +230,10 @@ def guard(fn: Callable[..., Any], spec: object, *, task_name: str | None = None)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
                 gate, deadline = site.gate(), None
+                if gate.policy.depends_on:  # wait while an upstream is open
+                    held = isolation.hold(site, gate, args, kwargs)
+                    if held is not None:
+                        return held
                 while True:
                     out = call_guarded(gate, fn, args, kwargs)
                     if type(out) is not Rejected:

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from prefect.client.orchestration import get_client
@@ -78,6 +78,10 @@ class FTPolicy:
         store_url: where breaker state is shared (None: `PREFECT_FT_STORE_URL` or SQLite).
         source: where the policy came from: "block:<block-type-slug>/<document name>",
             "preset:<name>" or "object".
+        depends_on: upstream component names (a `ComponentSpec`'s); while one is open, calls
+            are deferred, then dead-lettered with reason `upstream-open` (`tasks.isolation`).
+        defer_seconds: how long a call waits for its open upstreams.
+        max_deferred: calls of this component that may wait at once; more are dead-lettered.
     """
 
     name: str
@@ -87,9 +91,18 @@ class FTPolicy:
     max_wait_seconds: float = 30.0
     store_url: str | None = None
     source: str = "object"
+    depends_on: tuple[str, ...] = ()
+    defer_seconds: float = 5.0
+    max_deferred: int = 100
 
     def __post_init__(self) -> None:
         require(self.on_open in ("fail", "wait"), "on_open", "'fail' or 'wait'", self.on_open)
+        d = self.defer_seconds
+        ok = isinstance(d, int | float) and math.isfinite(d) and d >= 0
+        require(ok, "defer_seconds", "a finite number >= 0 seconds", d)
+        n = self.max_deferred
+        require(isinstance(n, int) and n >= 0, "max_deferred", "an int >= 0", n)
+        require(self.name not in self.depends_on, "depends_on", "other components", self.depends_on)
         w = self.max_wait_seconds
         require(isinstance(w, int | float) and w >= 0, "max_wait_seconds", ">= 0 seconds", w)
         if self.store_url is not None:  # refused here, not by every guarded call
@@ -116,7 +129,13 @@ def _from_document(kind: type[Any], name: str, data: dict[str, Any]) -> FTPolicy
     block = kind.model_validate(dict(data))  # Block.model_validate pops keys: pass a copy
     if isinstance(block, ComponentSpec):
         bulkhead = block.bulkhead.to_config(name) if block.bulkhead is not None else None
-        return _from_breaker_block(name, block.breaker, source, bulkhead)
+        policy = _from_breaker_block(name, block.breaker, source, bulkhead)
+        return replace(
+            policy,
+            depends_on=tuple(block.depends_on),
+            defer_seconds=block.defer_seconds,
+            max_deferred=block.max_deferred,
+        )
     return _from_breaker_block(name, block, source)
 
 

@@ -103,3 +103,60 @@ def test_one_outage_one_recovery_the_most_upstream_open_component() -> None:
     wide = DependencyGraph.build({"a": [], "b": [], "c": ["b"], "d": ["b"]})
     # two independent roots are open: the one more components depend on goes first
     assert recovery_target({"a": "OPEN", "b": "OPEN", "c": "OPEN", "d": "OPEN"}, wide) == "b"
+
+
+def test_component_spec_and_policy_refuse_bad_dependencies_at_the_edge() -> None:
+    from dataclasses import replace
+
+    from pydantic import ValidationError
+
+    from prefect_ft.blocks import CircuitBreakerPolicy, ComponentSpec
+    from prefect_ft.exceptions import ConfigurationError
+    from prefect_ft.presets import preset_config
+    from prefect_ft.tasks.isolation import component_graph
+    from prefect_ft.tasks.policies import FTPolicy
+
+    with pytest.raises(ValidationError, match="dependency cycle: a -> a"):
+        ComponentSpec(component="a", breaker=CircuitBreakerPolicy(), depends_on=["a"])
+    with pytest.raises(ValidationError, match="defer_seconds"):
+        ComponentSpec(component="a", breaker=CircuitBreakerPolicy(), defer_seconds=-1)
+    base = FTPolicy("a", preset_config("ipc"))
+    with pytest.raises(ConfigurationError, match="defer_seconds"):
+        replace(base, defer_seconds=float("inf"))
+    with pytest.raises(ConfigurationError, match="max_deferred"):
+        replace(base, max_deferred=-1)
+    a, b = replace(base, depends_on=("b",)), replace(base, name="b", depends_on=("a",))
+    with pytest.raises(ConfigurationError, match="dependency cycle: a -> b -> a"):
+        component_graph([a, b])
+
+
+def test_a_group_outage_is_owned_by_one_component() -> None:
+    from prefect_ft.core.isolation import outage_owner
+
+    g = DependencyGraph.build({**PIPE, "lone": []})
+    assert g.group("qv") == ("doc", "ipc", "ml", "qv") and g.group("lone") == ("lone",)
+    states = {"doc": "CLOSED", "ml": "OPEN", "ipc": "OPEN", "qv": "OPEN"}
+    # three breaker.opened events, one recovery: every one of them names ml
+    assert {outage_owner(c, states, g) for c in ("ml", "ipc", "qv")} == {"ml"}
+    calm = {"doc": "CLOSED", "ml": "CLOSED", "ipc": "OPEN", "qv": "CLOSED"}
+    assert outage_owner("ipc", calm, g) == "ipc"  # below the threshold: recover it alone
+
+
+def test_the_recovery_owner_reads_breaker_states_from_the_store() -> None:
+    import json
+
+    from prefect_ft.core.states import BreakerRecord
+    from prefect_ft.stores import InMemoryBreakerStore
+    from prefect_ft.tasks.isolation import breaker_states, recovery_owner
+
+    store = InMemoryBreakerStore()
+    for name in ("ml", "ipc", "qv"):
+        store.cas(
+            f"prefect-ft:breaker:{name}", 0, json.dumps(BreakerRecord(state="OPEN").to_dict())
+        )
+    g = DependencyGraph.build(PIPE)
+    assert breaker_states(g.group("qv"), store) == {
+        "doc": "CLOSED", "ipc": "OPEN", "ml": "OPEN", "qv": "OPEN"
+    }  # fmt: skip
+    assert recovery_owner("qv", g, store) == "ml"
+    assert recovery_owner("doc", g, store) == "ml"

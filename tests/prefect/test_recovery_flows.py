@@ -169,8 +169,10 @@ def test_health_sweep_recovers_the_unhealthy(saved) -> None:
     well.healthy = True
     # the sweep's recover runs with the defaults: 3 checks 1 s apart need > 2 s
     sick_name, well_name = (saved(c, health_check_timeout_seconds=10) for c in (sick, well))
+    gone_name = saved(None, url=dead_url())
     result = asyncio.run(health_sweep(timeout_seconds=2))
     assert well_name in result["healthy"]
     assert result["unhealthy"][sick_name] == "model answers garbage"
-    assert result["recoveries"][sick_name] == "Completed"
+    assert result["unhealthy"][gone_name].startswith("unreachable")
+    assert result["recoveries"] == {sick_name: "Completed", gone_name: "Failed"}
     assert sick.healthy

@@ -129,3 +129,17 @@ def endpoint_for(obj: object) -> str:
     name = f"c{_count[0]}"
     setattr(REG, name, obj)
     return f"python:tests.recovery.components:REG.{name}"
+
+
+class SlowToWake(Patient):
+    """Cured by a restart, but its first deep check after the restart still fails (warming up)."""
+
+    def __init__(self) -> None:
+        super().__init__(cures={"restart"})
+        self.cold_checks = 1
+
+    def health(self, deep: bool) -> dict[str, Any]:
+        if self.healthy and deep and self.cold_checks > 0:
+            self.cold_checks -= 1
+            return {"healthy": False, "reason": "warming up"}
+        return super().health(deep)

@@ -9,11 +9,13 @@ import pytest
 
 from prefect_ft.blocks import CircuitBreakerPolicy, ComponentSpec, RecoveryPolicy
 from prefect_ft.breaker import CircuitBreaker
+from prefect_ft.core.reallocation import budget_of, next_budget
+from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.recovery.executor import RecoveryOptions, arecover
 from prefect_ft.recovery.records import SLOTS_KEY, acquire_slot, load_state
 from prefect_ft.stores.memory import InMemoryBreakerStore
 from tests.conftest import FakeClock
-from tests.recovery.components import Hanging, Patient, endpoint_for
+from tests.recovery.components import Hanging, Patient, SlowToWake, endpoint_for
 
 
 class FixedRandom:
@@ -46,7 +48,12 @@ class World:
 
     def options(self, **kw) -> RecoveryOptions:
         return RecoveryOptions(
-            store=self.store, sleep=self.sleep, emit=self.emit, rng=FixedRandom(), **kw
+            store=self.store,
+            clock=self.clock,
+            sleep=self.sleep,
+            emit=self.emit,
+            rng=FixedRandom(),
+            **kw,
         )
 
     def spec(self, name: str, component: object, **recovery) -> ComponentSpec:
@@ -93,6 +100,8 @@ async def test_success_moves_the_breaker_to_half_open(world: World) -> None:
     state = load_state(world.store, "db")
     assert state.stats_for("connection-reset").success_rate == 1.0
     assert "| 1 | immediate | connection-reset | ok | passed (3 checks)" in report.markdown()
+    assert report.stats == [{"strategy": "connection-reset", "attempts": 1, "successes": 1}]
+    assert "| connection-reset | 1 | 1 | 100% |" in report.markdown()
     # the slot is free again
     assert json.loads(world.store.read(SLOTS_KEY).data)["leases"] == []
 
@@ -250,3 +259,47 @@ async def test_validation_that_can_never_pass_is_refused(world: World) -> None:
         "(2 s), or validation can never pass"
     )
     assert patient.calls == []
+
+
+class DownStore(InMemoryBreakerStore):
+    """A memory store whose recovery records cannot be written (an outage of the shared store)."""
+
+    def cas(self, key, expected_version, data):
+        if key.startswith("prefect-ft:recovery:"):
+            raise StoreUnavailableError("redis://127.0.0.1:6379/0: connection refused")
+        return super().cas(key, expected_version, data)
+
+
+async def test_store_outage_is_a_failed_recovery_not_a_crash(world: World) -> None:
+    world.store = DownStore(clock=world.clock)
+    spec = world.spec("db2", Patient(cures={"restart"}))
+    report = await arecover("db2", spec=spec, options=world.options())
+    assert report.outcome == "failed"
+    assert report.message == (
+        "breaker store unavailable: StoreUnavailableError: redis://127.0.0.1:6379/0: "
+        "connection refused"
+    )
+    assert world.events[-1][0] == "failed"
+
+
+def test_next_budget_gives_memory_and_sheds_concurrency() -> None:
+    assert budget_of({"resources": {"memory_mb": 1000, "concurrency": 8}}) == {
+        "memory_mb": 1000.0,
+        "concurrency": 8,
+    }
+    assert budget_of({"memory_mb": -5, "concurrency": True}) == {}
+    assert next_budget({"memory_mb": 1000.0, "concurrency": 8}) == {
+        "memory_mb": 1500.0,
+        "concurrency": 4,
+    }
+    assert next_budget({"concurrency": 1}) == {"concurrency": 1}
+    assert next_budget({"memory_mb": 1_000_000.0}) == {"memory_mb": 1_048_576}
+    assert next_budget({}) == {"concurrency": 1}
+
+
+async def test_a_failed_check_before_k_good_ones_is_no_error(world: World) -> None:
+    spec = world.spec("warm", SlowToWake())
+    report = await arecover("warm", spec=spec, options=world.options())
+    assert report.outcome == "succeeded", report.message
+    attempt = report.attempts[0]
+    assert (attempt.validation, attempt.checks, attempt.error) == ("passed", 4, None)

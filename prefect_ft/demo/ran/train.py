@@ -1,0 +1,131 @@
+"""Train the tiny RAN model: a byte-level BPE tokenizer and a short next-token training run.
+
+Everything here is seeded: the same corpus and the same step count give the same weights. The wall
+budget only stops training early on a slow machine; the step cap is what normally ends it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EOS = "<|endoftext|>"
+
+# A 2-layer Llama with hidden size 64 (issue 11): about 100 k parameters, a few hundred KB on disk.
+BASE_CONFIG: dict[str, object] = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "intermediate_size": 192,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "rms_norm_eps": 1e-5,
+    "max_position_embeddings": 512,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": True,
+}
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    """How long to train: whichever of `max_steps` and `max_seconds` comes first."""
+
+    max_steps: int = 600
+    max_seconds: float = 60.0
+    vocab_size: int = 512
+    seq_len: int = 48
+    # Small batches: a step costs ~0.6 ms per token on CPU whatever the shape, and for a budget
+    # this short more updates learn more than bigger batches.
+    batch_size: int = 4
+    learning_rate: float = 1e-2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_steps": (self.max_steps, 1, 100_000),
+            "max_seconds": (self.max_seconds, 0.1, 3600.0),
+            "vocab_size": (self.vocab_size, 260, 32_000),
+            "seq_len": (self.seq_len, 4, 512),
+            "batch_size": (self.batch_size, 1, 256),
+        }
+        for field, (value, low, high) in checks.items():
+            if not low <= value <= high:
+                raise ValueError(f"TrainBudget.{field}={value!r}: must be in [{low}, {high}]")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    seconds: float
+    first_loss: float
+    final_loss: float
+    tokens: int
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int):
+    """A byte-level BPE trained on `texts`, wrapped so `save_pretrained` writes what mlx_lm.load reads."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        # the whole byte alphabet, so any input text still encodes (no unknown tokens)
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS)
+
+
+def build_model(vocab_size: int, seed: int):
+    """The tiny Llama, initialised from `seed`. Returns (model, config dict)."""
+    import mlx.core as mx
+    from mlx_lm.models import llama
+
+    config = {**BASE_CONFIG, "vocab_size": int(vocab_size)}
+    mx.random.seed(seed)
+    model = llama.Model(llama.ModelArgs.from_dict(config))
+    mx.eval(model.parameters())
+    return model, config
+
+
+def train_model(model, token_ids: Sequence[int], budget: TrainBudget) -> TrainResult:
+    """Next-token training on random windows of the corpus (seeded)."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    import numpy as np
+
+    data = np.asarray(token_ids, dtype=np.int32)
+    if len(data) < budget.seq_len + 2:
+        raise ValueError(
+            f"corpus too small to train on: {len(data)} tokens, need at least {budget.seq_len + 2}"
+        )
+    rng = np.random.default_rng(budget.seed)
+    optimizer = optim.Adam(learning_rate=budget.learning_rate)
+
+    def loss_fn(m, x, y):
+        return nn.losses.cross_entropy(m(x), y).mean()
+
+    step_fn = nn.value_and_grad(model, loss_fn)
+    model.train()
+    started = time.monotonic()
+    first = last = float("nan")
+    steps = 0
+    while steps < budget.max_steps and time.monotonic() - started < budget.max_seconds:
+        starts = rng.integers(0, len(data) - budget.seq_len - 1, budget.batch_size)
+        batch = np.stack([data[s : s + budget.seq_len + 1] for s in starts])
+        loss, grads = step_fn(model, mx.array(batch[:, :-1]), mx.array(batch[:, 1:]))
+        optimizer.update(model, grads)
+        mx.eval(model.parameters(), optimizer.state)
+        last = loss.item()
+        if steps == 0:
+            first = last
+        steps += 1
+    model.eval()
+    return TrainResult(steps, time.monotonic() - started, first, last, len(data))

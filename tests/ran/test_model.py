@@ -1,0 +1,86 @@
+"""The tiny RAN model: trained, saved, loaded by mlx_lm.load, versioned, rebuilt when corrupt."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from prefect_ft.demo.ran.model import (
+    META_FILE,
+    ModelFileError,
+    build_version,
+    ensure_model,
+    generate,
+    load_model,
+    models_root,
+    versions,
+)
+from prefect_ft.demo.ran.train import TrainBudget
+from tests.ran.model_support import PARAGRAPHS, TEST_BUDGET, tiny_model  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+
+def test_round_trip_train_save_load_generate(tiny_model: Path) -> None:  # noqa: F811
+    assert tiny_model.name == "v1"
+    assert tiny_model.parent.parent.name == "models"
+    meta = json.loads((tiny_model / META_FILE).read_text())
+    assert meta["steps"] >= 1 and meta["final_loss"] < meta["first_loss"], meta
+    model, tokenizer = load_model(tiny_model)
+    out = generate(model, tokenizer, "Carrier aggregation", max_tokens=12)
+    assert out.tokens >= 1
+    assert isinstance(out.text, str) and out.text.strip(), out
+
+
+def test_ensure_model_reuses_the_existing_version(tiny_model: Path) -> None:  # noqa: F811
+    home = tiny_model.parents[3]
+    started = time.monotonic()
+    again = ensure_model(home, PARAGRAPHS, TEST_BUDGET)
+    assert again == tiny_model
+    assert time.monotonic() - started < 10  # a load, not a training run
+    assert [p.name for p in versions(models_root(home))] == ["v1"]
+
+
+def test_corrupt_model_file_gives_a_clear_message_and_ensure_rebuilds(tmp_path: Path) -> None:
+    budget = TrainBudget(max_steps=2, max_seconds=10, vocab_size=280, seq_len=16, batch_size=2)
+    first = ensure_model(tmp_path, PARAGRAPHS, budget)
+    (first / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelFileError, match=r"model at .*v1 cannot be loaded"):
+        load_model(first)
+    rebuilt = ensure_model(tmp_path, PARAGRAPHS, budget)
+    load_model(rebuilt)  # usable again
+    assert (models_root(tmp_path) / "broken-v1").is_dir()
+
+
+def test_missing_model_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match=r"does not exist"):
+        load_model(tmp_path / "nope")
+    tmp_path.joinpath("config.json").write_text("{}")
+    with pytest.raises(ModelFileError, match=r"model\.safetensors is missing or empty"):
+        load_model(tmp_path)
+
+
+def test_empty_corpus_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="corpus_texts is empty"):
+        build_version(tmp_path, ["", "   "])
+    assert not any(p.name.startswith(".tmp") for p in models_root(tmp_path).glob("*"))
+
+
+def test_bad_budget_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"TrainBudget\.max_seconds=0: must be in"):
+        TrainBudget(max_seconds=0)
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    import mlx.core as mx
+
+    budget = TrainBudget(max_steps=3, max_seconds=30, vocab_size=280, seq_len=16, batch_size=2)
+    a = build_version(tmp_path / "a", PARAGRAPHS, budget)
+    b = build_version(tmp_path / "b", PARAGRAPHS, budget)
+    wa = mx.load(str(a / "model.safetensors"))
+    wb = mx.load(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert all(mx.array_equal(wa[k], wb[k]).item() for k in wa)
