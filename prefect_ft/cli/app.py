@@ -273,6 +273,7 @@ app.command(detect, name="detect")
 app.command(replay, name="replay")
 app.command(demo, name="demo")
 app.command("prefect_ft.cli.ops:ops_server", name="ops-server")
+app.command("prefect_ft.cli.serve:serve", name="serve")
 
 
 def _fail(message: str) -> int:

@@ -34,7 +34,9 @@ def test_entrypoint_defines_its_flow_with_a_def(deployment: dict) -> None:
     """`prefect deploy` falls back to parsing the file; a re-exported flow would break that."""
     path, name = deployment["entrypoint"].split(":")
     tree = parse_file(ROOT / path)
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    # Prefect's parser (prefect/flows.py) accepts `async def` flows as well
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+    defs = [n for n in tree.body if isinstance(n, kinds) and n.name == name]
     assert defs and any("flow" in ast.unparse(d) for d in defs[0].decorator_list), (
         f"{path} must define `@flow def {name}`"
     )
