@@ -109,6 +109,25 @@ def replay(
     return 1 if report.failed or report.rejected else 0
 
 
-def demo() -> int:
-    """Run the demo (`python -m prefect_ft.demo`): a breaker in front of a server that fails."""
-    return subprocess.call([sys.executable, "-m", "prefect_ft.demo"])
+def demo(
+    *,
+    faults: str | None = None,
+    docs: int | None = None,
+    compress: float | None = None,
+    loopback: bool = False,
+) -> int:
+    """Run the demo (`python -m prefect_ft.demo`): the RAN pipeline under injected faults.
+
+    Args:
+        faults: a YAML fault schedule (default: the scripted one).
+        docs: use only the first N documents.
+        compress: multiply the fault schedule's times by this.
+        loopback: the older, smaller demo: one breaker in front of a loopback server.
+    """
+    argv = [sys.executable, "-m", "prefect_ft.demo"]
+    if loopback:
+        argv.append("--loopback")
+    for flag, value in (("--faults", faults), ("--docs", docs), ("--compress", compress)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return subprocess.call(argv)

@@ -86,7 +86,8 @@ def test_replay_reports_and_refuses_a_bad_limit(api_url: str, store_url: str) ->
 
 
 def test_demo_runs(api_url: str, store_url: str) -> None:
-    out = run_cli("demo", api=api_url, store=store_url, timeout=300)
+    # the loopback demo: the RAN demo's own end-to-end test is tests/ran/test_demo_e2e.py
+    out = run_cli("demo", "--loopback", api=api_url, store=store_url, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "EVENT prefect-ft.breaker.opened" in out.stdout
     assert "EVENT prefect-ft.breaker.closed" in out.stdout
