@@ -198,7 +198,10 @@ def _strip(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if k != "id"}
     if isinstance(value, list):
-        return [_strip(v) for v in value]
+        items = [_strip(v) for v in value]
+        # a list of strings here is a dumped set (`expect`, `after`): its order is the hash
+        # seed's, not a difference
+        return sorted(items) if all(isinstance(v, str) for v in items) else items
     return value
 
 
