@@ -1,6 +1,9 @@
-"""Shared fixtures: a fake clock (no test sleeps to move time) and breaker factories."""
+"""Shared fixtures: a fake clock (no test sleeps to move time), breaker factories, and the one
+Prefect test server of a run."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,3 +30,18 @@ def clock() -> FakeClock:
 def flavour(request: pytest.FixtureRequest) -> str:
     """Run a test body once for a sync and once for an async function (STYLE §2.6)."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[str]:
+    """Start `prefect_test_harness()` once per run (about 20 s) and yield its API URL.
+
+    Every test that needs a Prefect server shares this one: a second harness in the same
+    process does not give a second clean server (the CLI tests' own harness, started first, left
+    the later Prefect tests reading task runs and events from the wrong place).
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())

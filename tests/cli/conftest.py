@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,9 @@ ROOT = str(Path(__file__).parents[2])
 
 
 @pytest.fixture(scope="session")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start `prefect_test_harness()` once for the CLI tests; yields its API URL."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield str(PREFECT_API_URL.value())
+def api_url(prefect_harness: str) -> str:
+    """The run's one test server (tests/conftest.py)."""
+    return prefect_harness
 
 
 @pytest.fixture

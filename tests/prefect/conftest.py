@@ -12,13 +12,12 @@ os.environ.setdefault("PREFECT_TEST_MODE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Start `prefect_test_harness()` once; breaker state goes to a SQLite file of this session."""
-    from prefect.testing.utilities import prefect_test_harness
-
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, prefect_harness: str
+) -> Iterator[None]:
+    """The run's test server (tests/conftest.py); breaker state goes to a SQLite file of this session."""
     store = tmp_path_factory.mktemp("ft-store") / "prefect-ft.db"
     os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{store}"
     # sign dead letters with a session key, not one generated under the user's PREFECT_HOME
     os.environ.setdefault("PREFECT_FT_DEADLETTER_KEY", f"test-session-{uuid.uuid4().hex}")
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    yield

@@ -16,16 +16,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_server(tmp_path_factory):
-    from prefect.testing.utilities import prefect_test_harness
-
+def prefect_server(tmp_path_factory, prefect_harness):
     store = tmp_path_factory.mktemp("ft-store") / "prefect-ft.db"
     old = {k: os.environ.get(k) for k in ("PREFECT_FT_STORE_URL", "PREFECT_FT_DEADLETTER_KEY")}
     os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{store}"
     os.environ["PREFECT_FT_DEADLETTER_KEY"] = f"test-{uuid.uuid4().hex}"
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
+        yield
     finally:
         for k, v in old.items():
             if v is None:
