@@ -30,6 +30,7 @@ from prefect_ft.core.states import CLOSED, HALF_OPEN, OPEN, BreakerRecord, Overl
 from prefect_ft.core.windows import WindowCounts
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.emergency_record import join_active_stop
 from prefect_ft.stores.forking import relock_after_fork
 from prefect_ft.stores.index import register_breaker
 from prefect_ft.stores.offloop import off_loop
@@ -156,8 +157,8 @@ class CircuitBreaker(SharedRecordMixin):
             f"prefect_ft_cm_{config.name}", default=()
         )
         self.refresh()
-        if self.store_available:
-            register_breaker(self.store, self.name)
+        if self.store_available and register_breaker(self.store, self.name):
+            join_active_stop(self)  # a stop's index read missed a breaker built after it
         _live.add(self)
         interval = refresh_seconds
         if interval == "default":

@@ -15,8 +15,9 @@ second stop (from any process) is refused with the first one's who and when; the
 makes stop and clear safe to run from two terminals at once.
 
 Notification automations are left alone: the stop itself must still be announced
-(`prefect-ft.emergency.shutdown`). A breaker first built after the stop is not in the record and
-is not forced open (the index is read once, at the stop).
+(`prefect-ft.emergency.shutdown`). A breaker first built after the stop read the index joins
+the stop itself (`prefect_ft.stores.emergency_record`): forced open and listed in the record, so
+`clear` restores it too.
 
 The Prefect half is `PrefectControls`; `stop`/`clear` take `controls=None` to act on the store
 only (tests, or an operator whose Prefect API is down: `--store-only`).
@@ -33,11 +34,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from prefect_ft.breaker import CircuitBreaker
-from prefect_ft.core import machine
-from prefect_ft.core.states import BreakerRecord, OverlayName
+from prefect_ft.core.states import OverlayName
 from prefect_ft.ops.audit import actor
 from prefect_ft.ops.audit import record as audit_record
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.emergency_record import EMERGENCY_KEY, overlay_op, read_active
 from prefect_ft.stores.index import known_breakers
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "stop",
 ]
 
-EMERGENCY_KEY = "prefect-ft:emergency"
 SHUTDOWN_EVENT = "prefect-ft.emergency.shutdown"
 CLEARED_EVENT = "prefect-ft.emergency.cleared"
 
@@ -86,14 +86,7 @@ def _iso(t: float) -> str:
 
 def current(store: BreakerStore | str | None = None) -> tuple[dict[str, Any] | None, int]:
     """The active stop (None when there is none) and the record's version."""
-    v = shared_store(store).read(EMERGENCY_KEY)
-    try:
-        data = json.loads(v.data) if v.data else None
-    except ValueError:  # unreadable: a stop must still be possible (it overwrites it)
-        data = None
-    if not isinstance(data, dict):
-        data = None
-    return (data if data and data.get("active") else None), v.version
+    return read_active(shared_store(store))
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -105,28 +98,21 @@ def describe(record: dict[str, Any]) -> str:
     )
 
 
-def _overlay_op(
-    seen: list[OverlayName | None], want: OverlayName | None, only_if: OverlayName | None = None
-) -> Any:
-    """A decision that records the overlay it replaced (the last call is the written one)."""
-
-    def op(r: BreakerRecord, now: float) -> machine.Transition:
-        seen.append(r.overlay)
-        if only_if is not None and r.overlay != only_if:
-            return machine.Transition(r)
-        return machine.set_overlay(r, want, now)
-
-    return op
-
-
 def _write(store: BreakerStore, version: int, record: dict[str, Any]) -> int:
-    ok, v = store.cas(EMERGENCY_KEY, version, json.dumps(record))
-    if not ok:
+    """Write the stop's record; breakers that joined the same stop meanwhile are kept (their
+    own view of their overlay wins: the stop may have seen the FORCED_OPEN they set)."""
+    for _ in range(32):
+        ok, v = store.cas(EMERGENCY_KEY, version, json.dumps(record))
+        if ok:
+            return v.version
         theirs = json.loads(v.data) if v.data else {}
         if theirs.get("active") and theirs.get("id") != record.get("id"):
             raise EmergencyError(f"an emergency stop is already active, {describe(theirs)}")
-        raise EmergencyError("the emergency record changed meanwhile (another stop or clear?)")
-    return v.version
+        if not theirs.get("active") or not record.get("active"):
+            break
+        record["breakers"] = {**record["breakers"], **theirs.get("breakers", {})}
+        version = v.version
+    raise EmergencyError("the emergency record changed meanwhile (another stop or clear?)")
 
 
 def stop(
@@ -167,7 +153,7 @@ def stop(
     for name in known_breakers(s):
         b = CircuitBreaker(name, store=s, refresh_seconds=None)
         seen: list[OverlayName | None] = []
-        b._apply(_overlay_op(seen, "FORCED_OPEN"))
+        b._apply(overlay_op(seen, "FORCED_OPEN"))
         if not b.store_available:
             out.errors.append(f"{name}: store unavailable, not forced open")
             continue
@@ -215,32 +201,49 @@ def clear(
             "again when it is done (--force if its process died); nothing changed"
         )
     out = Outcome(active)
+    stop_id = active.get("id")
+    _restore(s, active, out)
+    if controls is not None:
+        out.errors += controls.resume(active.get("paused", {}))
+    for _ in range(32):  # a breaker built meanwhile may have joined the stop: restore it too
+        now = s.time()
+        done = {
+            "active": False,
+            "last": active,
+            "cleared_by": who or actor(),
+            "cleared_at": now,
+            "cleared_at_iso": _iso(now),
+        }
+        ok, _ = s.cas(EMERGENCY_KEY, version, json.dumps(done))
+        if ok:
+            break
+        active, version = current(s)
+        if active is None or active.get("id") != stop_id:
+            raise EmergencyError("the emergency record changed meanwhile (another clear?)")
+        _restore(s, active, out)
+    else:
+        raise EmergencyError("the emergency record kept changing; run emergency-clear again")
+    audit_record(s, {"action": "emergency-clear", "by": done["cleared_by"], "stop": active["id"]})
+    out.record = done
+    if controls is not None:
+        controls.announce(CLEARED_EVENT, {**_payload(active), "cleared_by": done["cleared_by"]})
+    return out
+
+
+def _restore(store: BreakerStore, active: dict[str, Any], out: Outcome) -> None:
+    """Put back each listed breaker's overlay (once), only where it is still FORCED_OPEN."""
     for name, before in active.get("breakers", {}).items():
-        b = CircuitBreaker(name, store=s, refresh_seconds=None)
+        if name in out.breakers:
+            continue
+        b = CircuitBreaker(name, store=store, refresh_seconds=None)
         seen: list[OverlayName | None] = []
-        b._apply(_overlay_op(seen, before, only_if="FORCED_OPEN"))
+        b._apply(overlay_op(seen, before, only_if="FORCED_OPEN"))
         if not b.store_available:
             out.errors.append(f"{name}: store unavailable, still FORCED_OPEN")
         elif seen[-1] != "FORCED_OPEN":
             out.breakers[name] = f"left {seen[-1] or 'without overlay'} (changed during the stop)"
         else:
             out.breakers[name] = f"FORCED_OPEN -> {before or b.record.state}"
-    if controls is not None:
-        out.errors += controls.resume(active.get("paused", {}))
-    now = s.time()
-    done = {
-        "active": False,
-        "last": active,
-        "cleared_by": who or actor(),
-        "cleared_at": now,
-        "cleared_at_iso": _iso(now),
-    }
-    _write(s, version, done)
-    audit_record(s, {"action": "emergency-clear", "by": done["cleared_by"], "stop": active["id"]})
-    out.record = done
-    if controls is not None:
-        controls.announce(CLEARED_EVENT, {**_payload(active), "cleared_by": done["cleared_by"]})
-    return out
 
 
 def _payload(record: dict[str, Any]) -> dict[str, Any]:

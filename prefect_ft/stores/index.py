@@ -45,19 +45,21 @@ def known_breakers(store: BreakerStore) -> list[str]:
     return sorted(_names(store, store.read(INDEX_KEY))[0])
 
 
-def register_breaker(store: BreakerStore, name: str) -> None:
-    """Add `name` to the index (a no-op when it is there or the store is down)."""
+def register_breaker(store: BreakerStore, name: str) -> bool:
+    """Add `name` to the index; True when this call added it (False when it was there already,
+    or the store is down)."""
     try:
         v = store.read(INDEX_KEY)
         for _ in range(16):  # lost races only mean another process added a name meanwhile
             names, v = _names(store, v)
             if name in names:
-                return
+                return False
             ok, v = store.cas(INDEX_KEY, v.version, json.dumps(sorted([*names, name])))
             if ok:
-                return
+                return True
     except StoreUnavailableError:
-        return
+        return False
+    return False
 
 
 def unregister_breaker(store: BreakerStore, name: str) -> bool:

@@ -141,3 +141,57 @@ def test_clear_waits_for_a_stop_still_being_applied_unless_forced(url: str) -> N
     emergency.clear(store=url, force=True)
     b.refresh()
     assert b.state == "CLOSED" and emergency.current(url)[0] is None
+
+
+def test_a_breaker_built_during_the_stop_is_forced_open_and_released_by_clear(url: str) -> None:
+    _b("ipc", url)
+    emergency.stop("drill", store=url)
+    late = _b("model", url)  # first built after the stop: not in the index the stop read
+    assert late.state == "FORCED_OPEN"
+    with pytest.raises(CircuitOpenError):
+        late.call(lambda: 1)
+    active, _ = emergency.current(url)
+    assert active is not None and active["breakers"] == {"ipc": None, "model": None}
+    out = emergency.clear(store=url)
+    late.refresh()
+    assert late.state == "CLOSED" and set(out.breakers) == {"ipc", "model"}
+
+
+def test_a_breaker_already_known_is_not_forced_again_when_built_during_the_stop(url: str) -> None:
+    _b("ipc", url).disable()
+    emergency.stop("drill", store=url)
+    emergency.clear(store=url)
+    again = _b("ipc", url)  # known to the index: a new object in a new process changes nothing
+    assert again.state == "DISABLED"
+
+
+class _JoinDuringStop:
+    """A store that builds a new breaker right after the stop's claim is written: the join and
+    the stop's own writes then race for the emergency record."""
+
+    def __init__(self, store: Any, url: str) -> None:
+        self._store, self._url, self.joined = store, url, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def cas(self, key: str, version: int, data: str) -> Any:
+        out = self._store.cas(key, version, data)
+        if key == emergency.EMERGENCY_KEY and not self.joined and '"complete": false' in data:
+            self.joined = True
+            CircuitBreaker("late", store=self._store, refresh_seconds=None)
+        return out
+
+
+def test_a_breaker_joining_while_the_stop_is_applied_does_not_break_the_stop(url: str) -> None:
+    from prefect_ft.stores import shared_store
+
+    _b("ipc", url)
+    store = _JoinDuringStop(shared_store(url), url)
+    out = emergency.stop("drill", store=store)
+    assert store.joined and not out.errors
+    active, _ = emergency.current(url)
+    assert active is not None and active["complete"]
+    assert set(active["breakers"]) == {"ipc", "late"}
+    emergency.clear(store=url)
+    assert _b("late", url).state == "CLOSED"
