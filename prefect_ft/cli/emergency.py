@@ -29,6 +29,18 @@ def _controls(store_only: bool):  # type: ignore[no-untyped-def]
     return None if store_only else PrefectControls()
 
 
+def _attempt(action):  # type: ignore[no-untyped-def]
+    """Run a stop or clear; a refusal or an unreachable store becomes one line and status 1."""
+    from prefect_ft.ops.emergency import EmergencyError
+
+    try:
+        return action(), 0
+    except EmergencyError as exc:
+        return None, _fail(str(exc))
+    except (ConfigurationError, StoreUnavailableError) as exc:
+        return None, _fail(f"{exc}; nothing changed")
+
+
 def _report(kind: str, out, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     if as_json:
         print(json.dumps({"record": out.record, "breakers": out.breakers, "errors": out.errors}))
@@ -64,14 +76,13 @@ def emergency_stop(
     """
     from prefect_ft.ops import emergency
 
-    try:
-        out = emergency.stop(
+    out, failed = _attempt(
+        lambda: emergency.stop(
             reason, store=store, controls=_controls(store_only), deployments=deployments or ["*"]
         )
-    except emergency.EmergencyError as exc:
-        return _fail(str(exc))
-    except (ConfigurationError, StoreUnavailableError) as exc:
-        return _fail(f"{exc}; nothing changed")
+    )
+    if out is None:
+        return failed
     if not json_output:
         print(f"emergency stop active, {emergency.describe(out.record)}")
     return _report("stop", out, json_output)
@@ -94,12 +105,11 @@ def emergency_clear(
     """
     from prefect_ft.ops import emergency
 
-    try:
-        out = emergency.clear(store=store, controls=_controls(store_only), force=force)
-    except emergency.EmergencyError as exc:
-        return _fail(str(exc))
-    except (ConfigurationError, StoreUnavailableError) as exc:
-        return _fail(f"{exc}; nothing changed")
+    out, failed = _attempt(
+        lambda: emergency.clear(store=store, controls=_controls(store_only), force=force)
+    )
+    if out is None:
+        return failed
     if not json_output:
         print(f"emergency stop cleared (it was {emergency.describe(out.record['last'])})")
     return _report("clear", out, json_output)

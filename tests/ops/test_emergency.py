@@ -195,3 +195,21 @@ def test_a_breaker_joining_while_the_stop_is_applied_does_not_break_the_stop(url
     assert set(active["breakers"]) == {"ipc", "late"}
     emergency.clear(store=url)
     assert _b("late", url).state == "CLOSED"
+
+
+def test_the_cli_prints_a_refusal_as_one_line_and_status_1(url: str, capsys: Any) -> None:
+    from prefect_ft.cli.emergency import emergency_clear, emergency_stop
+
+    assert emergency_clear(store=url, store_only=True) == 1
+    assert capsys.readouterr().err == (
+        "prefect-ft: error: no emergency stop is active; nothing changed\n"
+    )
+    assert emergency_stop(reason="drill", store=url, store_only=True) == 0
+    assert emergency_stop(reason="again", store=url, store_only=True) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("prefect-ft: error: an emergency stop is already active, by ")
+    assert err.count("\n") == 1
+    bad = "redis://127.0.0.1:1/0"  # nothing listens there: unreachable, one line
+    assert emergency_stop(reason="x", store=bad, store_only=True) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("; nothing changed\n") and err.count("\n") == 1
