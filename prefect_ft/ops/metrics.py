@@ -9,7 +9,7 @@
 | `prefect_ft_bulkhead_queue_wait_seconds_total` / `prefect_ft_bulkhead_queue_waits_total` | counter | bulkhead |
 | `prefect_ft_recovery_total` | counter | component, strategy, outcome |
 | `prefect_ft_faults_detected_total` | counter | pattern, severity |
-| `prefect_ft_dead_letters_pending` | gauge | breaker |
+| `prefect_ft_dead_letters_pending` | gauge, counted from the store at each scrape of the ops server | breaker |
 | `prefect_ft_health_level` | gauge, 0 Healthy .. 3 Critical | component (`system` for the system) |
 
 A call pays nothing for being measured: breakers already count outcomes (`CircuitBreaker.counts`)
@@ -27,6 +27,7 @@ files (`MultiProcessCollector`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, gener
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from prefect_ft.core.health import Level
+from prefect_ft.exceptions import StoreUnavailableError
 from prefect_ft.ops.view import breaker_views, bulkhead_views
 from prefect_ft.stores import BreakerStore
 
@@ -225,10 +227,23 @@ def install(sync_seconds: float = 1.0) -> None:
         REGISTRY.register(_LiveCollector())  # type: ignore[arg-type]
 
 
+def _count_dead_letters(store: BreakerStore) -> None:
+    """Set the pending gauge of every breaker with dead letters (the fleet view reads the
+    queues in the store, so the count includes what other processes wrote)."""
+    from prefect_ft.deadletter.queue import DeadLetterQueue, dead_letter_breakers
+
+    for name in dead_letter_breakers(store):
+        pending = sum(1 for _ in DeadLetterQueue(name, store=store).items("pending"))
+        set_dead_letters_pending(name, pending)
+
+
 def exposition() -> bytes:
     """The text a scrape gets: the default registry, or every process's files in multiprocess
     mode."""
     install()
+    if _store is not None:
+        with contextlib.suppress(StoreUnavailableError):  # the rest of the scrape still answers
+            _count_dead_letters(_store)
     if multiprocess_dir():
         from prometheus_client import multiprocess
 

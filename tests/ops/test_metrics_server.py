@@ -160,6 +160,28 @@ def test_the_ops_server_alone_sees_the_fleet_through_the_store(
     }
 
 
+def test_the_ops_server_counts_pending_dead_letters_from_the_store(
+    clock: FakeClock, store: InMemoryBreakerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_ft.deadletter.item import encode_inputs
+    from prefect_ft.deadletter.queue import DeadLetterQueue
+
+    monkeypatch.setenv("PREFECT_FT_DEADLETTER_KEY", "test-key-0123456789abcdef0123456789")
+    queue = DeadLetterQueue("ops-dlq", store=store)
+    for x in range(3):
+        encoding, payload = encode_inputs((x,), {})
+        queue.put(
+            task_name="f", task_path="m:f", component="ops-dlq", policy="ipc",
+            parameters={"x": x}, reason="test", encoding=encoding, payload=payload,
+        )  # fmt: skip
+    first = next(queue.items("pending"))
+    done = queue.claim(first, holder="t", lease_seconds=60)
+    assert done is not None and queue.complete(done, "ok")
+    with start_ops_server(0, store=store, check_seconds=None) as srv:
+        found = samples(get(srv.url + "/metrics")[1])
+    assert value(found, "prefect_ft_dead_letters_pending", breaker="ops-dlq") == 2
+
+
 def test_health_changed_is_announced_once_per_change(
     clock: FakeClock, store: InMemoryBreakerStore
 ) -> None:
