@@ -163,3 +163,24 @@ def test_the_thread_reopens_the_path_soon_after_the_fault_and_then_ends(run: int
     assert b.call(comp.call) == "ok" and b.state == "CLOSED"
     b.health_prober.join(10)
     assert b.health_prober._thread is None  # nothing to check: the thread ended
+
+
+def test_the_block_sets_probing_and_a_component_spec_checks_its_control_endpoint() -> None:
+    from pydantic import ValidationError
+
+    from prefect_ft.blocks import CircuitBreakerPolicy, ComponentSpec
+    from prefect_ft.tasks.policies import _from_document
+
+    block = CircuitBreakerPolicy(probe_interval_seconds=0.5, probe_confirm_failures=2)
+    config = block.to_config("ipc")
+    assert (config.probe_interval_seconds, config.probe_confirm_failures) == (0.5, 2)
+    assert config.health_check is None and not config.probing  # no endpoint: nothing to ask
+    for field, bad in (("probe_interval_seconds", 0), ("probe_confirm_failures", 0)):
+        with pytest.raises(ValidationError, match=field):
+            CircuitBreakerPolicy(**{field: bad})
+    spec = ComponentSpec(component="ipc", breaker=block, control_endpoint="http://127.0.0.1:9/c")
+    policy = _from_document(ComponentSpec, "ipc", spec.model_dump())
+    assert policy.breaker.health_check == DeepHealth("http://127.0.0.1:9/c")
+    assert policy.breaker.probing
+    plain = ComponentSpec(component="ipc", breaker=CircuitBreakerPolicy(), control_endpoint="http://127.0.0.1:9/c")  # fmt: skip
+    assert _from_document(ComponentSpec, "ipc", plain.model_dump()).breaker.health_check is None

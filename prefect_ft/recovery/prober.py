@@ -33,15 +33,19 @@ log = logging.getLogger("prefect_ft.prober")
 
 @dataclass(frozen=True, slots=True)
 class DeepHealth:
-    """A health check that asks a control channel's deep `/health` (equal by URL and timeout)."""
+    """A health check that asks a control channel's deep `/health` (equal by URL and timeout).
+
+    `url` is a `ComponentSpec.control_endpoint`: `http(s)://HOST:PORT[/PREFIX]` or
+    `python:module:attr` (`prefect_ft.recovery.client.connect`).
+    """
 
     url: str
     timeout: float = 2.0
 
     def __call__(self) -> object:
-        from prefect_ft.recovery.client import ControlClient
+        from prefect_ft.recovery.client import connect
 
-        return ControlClient(self.url, timeout=self.timeout).health(deep=True)
+        return connect(self.url, timeout=self.timeout).health(deep=True)
 
 
 def run_check(check: Any) -> bool:
