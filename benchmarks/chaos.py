@@ -273,7 +273,16 @@ def run_seeds(seeds: list[int], setups: list[str], **options: Any) -> list[dict[
     for seed in seeds:
         k = seed % len(setups)
         for setup in setups[k:] + setups[:k]:
-            row = chaos_flow(setup, seed, **options)
+            for attempt in range(3):
+                try:
+                    row = chaos_flow(setup, seed, **options)
+                    break
+                except Exception as exc:  # the embedded server refused to start the run
+                    # (SQLite "database is locked" under load: a 503 before the flow began)
+                    print(f"{setup} seed {seed}: attempt {attempt + 1} failed: {exc!r}"[:300], flush=True)  # fmt: skip
+                    time.sleep(5)
+            else:
+                continue  # reported above; the medians use the runs that ran
             print(row, flush=True)
             rows.append(row)
     return rows
