@@ -134,12 +134,26 @@ class RobustStream:
     @property
     def learning(self) -> bool:
         """True while the stream cannot alarm yet (warm-up, or records shorter than a day)."""
-        return self.model is None or self.rec[0].i < self.need
+        return self.model is None or self.rec[2].i < self.need
 
     @property
     def degenerate(self) -> bool:
         """True when the learnt baseline has no spread."""
         return self.model is not None and self.model.degenerate
+
+    def _push(self, z: float, up: float, down: float, mean: float) -> None:
+        rec = self.rec
+        # the spike records: the k-th largest z when k > 1 (one sorted window serves both signs)
+        if self.th.rm_record_k > 1:
+            self.zorder.push(z)
+        else:
+            rec[0].push(z)
+            rec[1].push(-z)
+        rec[2].push(up)
+        rec[3].push(down)
+        if self.th.rm_mean_n > 0:
+            rec[4].push(mean)
+            rec[5].push(-mean)
 
     def update(self, t: float, x: float) -> Alarm | None:
         """Feed one sample; return the alarm it raises, if any."""
@@ -161,10 +175,7 @@ class RobustStream:
             model.learn(t, y, preds, th.rm_clip)
             if p is not None and model.ready() and self.hold == 0:
                 z = (y - p) / model.scale
-                for r, v in zip(rec, (z, -z, 0.0, 0.0, 0.0, 0.0), strict=True):
-                    r.push(v)  # the new normal after an episode sets the records
-                if th.rm_record_k > 1:
-                    self.zorder.push(z)
+                self._push(z, 0.0, 0.0, 0.0)  # the new normal after an episode sets the records
             return None
         z = (y - p) / model.scale
         self._z = z
@@ -180,7 +191,7 @@ class RobustStream:
         self.win_sum += zc
         mean = self.win_sum / len(win) if len(win) == win.maxlen else 0.0
         margin = th.rm_record_margin
-        learning = rec[0].i < self.need
+        learning = rec[2].i < self.need
         if learning:
             # short history: a record of few samples is weak evidence, so ask for more
             margin *= th.rm_learn_factor
@@ -203,14 +214,11 @@ class RobustStream:
             fired = ("rise", t - (len(win) - 1) * self.dt, mean)
         elif -mean > mean_z and self.down_ok and -mean > margin * rec[5].max():
             fired = ("drop", t - (len(win) - 1) * self.dt, -mean)
-        if fired is not None and learning and rec[0].i < th.rm_learn_min:
+        if fired is not None and learning and rec[2].i < th.rm_learn_min:
             fired = None
         alarm = None
         if fired is None or th.rm_record_alarms:
-            for r, v in zip(rec, (z, -z, up, down, mean, -mean), strict=True):
-                r.push(v)
-            if th.rm_record_k > 1:
-                self.zorder.push(z)
+            self._push(z, up, down, mean)
         if fired is not None:
             how, onset, score = fired
             alarm = _alarm(
