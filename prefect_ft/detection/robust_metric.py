@@ -23,9 +23,11 @@ reported) while it keeps learning. Everything is causal: a prefix gives the same
 
 Thresholds v3 add three record rules (each off in v2's numbers):
 
-- `rm_record_alarms`: an alarm's own statistics join the records. v2 kept them out, so a benign
-  event that recurs (an hourly batch spike) alarmed every time; now the second such event is no
-  record, as the exchangeability argument above asks (every sample counts towards M).
+- `rm_record_alarms`, `rm_record_k`: an alarm's own statistics join the records, and a spike must
+  beat the k-th largest z of the memory (k = 3), not the largest. v2 kept alarms out, so a benign
+  event that recurs (a batch job's spike) alarmed every time, while one missed outlier hid every
+  smaller one after it; now an event seen k times is normal, and one earlier outlier does not
+  raise the bar (a new value beats the k-th largest of M with probability k/(M+1)).
 - `rm_learn_min`, `rm_learn_factor`: an alarm may fire before the records cover a day, from
   `rm_learn_min` samples on, if it beats its shorter record by a larger margin (a maximum of few
   samples is a weaker bound). v2 spent the first day silent and missed early anomalies.
