@@ -30,6 +30,7 @@ from prefect_ft.detection.metric import analyse_metric, detect_metric
 from prefect_ft.detection.thresholds import load_thresholds
 
 V1 = load_thresholds("1")
+V2 = load_thresholds("2")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = {
@@ -218,6 +219,11 @@ def det_sigma6(ts: np.ndarray, vs: np.ndarray, kind: str, w: int = 1000) -> list
     return np.flatnonzero(start).tolist()
 
 
+def det_v2(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
+    """`detect_metric` with thresholds v2 (the robust model before v3's record rules)."""
+    return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V2).alarms)
+
+
 def det_realdata(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     """`detect_metric` as it stands in this tree (the detector under development)."""
     return _rows(ts, detect_metric(ts, vs, kind=kind))
@@ -227,6 +233,7 @@ DETECTORS: dict[str, Callable[[np.ndarray, np.ndarray, str], list[int]]] = {
     "sigma6": det_sigma6,
     "baseline": det_baseline,
     "baseline_throughput": det_baseline_throughput,
+    "v2": det_v2,
     "current": det_realdata,
 }
 

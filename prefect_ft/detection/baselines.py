@@ -253,3 +253,37 @@ class RealSeriesModel:
             self.scales[m] = max(robust_scale(mad, mean_dev, level), self.min_scale)
             if m == best:
                 self.degenerate = mad == 0.0 and mean_dev == 0.0
+
+
+class SlidingOrder:
+    """The last `n` values kept sorted, for the k-th largest and k-th smallest of them.
+
+    A k-th largest record (k > 1) is what an extreme-value threshold needs when the past may hold
+    an unlabelled anomaly or two: one earlier outlier no longer raises the bar for the next, and
+    under exchangeable data a new value beats the k-th largest of M with probability k/(M+1)
+    (order statistics, as in the peaks-over-threshold start of SPOT, Siffer et al. 2017).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.i = 0
+        self.window: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def push(self, v: float) -> None:
+        """Add `v` as the newest value, dropping the oldest beyond `n`."""
+        self.window.append(v)
+        bisect.insort(self.sorted, v)
+        if len(self.window) > self.n:
+            del self.sorted[bisect.bisect_left(self.sorted, self.window.popleft())]
+        self.i += 1
+
+    def largest(self, k: int) -> float:
+        """The k-th largest value (the smallest held, or 0 before any, when fewer than k)."""
+        s = self.sorted
+        return s[-min(k, len(s))] if s else 0.0
+
+    def smallest(self, k: int) -> float:
+        """The k-th smallest value (the largest held, or 0 before any, when fewer than k)."""
+        s = self.sorted
+        return s[min(k, len(s)) - 1] if s else 0.0

@@ -20,11 +20,26 @@ Siffer et al. 2017); the margin then asks for a clear record, not a tie.
 
 After any alarm the detector stays silent for `rm_holdoff` samples (the episode is already
 reported) while it keeps learning. Everything is causal: a prefix gives the same alarms.
+
+Thresholds v3 add three record rules (each off in v2's numbers):
+
+- `rm_record_alarms`, `rm_record_k`: an alarm's own statistics join the records, and a spike must
+  beat the k-th largest z of the memory (k = 3), not the largest. v2 kept alarms out, so a benign
+  event that recurs (a batch job's spike) alarmed every time, while one missed outlier hid every
+  smaller one after it; now an event seen k times is normal, and one earlier outlier does not
+  raise the bar (a new value beats the k-th largest of M with probability k/(M+1)).
+- `rm_learn_min`, `rm_learn_factor`: an alarm may fire before the records cover a day, from
+  `rm_learn_min` samples on, if it beats its shorter record by a larger margin (a maximum of few
+  samples is a weaker bound). v2 spent the first day silent and missed early anomalies.
+- `rm_mean_n`, `rm_mean_z`: the mean of the last n clipped z against its own record, a bounded
+  memory alternative to the CUSUM for shifts in autocorrelated residuals (the short-window average
+  of HTM's anomaly likelihood, Ahmad et al. 2017, read with the same record rule).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -32,6 +47,7 @@ from prefect_ft.detection.alarms import Alarm, FailureType, Pattern, Severity, S
 from prefect_ft.detection.baselines import (
     RealSeriesModel,
     SlidingMax,
+    SlidingOrder,
     apply_transform,
     choose_transform,
 )
@@ -77,8 +93,11 @@ class RobustStream:
         self.up = self.down = 0.0
         self.zero_up = self.zero_down = 0.0
         self.hold = 0
-        # records per statistic: z up, z down, CUSUM up, CUSUM down
-        self.rec = [SlidingMax(th.rm_record_n) for _ in range(4)]
+        # records per statistic: z up, z down, CUSUM up, CUSUM down, window mean up, down
+        self.rec = [SlidingMax(th.rm_record_n) for _ in range(6)]
+        self.zorder = SlidingOrder(th.rm_record_n)
+        self.win: deque[float] = deque(maxlen=max(1, th.rm_mean_n))
+        self.win_sum = 0.0
         self.need, self.holdoff = th.rm_record_min, th.rm_holdoff
         self.count = 0
 
@@ -110,17 +129,33 @@ class RobustStream:
         # remember at most `rm_record_max_s`; a hold-off lasts at most a day
         self.need = _at_most(th.rm_record_min, 86400.0, dt)
         self.holdoff = _at_most(th.rm_holdoff, 86400.0, dt)
-        self.rec = [SlidingMax(_at_most(th.rm_record_n, th.rm_record_max_s, dt)) for _ in range(4)]
+        self.rec = [SlidingMax(_at_most(th.rm_record_n, th.rm_record_max_s, dt)) for _ in range(6)]
+        self.zorder = SlidingOrder(self.rec[0].n)
+        self.dt = dt
 
     @property
     def learning(self) -> bool:
         """True while the stream cannot alarm yet (warm-up, or records shorter than a day)."""
-        return self.model is None or self.rec[0].i < self.need
+        return self.model is None or self.rec[2].i < self.need
 
     @property
     def degenerate(self) -> bool:
         """True when the learnt baseline has no spread."""
         return self.model is not None and self.model.degenerate
+
+    def _push(self, z: float, up: float, down: float, mean: float) -> None:
+        rec = self.rec
+        # the spike records: the k-th largest z when k > 1 (one sorted window serves both signs)
+        if self.th.rm_record_k > 1:
+            self.zorder.push(z)
+        else:
+            rec[0].push(z)
+            rec[1].push(-z)
+        rec[2].push(up)
+        rec[3].push(down)
+        if self.th.rm_mean_n > 0:
+            rec[4].push(mean)
+            rec[5].push(-mean)
 
     def update(self, t: float, x: float) -> Alarm | None:
         """Feed one sample; return the alarm it raises, if any."""
@@ -142,38 +177,59 @@ class RobustStream:
             model.learn(t, y, preds, th.rm_clip)
             if p is not None and model.ready() and self.hold == 0:
                 z = (y - p) / model.scale
-                for r, v in zip(rec, (z, -z, 0.0, 0.0), strict=True):
-                    r.push(v)  # the new normal after an episode sets the records
+                self._push(z, 0.0, 0.0, 0.0)  # the new normal after an episode sets the records
             return None
         z = (y - p) / model.scale
+        self._z = z
         zc = max(-th.deg_z_clip, min(th.deg_z_clip, z))
         self.up = up = max(0.0, self.up + zc - th.metric_k)
         self.down = down = max(0.0, self.down - zc - th.metric_k)
         self.zero_up = t if up == 0.0 else self.zero_up
         self.zero_down = t if down == 0.0 else self.zero_down
+        win = self.win
+        if len(win) == win.maxlen:
+            self.win_sum -= win[0]
+        win.append(zc)
+        self.win_sum += zc
+        mean = self.win_sum / len(win) if len(win) == win.maxlen else 0.0
         margin = th.rm_record_margin
+        learning = rec[2].i < self.need
+        if learning:
+            # short history: a record of few samples is weak evidence, so ask for more
+            margin *= th.rm_learn_factor
+        mean_z = th.rm_mean_z if th.rm_mean_n > 0 else math.inf
+        if th.rm_record_k > 1:
+            k = th.rm_record_k
+            rz_up, rz_dn = self.zorder.largest(k), -self.zorder.smallest(k)
+        else:
+            rz_up, rz_dn = rec[0].max(), rec[1].max()
         fired: tuple[str, float, float] | None = None
-        if z > th.rm_spike_z and self.up_ok and z > margin * rec[0].max():
+        if z > th.rm_spike_z and self.up_ok and z > margin * rz_up:
             fired = ("spike", t, z)
-        elif -z > th.rm_spike_z and self.down_ok and -z > margin * rec[1].max():
+        elif -z > th.rm_spike_z and self.down_ok and -z > margin * rz_dn:
             fired = ("spike", t, -z)
         elif up > th.rm_h and self.up_ok and up > margin * rec[2].max():
             fired = ("rise", self.zero_up, up)
         elif down > th.rm_h and self.down_ok and down > margin * rec[3].max():
             fired = ("drop", self.zero_down, down)
-        if fired is not None and rec[0].i < self.need:
+        elif mean > mean_z and self.up_ok and mean > margin * rec[4].max():
+            fired = ("rise", t - (len(win) - 1) * self.dt, mean)
+        elif -mean > mean_z and self.down_ok and -mean > margin * rec[5].max():
+            fired = ("drop", t - (len(win) - 1) * self.dt, -mean)
+        if fired is not None and learning and rec[2].i < th.rm_learn_min:
             fired = None
         alarm = None
-        if fired is None:
-            for r, v in zip(rec, (z, -z, up, down), strict=True):
-                r.push(v)
-        else:
+        if fired is None or th.rm_record_alarms:
+            self._push(z, up, down, mean)
+        if fired is not None:
             how, onset, score = fired
             alarm = _alarm(
                 how, onset, t, score, self.kind, x, p, z, self.tf, self.c, model.model_name
             )
             self.hold = self.holdoff
             self.up = self.down = 0.0
+            self.win.clear()
+            self.win_sum = 0.0
             # the first sample of a step looks like a spike: relearn the level after either
             model.relearn_level()
         model.learn(t, y, preds, th.rm_clip)

@@ -5,7 +5,8 @@ The synthetic detectors' numbers live in `thresholds_v1.json`, written by
 (research/detection.md section 2.6: thresholds come from the false-alarm budget, never from
 evaluation data). `thresholds_v2.json` extends v1 with the real-series metric detector
 (`metric_model` "robust", the `rm_*` numbers), chosen once on the NAB and MSFT dev sets and frozen
-for every series (no per-file settings). Change a number only by recalibrating and bumping
+for every series (no per-file settings); `thresholds_v3.json` adds v3's record rules (alarms
+join the records, an earlier start, the window-mean rule). Change a number only by recalibrating and bumping
 `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "2"
+VERSION = "3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,15 @@ class Thresholds:
         rm_record_margin: ... by this factor.
         rm_record_max_s: ... but at most the samples of this long a span.
         rm_record_min: ordinary samples (or a day of them, if fewer) the records need first.
+        rm_learn_min: ... but from this many on an alarm may fire (v3), if it beats its record
+            by `rm_learn_factor` times the margin: a short record is weaker evidence.
+        rm_learn_factor: see `rm_learn_min`.
+        rm_mean_n: samples of the window-mean rule (v3; 0 turns it off): the mean of the last n
+            clipped z must exceed `rm_mean_z` and its own record.
+        rm_mean_z: see `rm_mean_n`.
+        rm_record_k: the spike rules' record is the k-th largest z of the memory, not the largest.
+        rm_record_alarms: alarms' own statistics join the records (v3), so an event that keeps
+            coming back becomes normal behaviour instead of alarming every time.
     """
 
     burst_h: float = 11.0
@@ -151,6 +161,12 @@ class Thresholds:
     rm_record_margin: float = 1.0
     rm_record_min: int = 300
     rm_record_max_s: float = 7 * 86400.0
+    rm_learn_min: int = 10**9
+    rm_learn_factor: float = 1.0
+    rm_mean_n: int = 0
+    rm_mean_z: float = 3.0
+    rm_record_k: int = 1
+    rm_record_alarms: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
