@@ -91,6 +91,22 @@ def _circuit_open_runs(api_url: str, name: str) -> tuple[str | None, int]:
     return runs[0]["id"], int(n)
 
 
+def _wait_for_refusals(
+    api_url: str, name: str, runner: subprocess.Popen[bytes], log: Path, timeout: float = 150
+) -> str:
+    """The flow run's id, once the API has a CircuitOpen task run of it: the page is opened
+    when there is something to see."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ended = runner.poll() is not None  # before the query, so a last refusal is counted
+        flow_run_id, refused = _circuit_open_runs(api_url, name)
+        if flow_run_id and refused:
+            return flow_run_id
+        assert not ended, f"the run ended without a CircuitOpen task run:\n{_tail(log)}"
+        assert time.monotonic() < deadline, f"no CircuitOpen task run within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model with the RAN tests' small training budget (no Prefect involved)."""
@@ -114,22 +130,16 @@ def test_flow_run_page_shows_circuit_open_task_runs(
     )  # fmt: skip
     shot = tmp_path / "ran-circuit-open.png"
     try:
-        deadline = time.monotonic() + 150
-        while True:  # the API first: the page is opened once there is something to see
-            ended = runner.poll() is not None  # before the query, so a last refusal is counted
-            flow_run_id, refused = _circuit_open_runs(ui_server.api_url, name)
-            if refused:
-                break
-            assert not ended, f"the run ended without a CircuitOpen task run:\n{_tail(log)}"
-            assert time.monotonic() < deadline, "no CircuitOpen task run within 150 s"
-            time.sleep(1)
         with sync_playwright() as p:
+            # Chromium starts while the runner does (both take tens of seconds on a busy machine)
             browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             page = None
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1500})
                 page.set_default_timeout(TIMEOUT_MS)
                 expect.set_options(timeout=TIMEOUT_MS)
+                page.goto(f"{ui_server.url}/runs")  # loads the UI's code while the run starts
+                flow_run_id = _wait_for_refusals(ui_server.api_url, name, runner, log)
                 page.goto(f"{ui_server.url}/runs/flow-run/{flow_run_id}")
                 expect(page.get_by_text(name, exact=True).first).to_be_visible()
                 # the run's task runs, narrowed to the model step (the page refreshes itself)
