@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with `start_new_session=True`, with everything it started."""
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
@@ -90,6 +92,28 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def client_env(server: UIServer, home: Path) -> dict[str, str]:
+    """The environment of a user's process that talks to `server` (its own PREFECT_HOME, breaker
+    store and dead-letter key under `home`, so nothing is shared with other tests)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PYTHONPATH"))}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PREFECT_HOME=str(home / "client-home"),
+        PREFECT_API_URL=server.api_url,
+        PREFECT_FT_STORE_URL=f"sqlite:///{home / 'prefect-ft.db'}",
+        PREFECT_FT_DEADLETTER_KEY=f"ui-test-{uuid.uuid4().hex}",  # >= 16 characters
+    )
+    return env
+
+
+def keep_artifact(path: Path) -> None:
+    """Copy a test artifact (a screenshot) to `$PREFECT_FT_ARTIFACTS` when that is set."""
+    target = os.environ.get("PREFECT_FT_ARTIFACTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, Path(target) / path.name)
 
 
 @pytest.fixture(scope="session")
@@ -126,4 +150,4 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
         assert done.returncode == 0, done.stdout + done.stderr
         yield UIServer(url, api_url, log)
     finally:
-        _stop(proc)
+        stop_process(proc)
