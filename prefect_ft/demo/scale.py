@@ -37,10 +37,10 @@ from typing import Any
 
 import httpx
 
-__all__ = ["REPO", "ScaleStack", "StackError", "marked_processes"]
+__all__ = ["REPO", "ScaleStack", "StackError", "have_services", "marked_processes"]
 
 REPO = Path(__file__).resolve().parents[2]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_LIB = Path("/usr/lib/postgresql")
 MARKER = "PREFECT_FT_SCALE_STACK"
 
 
@@ -54,11 +54,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pg_tool(name: str) -> str:
-    found = shutil.which(name) or (str(PG_BIN / name) if (PG_BIN / name).exists() else None)
+def _pg_tool(name: str) -> str | None:
+    """PostgreSQL's `name` on PATH, else under Debian's /usr/lib/postgresql/<newest>/bin."""
+    bins = sorted(
+        PG_LIB.glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    return shutil.which(name) or next((str(b / name) for b in bins if (b / name).exists()), None)
+
+
+def _pg(name: str) -> str:
+    found = _pg_tool(name)
     if found is None:
         raise StackError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
     return found
+
+
+def have_services() -> bool:
+    """Whether PostgreSQL (initdb, pg_ctl, createdb) and redis-server are installed."""
+    tools = ("initdb", "pg_ctl", "createdb")
+    return all(_pg_tool(t) for t in tools) and shutil.which("redis-server") is not None
 
 
 def marked_processes(token: str) -> list[int]:
@@ -135,7 +151,8 @@ class ScaleStack:
             self._step("pool", self.wait_pool)
             for name in self.worker_names[1:]:
                 self.start_worker(name)
-            self._step("deploy", lambda: self.deploy(*self.deployments))
+            if self.deployments:
+                self._step("deploy", lambda: self.deploy(*self.deployments))
             self._step("workers", self.wait_workers_online)
         except BaseException:
             self.close()
@@ -161,13 +178,13 @@ class ScaleStack:
             shutil.chown(pg, "postgres", "postgres")
             os.chmod(self.dir, 0o755)  # postgres must reach its directory inside ours
         data, log = pg / "data", pg / "postgres.log"
-        self._check([_pg_tool("initdb"), "-D", str(data), "-U", "prefect", "--auth=trust",
+        self._check([_pg("initdb"), "-D", str(data), "-U", "prefect", "--auth=trust",
                      "-E", "UTF8", "--no-sync"], "initdb", as_postgres=True)  # fmt: skip
         opts = f"-p {self.pg_port} -k {pg} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._check([_pg_tool("pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts,
+        self._check([_pg("pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts,
                      "-w", "-t", "60", "start"], "pg_ctl start", as_postgres=True)  # fmt: skip
         self._pg_started = True
-        self._check([_pg_tool("createdb"), "-h", "127.0.0.1", "-p", str(self.pg_port),
+        self._check([_pg("createdb"), "-h", "127.0.0.1", "-p", str(self.pg_port),
                      "-U", "prefect", "prefect"], "createdb")  # fmt: skip
 
     def _check(
@@ -289,7 +306,7 @@ class ScaleStack:
         self.procs = []
         if self._pg_started:  # before the sweep below: a fast shutdown, not a SIGKILL
             with contextlib.suppress(StackError, subprocess.TimeoutExpired):
-                self._check([_pg_tool("pg_ctl"), "-D", str(self.dir / "pg" / "data"), "-m",
+                self._check([_pg("pg_ctl"), "-D", str(self.dir / "pg" / "data"), "-m",
                              "fast", "-w", "stop"], "pg_ctl stop", as_postgres=True)  # fmt: skip
             self._pg_started = False
         for pid in marked_processes(self.token):  # flow runs started in their own session

@@ -10,7 +10,7 @@ state went through Redis. After teardown no process of the stack is left.
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from prefect_ft.demo.scale import REPO, ScaleStack, marked_processes
+from prefect_ft.demo.scale import REPO, ScaleStack, have_services, marked_processes
 from prefect_ft.demo.scale_api import StackAPI, related_flow_run
 
 pytestmark = pytest.mark.slow
@@ -32,12 +32,8 @@ POLICY = {"open_seconds": 20.0, "max_open_seconds": 60.0, "probe_ttl_seconds": 2
           "recovery_seconds": 3.0}  # fmt: skip
 
 
-def _have(tool: str) -> bool:
-    return bool(shutil.which(tool) or Path("/usr/lib/postgresql/15/bin", tool).exists())
-
-
 needs_services = pytest.mark.skipif(
-    not (_have("initdb") and _have("pg_ctl") and shutil.which("redis-server")),
+    not have_services(),
     reason="PostgreSQL (initdb, pg_ctl) and redis-server are needed (.ci/run installs them)",
 )
 
@@ -91,8 +87,10 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
     model_dir = ensure_model(tmp_path / "models", texts, TrainBudget(max_seconds=5))
     model = start_model_server(model_dir, concurrency=16, log_dir=tmp_path)
     stack = ScaleStack(workers=2, worker_limit=1)
+    t0 = time.monotonic()
     try:
         with stack:
+            print(f"[scale] stack up in {time.monotonic() - t0:.0f} s: {stack.timings}")
             assert stack.db_url.startswith("postgresql+asyncpg://")
             assert sorted(stack.online_workers()) == stack.worker_names
             _apply_policy(stack, tmp_path)
@@ -117,7 +115,9 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
                     break
                 time.sleep(2)
             httpx.post(f"{model.url}/faults", json={"kind": "clear"}).raise_for_status()
+            print(f"[scale] fault cleared at {time.monotonic() - t0:.0f} s")
             states = api.wait_final(list(runs), timeout=300)
+            print(f"[scale] runs final at {time.monotonic() - t0:.0f} s: {states}")
             logs = {r: "\n".join(api.logs(r))[-3000:] for r in runs}
             assert set(states.values()) == {"COMPLETED"}, (states, logs, stack.tail("ft-worker-1"))
 
@@ -153,5 +153,6 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
             api.close()
     finally:
         model.stop()
+    print(f"[scale] torn down at {time.monotonic() - t0:.0f} s; load {os.getloadavg()}")
     assert _left_behind(stack) == []
     assert not stack.dir.exists()
