@@ -28,6 +28,7 @@ from prefect_ft.core.config import (
     MAX_COUNT_WINDOW_CALLS,
     MAX_HALF_OPEN_CALLS,
     MAX_MINIMUM_CALLS,
+    MAX_PROBE_INTERVAL_SECONDS,
     MAX_TIME_WINDOW_SECONDS,
     BreakerConfig,
 )
@@ -135,6 +136,14 @@ class CircuitBreakerPolicy(Block):
         default=50.0, gt=0, le=100, title="Ramp failure rate (%)",
         description="Failure rate in percent during the recovery ramp that reopens the circuit.",
     )  # fmt: skip
+    probe_interval_seconds: float | None = Field(
+        default=None, gt=0, le=MAX_PROBE_INTERVAL_SECONDS, title="Health check interval (s)",
+        description="While open, check the component's deep /health (the component spec's control endpoint) this often; a pass half-opens the circuit at once, a failure keeps it open. Empty: off.",
+    )  # fmt: skip
+    probe_confirm_failures: int | None = Field(
+        default=None, ge=1, le=MAX_MINIMUM_CALLS, title="Confirm after failures",
+        description="While closed, after this many consecutive failures check the component's deep /health once; a failed check opens the circuit at once. Empty: off.",
+    )  # fmt: skip
     on_open: Literal["fail", "wait"] = Field(
         default="fail", title="When open",
         description="Fail a rejected call at once (fail) or wait for the circuit to admit it (wait).",
@@ -217,6 +226,8 @@ class CircuitBreakerPolicy(Block):
             recovery_min_fraction=self.recovery_min_fraction,
             recovery_aggression=self.recovery_aggression,
             recovery_failure_rate=self.recovery_failure_rate,
+            probe_interval_seconds=self.probe_interval_seconds,
+            probe_confirm_failures=self.probe_confirm_failures,
         )
 
 

@@ -89,7 +89,8 @@ class CircuitBreaker(SharedRecordMixin):
             then shares it).
         listeners: `listener(breaker, event)` callables for transitions.
         refresh_seconds: how often to re-read shared state and flush successes; None = never
-            (tests drive `refresh()` by hand). Default: `PREFECT_FT_REFRESH_SECONDS` or 0.2.
+            (tests drive `refresh()` by hand, and the health checks with
+            `health_prober.step()`: no thread). Default: `PREFECT_FT_REFRESH_SECONDS` or 0.2.
         rng: a `random.Random`-like source for open-time jitter.
         **fields: `BreakerConfig` fields when `config` is a name.
 
@@ -155,7 +156,15 @@ class CircuitBreaker(SharedRecordMixin):
         self._cm_tokens: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
             f"prefect_ft_cm_{config.name}", default=()
         )
+        self._prober: Any = None
+        if config.probing:  # active health checks (core.probe): a thread only while needed
+            from prefect_ft.recovery.prober import HealthProber
+
+            self._prober = HealthProber(self, threaded=refresh_seconds is not None)
+            self._listeners.append(self._prober)
         self.refresh()
+        if self._prober is not None and self._record.state == OPEN:
+            self._prober.poke()  # opened before this process built the breaker
         if self.store_available:
             register_breaker(self.store, self.name)
         _live.add(self)
@@ -197,6 +206,11 @@ class CircuitBreaker(SharedRecordMixin):
         """From the local view: 0 when a call would be let through now, else how long until it
         could be (None: forced open until an operator clears it)."""
         return machine.seconds_until_admission(self._record, self.config, self.now())
+
+    @property
+    def health_prober(self) -> Any:
+        """The `HealthProber` running this breaker's active health checks, or None."""
+        return self._prober
 
     def window_counts(self) -> WindowCounts:
         with self._lock:
@@ -331,6 +345,8 @@ class CircuitBreaker(SharedRecordMixin):
             self._apply_locally(op)  # batched: the refresher flushes it to the store
         else:
             self._apply(op)
+        if outcome == "failure" and self._prober is not None:
+            self._prober.poke(confirm=True)  # a confirming health check, if one is wanted
 
     def _counts(self, now: float) -> WindowCounts:
         c = self._window.counts(now) if self._window is not None else WindowCounts()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prefect_ft.core.classify import OutcomeClassifier
@@ -14,6 +15,7 @@ __all__ = [
     "MAX_COUNT_WINDOW_CALLS",
     "MAX_HALF_OPEN_CALLS",
     "MAX_MINIMUM_CALLS",
+    "MAX_PROBE_INTERVAL_SECONDS",
     "MAX_TIME_WINDOW_SECONDS",
     "BreakerConfig",
 ]
@@ -26,6 +28,7 @@ MAX_COUNT_WINDOW_CALLS = 10_000
 MAX_TIME_WINDOW_SECONDS = 3_600
 MAX_HALF_OPEN_CALLS = 100  # each probe is a lease in the shared record
 MAX_MINIMUM_CALLS = 10_000  # more than the largest count window could ever hold
+MAX_PROBE_INTERVAL_SECONDS = 3_600
 
 
 def _num(x: object) -> bool:
@@ -63,6 +66,14 @@ class BreakerConfig:
         recovery_minimum_calls: calls in the ramp before its failure rate is judged (at most
             10,000).
         classifier: which exceptions are failures, ignored, or successes.
+        health_check: a cheap check of the dependency (its deep `/health`), called with no
+            arguments; healthy when it returns anything but False (or a dict whose "healthy"
+            is false) without raising. Needed by the two fields below (`core.probe`).
+        probe_interval_seconds: while OPEN, run `health_check` this often; a pass moves OPEN ->
+            HALF_OPEN at once (Envoy active health checking), a failure keeps it OPEN. None: off.
+        probe_confirm_failures: while CLOSED, after this many consecutive failures run
+            `health_check` once; if it fails, open now instead of waiting for the trip
+            condition (hard-down evidence). None: off.
     """
 
     name: str
@@ -82,6 +93,9 @@ class BreakerConfig:
     recovery_failure_rate: float = 50.0
     recovery_minimum_calls: int = 5
     classifier: OutcomeClassifier = field(default_factory=OutcomeClassifier)
+    health_check: Callable[[], object] | None = None
+    probe_interval_seconds: float | None = None
+    probe_confirm_failures: int | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -143,6 +157,20 @@ class BreakerConfig:
         m = self.recovery_minimum_calls
         top = MAX_MINIMUM_CALLS
         require(_int_in(m, 1, top), "recovery_minimum_calls", f"an integer in [1, {top}]", m)
+        h = self.health_check
+        require(h is None or callable(h), "health_check", "a callable or None", h)
+        pi = self.probe_interval_seconds
+        ok = pi is None or (_num(pi) and 0 < pi <= MAX_PROBE_INTERVAL_SECONDS)
+        require(ok, "probe_interval_seconds", f"in (0, {MAX_PROBE_INTERVAL_SECONDS}] seconds or None", pi)  # fmt: skip
+        c = self.probe_confirm_failures
+        ok = c is None or _int_in(c, 1, MAX_MINIMUM_CALLS)
+        require(ok, "probe_confirm_failures", f"an integer in [1, {MAX_MINIMUM_CALLS}] or None", c)
+
+    @property
+    def probing(self) -> bool:
+        """Active health checking is on: a check to run and a reason to run it."""
+        wanted = self.probe_interval_seconds is not None or self.probe_confirm_failures is not None
+        return self.health_check is not None and wanted
 
     @property
     def slow_call_seconds(self) -> float | None:

@@ -52,6 +52,7 @@ __all__ = [
     "recovery_blocked",
     "seconds_until_admission",
     "set_overlay",
+    "trip",
 ]
 
 Decision = Literal["admit", "probe", "ramp", "reject"]
@@ -361,18 +362,32 @@ def recovery_blocked(rec: BreakerRecord) -> str | None:
     return None
 
 
-def mark_recovered(rec: BreakerRecord, cfg: BreakerConfig, now: float) -> Transition:
+def mark_recovered(
+    rec: BreakerRecord,
+    cfg: BreakerConfig,
+    now: float,
+    *,
+    reason: str = "recovery validated the component",
+) -> Transition:
     """Recovery validated the component: OPEN -> HALF_OPEN now, without waiting out the open time.
 
     The probes then decide as usual and the RECOVERY ramp follows (so one healthy check does not
     let the whole load back at once). A no-op (the same record) when `recovery_blocked`.
+    `reason` names the evidence (a recovery, or an active health check: `core.probe`).
     """
     if recovery_blocked(rec) is not None:
         return Transition(rec)
     # open_until is when HALF_OPEN began, as in `admit`: its deadline counts from here
     new = replace(rec, state=HALF_OPEN, open_until=now, probes=(), probe_successes=0)
-    event = BreakerEvent("half-opened", OPEN, HALF_OPEN, now, "recovery validated the component")
+    event = BreakerEvent("half-opened", OPEN, HALF_OPEN, now, reason)
     return Transition(new, (event,))
+
+
+def trip(rec: BreakerRecord, cfg: BreakerConfig, now: float, u: float, reason: str) -> Transition:
+    """Open a CLOSED breaker now, for `reason` (hard-down evidence: `core.probe`); else a no-op."""
+    if rec.state != CLOSED or rec.overlay is not None:
+        return Transition(rec)
+    return _open(rec, cfg, now, u, reason, None)
 
 
 def mark_recovery_failed(

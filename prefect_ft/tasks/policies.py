@@ -130,6 +130,13 @@ def _from_document(kind: type[Any], name: str, data: dict[str, Any]) -> FTPolicy
     if isinstance(block, ComponentSpec):
         bulkhead = block.bulkhead.to_config(name) if block.bulkhead is not None else None
         policy = _from_breaker_block(name, block.breaker, source, bulkhead)
+        b = block.breaker
+        wanted = b.probe_interval_seconds is not None or b.probe_confirm_failures is not None
+        if wanted and block.control_endpoint:  # active health checks ask its deep /health
+            from prefect_ft.recovery.prober import DeepHealth
+
+            check = DeepHealth(block.control_endpoint)
+            policy = replace(policy, breaker=replace(policy.breaker, health_check=check))
         return replace(
             policy,
             depends_on=tuple(block.depends_on),

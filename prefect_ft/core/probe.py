@@ -1,0 +1,86 @@
+"""Active health checking: when to run a component's health check, and what its answer does.
+
+After Envoy, which combines passive outlier detection with active health checks: a host that
+passes an active check is let back at once (`successful_active_health_check_uneject_host`), a
+host that fails it stays out, and consecutive local-origin (connect) failures eject a host
+early (`consecutive_local_origin_failure`). Resilience4j has the first half as
+`automaticTransitionFromOpenToHalfOpenEnabled`, driven by a timer instead of a check.
+
+- OPEN, the check passes -> HALF_OPEN now (the `mark_recovered` path): the half-open probes and
+  the RECOVERY ramp then decide as usual, so one good answer does not let the whole load back,
+  but throughput returns soon after the fault ends instead of after the open time.
+- OPEN, the check fails -> stay OPEN until the next check has had time to answer
+  (`open_until` is pushed to now + 2 x interval when it would end sooner: one interval to the
+  next check, one more for a late wake-up or a slow check), so the open time does not run out
+  into a half-open work call against a component the check has just found down. No event: the
+  state is the same.
+  If the checks stop (the prober's process died) the open time runs out as usual.
+- CLOSED with `probe_confirm_failures` consecutive failures or more, the check fails -> OPEN now,
+  before the trip condition's count is reached (a failed deep check is hard-down evidence).
+- Anything else changes nothing: a pass while CLOSED says the failures were not the component
+  being down (bad input, a partial error burst), so the trip condition decides alone.
+
+Pure: time is passed in; the driver (`prefect_ft.recovery.prober`) runs the checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prefect_ft.core import machine
+from prefect_ft.core.config import BreakerConfig
+from prefect_ft.core.states import CLOSED, OPEN, BreakerRecord
+
+__all__ = ["confirm_wanted", "healthy_answer", "on_health", "probe_delay"]
+
+
+def healthy_answer(answer: object) -> bool:
+    """Whether a health check's return value says healthy (it returned without raising).
+
+    False, or a mapping whose "healthy" is false (the control channel's `/health` answer), is
+    unhealthy; anything else (None, True, a mapping with "healthy": true) is healthy.
+    """
+    if answer is False:
+        return False
+    if isinstance(answer, dict) and "healthy" in answer:
+        return bool(answer["healthy"])
+    return True
+
+
+def probe_delay(rec: BreakerRecord, cfg: BreakerConfig, now: float, last_at: float | None) -> float | None:  # fmt: skip
+    """Seconds until the next check is due while OPEN (0 = now); None: no check to schedule."""
+    interval = cfg.probe_interval_seconds
+    if interval is None or cfg.health_check is None or rec.overlay is not None:
+        return None
+    if rec.state != OPEN:
+        return None
+    if last_at is None or last_at < rec.opened_at:  # the first check of this open period
+        return 0.0
+    return max(0.0, last_at + interval - now)
+
+
+def confirm_wanted(rec: BreakerRecord, cfg: BreakerConfig) -> bool:
+    """A CLOSED breaker has failed often enough that a failing check should open it now."""
+    n = cfg.probe_confirm_failures
+    if n is None or cfg.health_check is None or rec.overlay is not None:
+        return False
+    return rec.state == CLOSED and rec.consecutive_failures >= n
+
+
+def on_health(
+    rec: BreakerRecord, cfg: BreakerConfig, now: float, healthy: bool, *, u: float = 0.5
+) -> machine.Transition:
+    """Apply one health check's answer to the record (see the module docstring)."""
+    if rec.overlay is not None:  # an operator's overlay is never overridden
+        return machine.Transition(rec)
+    if rec.state == OPEN and cfg.probe_interval_seconds is not None:
+        if healthy:
+            return machine.mark_recovered(rec, cfg, now, reason="active health check passed")
+        hold = now + 2 * cfg.probe_interval_seconds
+        if rec.open_until < hold:
+            return machine.Transition(replace(rec, open_until=hold))
+        return machine.Transition(rec)
+    if not healthy and confirm_wanted(rec, cfg):
+        reason = f"{rec.consecutive_failures} consecutive failure(s) and the health check failed"
+        return machine.trip(rec, cfg, now, u, reason)
+    return machine.Transition(rec)

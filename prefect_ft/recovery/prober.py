@@ -1,0 +1,151 @@
+"""The active health check's driver: one thread per breaker, alive only while it has work.
+
+What to do with an answer is decided in `prefect_ft.core.probe`; this module only runs the
+breaker's `health_check` (a sync callable, or an async one run on this thread's own loop, so
+both share one body), times it with the breaker's clock and writes the decision through the
+breaker's compare-and-set path.
+
+The thread starts when the breaker opens (in this process or, seen through the store, in another
+one) or when a failure asks for a confirming check, and ends when no check is due (the breaker
+left OPEN); it holds the breaker weakly. Every process that has the breaker open checks on its
+own: N processes send N checks per interval.
+
+`DeepHealth(url)` is the check for a component with a control channel: its deep `/health`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from prefect_ft.core import probe
+from prefect_ft.core.events import BreakerEvent
+
+__all__ = ["DeepHealth", "HealthProber", "run_check"]
+
+log = logging.getLogger("prefect_ft.prober")
+
+
+@dataclass(frozen=True, slots=True)
+class DeepHealth:
+    """A health check that asks a control channel's deep `/health` (equal by URL and timeout).
+
+    `url` is a `ComponentSpec.control_endpoint`: `http(s)://HOST:PORT[/PREFIX]` or
+    `python:module:attr` (`prefect_ft.recovery.client.connect`).
+    """
+
+    url: str
+    timeout: float = 2.0
+
+    def __call__(self) -> object:
+        from prefect_ft.recovery.client import connect
+
+        return connect(self.url, timeout=self.timeout).health(deep=True)
+
+
+def run_check(check: Any) -> bool:
+    """Call `check` (sync or async) once: True when it answers healthy (`probe.healthy_answer`)."""
+    try:
+        answer = check()
+        if inspect.isawaitable(answer):
+            answer = asyncio.run(_awaited(answer))
+    except Exception as exc:  # a check that cannot run is a failed check (as the control server)
+        log.debug("health check %r failed: %s", check, exc)
+        return False
+    return probe.healthy_answer(answer)
+
+
+async def _awaited(answer: Any) -> Any:
+    return await answer
+
+
+class HealthProber:
+    """Runs one breaker's health check when `core.probe` says one is due.
+
+    It is the breaker's listener (an `opened` event starts it); `poke(confirm=True)` after a
+    failure asks for a confirming check. `step()` is the whole loop body; with
+    `threaded=False` nothing runs it but the caller (tests, with a fake clock).
+    """
+
+    def __init__(self, breaker: Any, *, threaded: bool = True) -> None:
+        self._breaker = weakref.ref(breaker)
+        self._threaded = threaded
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._confirm = False
+        self.last_at: float | None = None  # when the last check started (store clock)
+        self.checks = 0
+
+    def __call__(self, breaker: Any, event: BreakerEvent) -> None:
+        if event.kind == "opened":
+            self.poke()
+
+    def poke(self, *, confirm: bool = False) -> None:
+        """Wake the thread (start it if it is not running); `confirm`: a failure just landed."""
+        if confirm:
+            breaker = self._breaker()
+            if breaker is None or breaker.config.probe_confirm_failures is None:
+                return  # no confirming checks configured: no thread for a failure
+        with self._guard:
+            if confirm:
+                self._confirm = True
+            self._wake.set()
+            if self._thread is None and self._threaded:
+                self._thread = threading.Thread(target=self._run, name="prefect-ft-prober", daemon=True)  # fmt: skip
+                self._thread.start()
+
+    def step(self) -> float | None:
+        """Run a check if one is due; seconds until the next one, or None when none is due."""
+        breaker = self._breaker()
+        if breaker is None:
+            return None
+        with self._guard:  # take the request first: the record read after it shows its failure
+            asked, self._confirm = self._confirm, False
+        cfg, rec, now = breaker.config, breaker.record, breaker.now()
+        confirm = asked and probe.confirm_wanted(rec, cfg)
+        delay = probe.probe_delay(rec, cfg, now, self.last_at)
+        if not confirm and delay is None:
+            return None
+        if not confirm and delay:
+            return delay
+        if confirm and delay is None and self.last_at is not None:
+            # confirming checks while CLOSED: at most one per interval (1 s without one), so a
+            # partial error burst does not turn into a stream of checks
+            spacing = cfg.probe_interval_seconds or 1.0
+            if now < self.last_at + spacing:
+                with self._guard:
+                    self._confirm = True
+                return self.last_at + spacing - now
+        self.last_at = now
+        self.checks += 1
+        healthy = run_check(cfg.health_check)
+        u = breaker._rng()
+        breaker._apply(lambda r, n: probe.on_health(r, cfg, n, healthy, u=u))
+        return probe.probe_delay(breaker.record, cfg, breaker.now(), self.last_at)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = self.step()
+            except Exception:  # never let the thread die with work left: retry a little later
+                log.exception("health prober failed; retrying in 1 s")
+                delay = 1.0
+            with self._guard:
+                if delay is None and not self._wake.is_set():
+                    self._thread = None
+                    return
+            if delay:
+                self._wake.wait(delay)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (tests); it ends once the breaker leaves OPEN."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
