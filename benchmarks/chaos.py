@@ -333,7 +333,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=6.0, help="items submitted per second")
     parser.add_argument("--down-for", type=float, default=25.0, help="outage length (s)")
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
-    args = parser.parse_args()
+    parser.add_argument("--scale", action="store_true", help="as deployments on PostgreSQL, 2 process workers and Redis (benchmarks/chaos_scale.py)")  # fmt: skip
+    args, rest = parser.parse_known_args()
+    if args.scale:  # its own options too (--pairs, --run-timeout)
+        from benchmarks import chaos_scale
+
+        argv = [a for a in sys.argv[1:] if a != "--scale"]
+        sys.exit(chaos_scale.main(chaos_scale.parser().parse_args(argv)))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     home = tempfile.mkdtemp(prefix="chaos-")
     os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{home}/prefect-ft.db"
     os.environ.setdefault("PREFECT_FT_DEADLETTER_KEY", f"chaos-{uuid.uuid4().hex}")

@@ -182,6 +182,13 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
         concurrency_limit=1,
         interval_seconds=60,
     ),
+    # the users' pipeline, so a work pool runs it beside recovery (the scaled stack, issue 11)
+    DeploymentDef(
+        name="ran-pipeline",
+        entrypoint="flows/ran_pipeline.py:ran_pipeline",
+        description="The RAN pipeline: documents -> question-answer records -> checked dataset "
+        "(give model_url and work_dir).",
+    ),
 )
 
 

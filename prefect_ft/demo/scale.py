@@ -1,0 +1,323 @@
+"""The scaled-out stack: PostgreSQL, a Prefect server on it, Redis, a process work pool, workers.
+
+`ScaleStack` starts, on free loopback ports in one temporary directory:
+
+1. PostgreSQL (`initdb`, `pg_ctl`; as the `postgres` user when run as root, because PostgreSQL
+   refuses to run as root), with its unix socket in that directory and a `prefect` database;
+2. Redis (`redis-server`, no persistence), the breaker store of every process
+   (`PREFECT_FT_STORE_URL=redis://...`);
+3. `prefect server start` with `PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`;
+4. a `process` work pool (`ft-pool`, the pool `deployments/prefect.yaml` names) and the
+   deployments of `deployments/prefect.yaml` (`prefect --no-prompt deploy --name ...`);
+5. `workers` processes `prefect worker start --pool ft-pool --type process` (each at most
+   `worker_limit` flow runs at once).
+
+Every process gets the same environment (the API URL, the Redis store, one dead-letter key, the
+repository first on `PYTHONPATH`) plus a marker variable; `close()` stops them newest first and
+then kills any process still carrying the marker (flow runs a worker started in their own
+session), stops PostgreSQL with `pg_ctl stop` and removes the directory. `__enter__` closes
+whatever it started when a later step fails. `python -m prefect_ft.demo.scale` brings it up and
+waits for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["REPO", "ScaleStack", "StackError", "have_services", "marked_processes"]
+
+REPO = Path(__file__).resolve().parents[2]
+PG_LIB = Path("/usr/lib/postgresql")
+MARKER = "PREFECT_FT_SCALE_STACK"
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not come up; the message holds its log tail."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_tool(name: str) -> str | None:
+    """PostgreSQL's `name` on PATH, else under Debian's /usr/lib/postgresql/<newest>/bin."""
+    bins = sorted(
+        PG_LIB.glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    return shutil.which(name) or next((str(b / name) for b in bins if (b / name).exists()), None)
+
+
+def _pg(name: str) -> str:
+    found = _pg_tool(name)
+    if found is None:
+        raise StackError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+    return found
+
+
+def have_services() -> bool:
+    """Whether PostgreSQL (initdb, pg_ctl, createdb) and redis-server are installed."""
+    tools = ("initdb", "pg_ctl", "createdb")
+    return all(_pg_tool(t) for t in tools) and shutil.which("redis-server") is not None
+
+
+def marked_processes(token: str) -> list[int]:
+    """Pids of live processes whose environment carries this stack's marker."""
+    needle = f"{MARKER}={token}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+    return pids
+
+
+class ScaleStack:
+    """PostgreSQL + Prefect server + Redis + a process pool with workers; a context manager."""
+
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        worker_limit: int | None = 1,
+        pool: str = "ft-pool",
+        deployments: tuple[str, ...] = ("ran-pipeline", "recover"),
+        repo: Path = REPO,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        if not 1 <= workers <= 8:
+            raise ValueError(f"workers must be between 1 and 8, got {workers}")
+        self.workers, self.worker_limit, self.pool = workers, worker_limit, pool
+        self.deployments, self.repo = deployments, repo
+        self.token = uuid.uuid4().hex
+        self.dir = Path(tempfile.mkdtemp(prefix="prefect-ft-scale-"))
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.worker_names = [f"ft-worker-{i + 1}" for i in range(workers)]
+        self.pg_port, self.redis_port, self.api_port = _free_port(), _free_port(), _free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}/api"
+        self.db_url = f"postgresql+asyncpg://prefect@127.0.0.1:{self.pg_port}/prefect"
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self._pg_started = False
+        self.timings: dict[str, float] = {}  # seconds per start-up step
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        self.env.update(
+            {
+                MARKER: self.token,
+                "PREFECT_HOME": str(self.dir / "home"),
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_API_DATABASE_CONNECTION_URL": self.db_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_API_URL": self.api_url,
+                "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up within a second, not 10
+                "PREFECT_FT_STORE_URL": self.redis_url,
+                "PREFECT_FT_DEADLETTER_KEY": f"scale-{self.token}",
+                "PREFECT_LOGGING_EXTRA_LOGGERS": "prefect_ft",
+                "PYTHONPATH": os.pathsep.join(
+                    [str(repo), *filter(None, [os.environ.get("PYTHONPATH")])]
+                ),
+                "PYTHONUNBUFFERED": "1",
+                **(extra_env or {}),
+            }
+        )
+
+    # start-up ---------------------------------------------------------------------------------
+    def __enter__(self) -> ScaleStack:
+        try:
+            self._step("postgres", self.start_postgres)
+            self._step("redis", self.start_redis)
+            self._step("server", self.start_server)
+            # a worker creates its pool when it is missing (type process): the first worker
+            # makes it (one CLI start-up, 10-20 s on a busy machine, less), the others start
+            # while the deployments are made
+            self.start_worker(self.worker_names[0])
+            self._step("pool", self.wait_pool)
+            for name in self.worker_names[1:]:
+                self.start_worker(name)
+            if self.deployments:
+                self._step("deploy", lambda: self.deploy(*self.deployments))
+            self._step("workers", self.wait_workers_online)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _step(self, name: str, fn: Any) -> None:
+        t0 = time.monotonic()
+        fn()
+        self.timings[name] = round(time.monotonic() - t0, 1)
+
+    def _as_postgres(self, args: list[str]) -> list[str]:
+        # PostgreSQL refuses to run as root: CI runs as root, so run it as the package's user
+        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+    def start_postgres(self) -> None:
+        pg = self.dir / "pg"
+        pg.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(pg, "postgres", "postgres")
+            os.chmod(self.dir, 0o755)  # postgres must reach its directory inside ours
+        data, log = pg / "data", pg / "postgres.log"
+        self._check([_pg("initdb"), "-D", str(data), "-U", "prefect", "--auth=trust",
+                     "-E", "UTF8", "--no-sync"], "initdb", as_postgres=True)  # fmt: skip
+        opts = f"-p {self.pg_port} -k {pg} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._check([_pg("pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts,
+                     "-w", "-t", "60", "start"], "pg_ctl start", as_postgres=True)  # fmt: skip
+        self._pg_started = True
+        self._check([_pg("createdb"), "-h", "127.0.0.1", "-p", str(self.pg_port),
+                     "-U", "prefect", "prefect"], "createdb")  # fmt: skip
+
+    def _check(
+        self, args: list[str], what: str, *, as_postgres: bool = False, timeout: float = 120
+    ) -> str:
+        cmd = self._as_postgres(args) if as_postgres else args
+        out = subprocess.run(
+            cmd, env=self.env, cwd=self.repo, capture_output=True, text=True, timeout=timeout
+        )
+        if out.returncode != 0:
+            raise StackError(f"{what} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Any:
+        with (self.dir / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                args, env={**self.env, **(env or {})}, cwd=self.repo, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.procs.append((name, proc))
+        return proc
+
+    def tail(self, name: str, chars: int = 3000) -> str:
+        log = self.dir / f"{name}.log"
+        return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+    def start_redis(self) -> None:
+        proc = self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind",
+                                    "127.0.0.1", "--save", "", "--appendonly", "no",
+                                    "--dir", str(self.dir)])  # fmt: skip
+        self._wait(lambda: "Ready to accept connections" in self.tail("redis"), proc, "redis", 30)
+
+    def start_server(self, timeout: float = 240) -> None:
+        proc = self.spawn("server", [sys.executable, "-m", "prefect", "server", "start",
+                                     "--host", "127.0.0.1", "--port", str(self.api_port),
+                                     "--no-ui", "--analytics-off"])  # fmt: skip
+
+        def healthy() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{self.api_url}/health", timeout=5).status_code == 200
+            return False
+
+        self._wait(healthy, proc, "server", timeout)
+
+    def prefect(self, *args: str, timeout: float = 240) -> str:
+        """Run the `prefect` CLI against this stack from the repository root; its output."""
+        return self._check(
+            [sys.executable, "-m", "prefect", *args], f"prefect {' '.join(args)}", timeout=timeout
+        )
+
+    def create_pool(self) -> None:
+        self.prefect("work-pool", "create", self.pool, "--type", "process")
+
+    def wait_pool(self, timeout: float = 180) -> None:
+        """Wait until the workers have created the pool (each creates it when missing)."""
+
+        def exists() -> bool:
+            r = httpx.get(f"{self.api_url}/work_pools/{self.pool}", timeout=10)
+            return r.status_code == 200 and r.json().get("type") == "process"
+
+        deadline = time.monotonic() + timeout
+        while not exists():
+            for name, proc in self.procs:
+                if name in self.worker_names and proc.poll() is not None:
+                    raise StackError(f"worker {name} exited:\n{self.tail(name)}")
+            if time.monotonic() > deadline:
+                raise StackError(f"pool {self.pool} not created within {timeout} s")
+            time.sleep(0.5)
+
+    def deploy(self, *names: str) -> None:
+        """Deploy these deployments of deployments/prefect.yaml (all when none is named)."""
+        which = [a for n in names for a in ("--name", n)] or ["--all"]
+        self.prefect("--no-prompt", "deploy", "--prefect-file",
+                     str(self.repo / "deployments" / "prefect.yaml"), *which)  # fmt: skip
+
+    def start_worker(self, name: str) -> None:
+        args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
+                "--type", "process", "--name", name]  # fmt: skip
+        if self.worker_limit:
+            args += ["--limit", str(self.worker_limit)]
+        self.spawn(name, args)
+
+    def online_workers(self) -> list[str]:
+        response = httpx.post(f"{self.api_url}/work_pools/{self.pool}/workers/filter", json={},
+                              timeout=10)  # fmt: skip
+        response.raise_for_status()
+        return sorted(w["name"] for w in response.json() if w.get("status") == "ONLINE")
+
+    def wait_workers_online(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while set(self.online_workers()) < set(self.worker_names):
+            for name, proc in self.procs:
+                if name in self.worker_names and proc.poll() is not None:
+                    raise StackError(f"worker {name} exited:\n{self.tail(name)}")
+            if time.monotonic() > deadline:
+                raise StackError(f"workers not online within {timeout} s: {self.online_workers()}")
+            time.sleep(1)
+
+    def _wait(self, ready: Any, proc: Any, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"{name} did not start within {timeout} s:\n{self.tail(name)}")
+            time.sleep(0.5)
+
+    # teardown ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop everything started (also half-started), leaving no process; remove the directory."""
+        for _, proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.procs = []
+        if self._pg_started:  # before the sweep below: a fast shutdown, not a SIGKILL
+            with contextlib.suppress(StackError, subprocess.TimeoutExpired):
+                self._check([_pg("pg_ctl"), "-D", str(self.dir / "pg" / "data"), "-m",
+                             "fast", "-w", "stop"], "pg_ctl stop", as_postgres=True)  # fmt: skip
+            self._pg_started = False
+        for pid in marked_processes(self.token):  # flow runs started in their own session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - a manual entry point
+    with ScaleStack() as stack:
+        print(f"API {stack.api_url}; database {stack.db_url}; store {stack.redis_url}")
+        print(f"workers {stack.online_workers()} on pool {stack.pool}; Ctrl-C stops everything")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
