@@ -174,16 +174,20 @@ def build_prompt(chunk: dict[str, Any], opening_words: int = 8) -> str:
 
 
 def record_from_generation(
-    chunk: dict[str, Any], generated: str, max_words: int = 80
+    chunk: dict[str, Any], generated: str, max_words: int = 80, min_words: int = 5
 ) -> dict[str, Any]:
     """The question-answer record for a chunk, from the model's generated text.
 
     The answer ends where the model starts a new heading (a line beginning with `#`): what follows
-    belongs to another section.
+    belongs to another section. Generation stops at a token count, mid-sentence, so the answer
+    ends at its last sentence end when that leaves at least `min_words` words.
     """
     generated = re.split(r"\n\s*#", generated, maxsplit=1)[0]
     answer = _WS.sub(" ", generated.replace("#", " ")).strip()
     answer = " ".join(answer.split()[:max_words])
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", answer)]
+    if ends and len(answer[: ends[-1]].split()) >= min_words:
+        answer = answer[: ends[-1]]
     return {
         "id": chunk["chunk_id"],
         "doc_id": chunk["doc_id"],

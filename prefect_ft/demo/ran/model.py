@@ -151,10 +151,10 @@ def build_version(
     try:
         from mlx_lm.utils import save_config, save_model
 
-        texts = training_texts(texts)
-        tokenizer = train_tokenizer(texts, budget.vocab_size)
+        rendered = training_texts(texts)
+        tokenizer = train_tokenizer(rendered, budget.vocab_size)
         ids: list[int] = []
-        for text in texts:  # documents separated by EOS so the model learns where one ends
+        for text in rendered:  # documents separated by EOS so the model learns where one ends
             ids.extend(tokenizer(text + EOS)["input_ids"])
         model, config = build_model(len(tokenizer), budget.seed)
         result = train_model(model, ids, budget)
@@ -164,6 +164,7 @@ def build_version(
         meta = {
             "corpus": corpus_fingerprint(corpus_texts),
             "documents": len(texts),
+            "chunks": len(rendered),
             "tokens": result.tokens,
             "steps": result.steps,
             "train_seconds": round(result.seconds, 3),
