@@ -26,7 +26,7 @@ TEST_BUDGET = TrainBudget(max_steps=40, max_seconds=30.0, vocab_size=300, seq_le
 # The quality test's model: the demo's recipe on a quarter of the corpus (5 documents), with the
 # step count scaled down with it, so it trains in a few CPU seconds.
 CORPUS_DOCS = 5
-CORPUS_BUDGET = TrainBudget(max_steps=120, max_seconds=60.0, vocab_size=512)
+CORPUS_BUDGET = TrainBudget(max_steps=300, max_seconds=60.0, vocab_size=512)
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,18 @@ def test_corrupt_model_file_gives_a_clear_message_and_ensure_rebuilds(tmp_path: 
     assert (models_root(tmp_path) / "broken-v1").is_dir()
 
 
+def test_a_version_of_an_older_training_recipe_is_retrained_not_reused(tmp_path: Path) -> None:
+    """A model trained the old way (word salad) must not be served because its corpus matches."""
+    budget = TrainBudget(max_steps=2, max_seconds=10, vocab_size=280, seq_len=16, batch_size=2)
+    first = ensure_model(tmp_path, PARAGRAPHS, budget)
+    meta = json.loads((first / META_FILE).read_text())
+    meta.pop("recipe", None)  # as written before the recipe was recorded
+    (first / META_FILE).write_text(json.dumps(meta))
+    again = ensure_model(tmp_path, PARAGRAPHS, budget)
+    assert again.name == "v2"
+    assert first.is_dir()  # old, not broken: left in place
+
+
 def test_missing_model_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match=r"does not exist"):
         load_model(tmp_path / "nope")
@@ -77,6 +89,8 @@ def test_empty_corpus_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 def test_bad_budget_names_the_field() -> None:
     with pytest.raises(ValueError, match=r"TrainBudget\.max_seconds=0: must be in"):
         TrainBudget(max_seconds=0)
+    with pytest.raises(ValueError, match=r"TrainBudget\.learning_rate=5: must be in"):
+        TrainBudget(learning_rate=5)
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:
