@@ -23,6 +23,11 @@ PARAGRAPHS = [
 # Small enough for a test on a busy 2-core machine, long enough that loss visibly drops.
 TEST_BUDGET = TrainBudget(max_steps=40, max_seconds=30.0, vocab_size=300, seq_len=32, batch_size=4)
 
+# The quality test's model: the demo's recipe on a quarter of the corpus (5 documents), with the
+# step count scaled down with it, so it trains in a few CPU seconds.
+CORPUS_DOCS = 5
+CORPUS_BUDGET = TrainBudget(max_steps=300, max_seconds=60.0, vocab_size=512)
+
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -31,6 +36,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     home = tmp_path_factory.mktemp("ran-home")
     return ensure_model(home, PARAGRAPHS, TEST_BUDGET)
+
+
+@pytest.fixture(scope="session")
+def corpus_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """(a model trained on the first CORPUS_DOCS bundled documents, those documents' chunks)."""
+    from prefect_ft.demo.ran.documents import corpus_paths, load_chunks, read_document
+    from prefect_ft.demo.ran.model import ensure_model
+
+    paths = corpus_paths()[:CORPUS_DOCS]
+    home = tmp_path_factory.mktemp("ran-corpus-home")
+    model = ensure_model(home, [read_document(p) for p in paths], CORPUS_BUDGET)
+    return model, [c for p in paths for c in load_chunks(p)]
 
 
 def copy_version(src: Path, root: Path, name: str) -> Path:

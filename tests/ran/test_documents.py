@@ -69,3 +69,18 @@ def test_record_from_generation_builds_a_question_and_cleans_the_answer() -> Non
     assert rec["answer"].startswith("the primary cell carries")
     assert len(rec["answer"].split()) == 80
     assert chunk["section"].lower() in rec["question"]
+
+
+def test_the_answer_ends_at_its_last_whole_sentence_and_before_a_new_heading() -> None:
+    chunk = load_chunks(corpus_paths()[0])[0]
+    generated = "the primary cell carries control. Secondary cells add capacity. Intra-band cont"
+    assert record_from_generation(chunk, generated)["answer"] == (
+        "the primary cell carries control. Secondary cells add capacity."
+    )
+    # a new section's heading and text are not part of this chunk's answer
+    rec = record_from_generation(chunk, "the primary cell carries control.\n## Timers\nThe timer")
+    assert rec["answer"] == "the primary cell carries control."
+    # no sentence end after enough words: the words are kept as they are
+    assert record_from_generation(chunk, "ok. the primary cell carries")["answer"] == (
+        "ok. the primary cell carries"
+    )

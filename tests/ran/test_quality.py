@@ -40,6 +40,13 @@ def test_good_record_passes() -> None:
         ({"answer": "secondary cell \ufffd buffer scheduler data"}, "U+FFFD"),
         ({"answer": "cell !!! ??? ### $$$ %%% &&& ***"}, "fewer than 60% letters"),
         ({"answer": "bananas grow on tall green tropical plants"}, "grounding: 0%"),
+        # every word is in the chunk, in an order the chunk never has: word salad, not an answer
+        (
+            {
+                "answer": "buffer cell the when data scheduler a holds secondary configured activates"
+            },
+            "order: 0% of the answer's word pairs",
+        ),
     ],
 )
 def test_each_failed_check_is_named(over, reason) -> None:
@@ -59,6 +66,17 @@ def test_duplicate_of_another_record_is_rejected_but_not_of_itself() -> None:
     assert validate_record(record(), {dedup_key(record()): "ca#0"}).accepted  # a replay re-checks
 
 
+def test_a_shuffled_chunk_is_rejected_whatever_the_shuffle() -> None:
+    import random
+
+    words = SOURCE.rstrip(".").split()
+    for seed in range(20):
+        shuffled = words[:]
+        random.Random(seed).shuffle(shuffled)
+        v = validate_record(record(answer=" ".join(shuffled)), {})
+        assert not v.accepted and any(r.startswith("order:") for r in v.reasons), (shuffled, v)
+
+
 def test_grounding_ignores_stop_words_and_case() -> None:
     assert grounding("THE Scheduler and the BUFFER", SOURCE) == 1.0
     assert grounding("", SOURCE) == 0.0
@@ -68,6 +86,7 @@ def test_grounding_ignores_stop_words_and_case() -> None:
     ("kw", "msg"),
     [
         ({"min_grounding": 1.5}, "min_grounding must be between 0 and 1"),
+        ({"min_order": -0.1}, "min_order must be between 0 and 1"),
         ({"min_answer_words": 0}, "min_answer_words must be an integer >= 1"),
         ({"min_answer_words": 50, "max_answer_words": 10}, "must be <= max_answer_words"),
     ],

@@ -26,6 +26,8 @@ __all__ = [
     "question_for",
     "read_document",
     "record_from_generation",
+    "render_chunk",
+    "training_texts",
 ]
 
 CORPUS_DIR = Path(__file__).with_name("corpus")
@@ -140,18 +142,52 @@ def question_for(chunk: dict[str, Any]) -> str:
     return f"What does the {chunk['title']} feature say about {chunk['section'].lower()}?"
 
 
-def build_prompt(chunk: dict[str, Any]) -> str:
-    """The prompt sent to the model: the chunk's heading and its opening words to continue."""
-    opening = " ".join(chunk["text"].split()[:12])
-    return f"# {chunk['title']}\n## {chunk['section']}\n{opening}"
+def render_chunk(chunk: dict[str, Any], words: int | None = None) -> str:
+    """A chunk as the model sees it: its headings, then its text (the first `words` words only).
+
+    The model is trained on exactly this form (`training_texts`) and prompted with its beginning
+    (`build_prompt`), so a prompt is a prefix of a text the model learned.
+    """
+    text = chunk["text"] if words is None else " ".join(chunk["text"].split()[:words])
+    return f"# {chunk['title']}\n## {chunk['section']}\n{text}"
+
+
+def training_texts(documents: list[str], max_words: int = 120) -> list[str]:
+    """The model's training texts: every chunk of every document, rendered as it is prompted.
+
+    A document that does not parse (no title, say) is still learned from, as it is.
+    """
+    out: list[str] = []
+    for n, text in enumerate(documents):
+        try:
+            chunks = chunk_document(f"doc{n}", text, max_words)
+        except DocumentError:
+            out.append(text)
+            continue
+        out.extend(render_chunk(c.to_dict()) for c in chunks)
+    return out
+
+
+def build_prompt(chunk: dict[str, Any], opening_words: int = 8) -> str:
+    """The prompt sent to the model: the chunk's headings and its opening words to continue."""
+    return render_chunk(chunk, opening_words)
 
 
 def record_from_generation(
-    chunk: dict[str, Any], generated: str, max_words: int = 80
+    chunk: dict[str, Any], generated: str, max_words: int = 80, min_words: int = 5
 ) -> dict[str, Any]:
-    """The question-answer record for a chunk, from the model's generated text."""
+    """The question-answer record for a chunk, from the model's generated text.
+
+    The answer ends where the model starts a new heading (a line beginning with `#`): what follows
+    belongs to another section. Generation stops at a token count, mid-sentence, so the answer
+    ends at its last sentence end when that leaves at least `min_words` words.
+    """
+    generated = re.split(r"\n\s*#", generated, maxsplit=1)[0]
     answer = _WS.sub(" ", generated.replace("#", " ")).strip()
     answer = " ".join(answer.split()[:max_words])
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", answer)]
+    if ends and len(answer[: ends[-1]].split()) >= min_words:
+        answer = answer[: ends[-1]]
     return {
         "id": chunk["chunk_id"],
         "doc_id": chunk["doc_id"],

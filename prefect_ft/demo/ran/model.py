@@ -19,11 +19,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefect_ft.demo.ran.documents import training_texts
 from prefect_ft.demo.ran.train import EOS, TrainBudget, build_model, train_model, train_tokenizer
 
 MODEL_NAME = "ran-tiny"
 META_FILE = "prefect-ft-model.json"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+# Bumped when the training recipe changes, so a version trained the old way is not reused.
+# 2: trained in NumPy on the chunks as prompted (the 1st recipe's model wrote word salad).
+RECIPE = 2
 _VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -85,19 +89,19 @@ def load_model(path: str | os.PathLike[str]):
 def generate(model, tokenizer, prompt: str, max_tokens: int) -> Generation:
     """Greedy generation (deterministic); counts the tokens actually produced.
 
-    A repetition penalty keeps a model this small from looping on one word ("the the the").
+    It stops early once the model begins a new heading (a new section's text is not the answer).
+    No repetition penalty: the model recites text it learned, and that text repeats words ("the
+    base station ... the base station"); a penalty pushed it off the text into word salad.
     """
     import mlx_lm
-    from mlx_lm.sample_utils import make_logits_processors
 
-    processors = make_logits_processors(repetition_penalty=1.3, repetition_context_size=32)
     parts: list[str] = []
     tokens = 0
-    for response in mlx_lm.stream_generate(
-        model, tokenizer, prompt, max_tokens=max_tokens, logits_processors=processors
-    ):
+    for response in mlx_lm.stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
         parts.append(response.text)
         tokens = response.generation_tokens
+        if "\n#" in "".join(parts[-3:]):
+            break
     return Generation("".join(parts), tokens)
 
 
@@ -120,7 +124,8 @@ def _locked(root: Path) -> Iterator[None]:
 
 
 def _usable(path: Path, fingerprint: str) -> bool:
-    if read_meta(path).get("corpus") != fingerprint:
+    meta = read_meta(path)
+    if meta.get("corpus") != fingerprint or meta.get("recipe") != RECIPE:
         return False
     try:
         load_model(path)
@@ -146,9 +151,10 @@ def build_version(
     try:
         from mlx_lm.utils import save_config, save_model
 
-        tokenizer = train_tokenizer(texts, budget.vocab_size)
+        rendered = training_texts(texts)
+        tokenizer = train_tokenizer(rendered, budget.vocab_size)
         ids: list[int] = []
-        for text in texts:  # documents separated by EOS so the model learns where one ends
+        for text in rendered:  # documents separated by EOS so the model learns where one ends
             ids.extend(tokenizer(text + EOS)["input_ids"])
         model, config = build_model(len(tokenizer), budget.seed)
         result = train_model(model, ids, budget)
@@ -158,12 +164,14 @@ def build_version(
         meta = {
             "corpus": corpus_fingerprint(corpus_texts),
             "documents": len(texts),
+            "chunks": len(rendered),
             "tokens": result.tokens,
             "steps": result.steps,
             "train_seconds": round(result.seconds, 3),
             "first_loss": round(result.first_loss, 4),
             "final_loss": round(result.final_loss, 4),
             "seed": budget.seed,
+            "recipe": RECIPE,
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         final = root / f"v{number}"
@@ -187,7 +195,8 @@ def ensure_model(
         for path in reversed(versions(root)):
             if _usable(path, fingerprint):
                 return path
-            if read_meta(path).get("corpus") == fingerprint:  # ours, but damaged
+            meta = read_meta(path)
+            if meta.get("corpus") == fingerprint and meta.get("recipe") == RECIPE:  # damaged
                 aside = root / f"broken-{path.name}"
                 shutil.rmtree(aside, ignore_errors=True)
                 os.rename(path, aside)
