@@ -184,3 +184,50 @@ def test_load_from_yaml_names_the_file(tmp_path) -> None:
         FaultSchedule.load(p)
     with pytest.raises(ValueError, match="cannot be read"):
         FaultSchedule.load(tmp_path / "missing.yaml")
+
+
+def test_component_clock_counts_each_fault_from_its_components_first_call() -> None:
+    """A step that starts late (the waves of the pipeline, a slow server) still gets its faults."""
+    clock = Clock()
+    crashed: list[float] = []
+    sched = FaultSchedule.from_dict(
+        {
+            "seed": 1,
+            "clock": "component",
+            "faults": [
+                {
+                    "component": "quality-validation",
+                    "kind": "error_burst",
+                    "start": 2,
+                    "duration": 3,
+                },
+                {"component": "ml-inference", "kind": "crash", "start": 1, "duration": 4},
+            ],
+        }
+    )
+    inj = FaultInjector(
+        sched, clock=clock, sleep=clock.sleep, on_crash=lambda: crashed.append(clock.t)
+    )
+    inj.start()
+    clock.t += 100  # the run's clock alone would have ended both faults long ago
+    inj.tick()
+    assert crashed == [] and inj.records[1].start is None
+    assert outcomes(inj, "quality-validation", 1) == ["ok"]  # its clock starts now, at 1100
+    clock.t += 2
+    assert outcomes(inj, "quality-validation", 2) == ["err", "err"]
+    clock.t += 3
+    assert outcomes(inj, "quality-validation", 1) == ["ok"]
+    assert (inj.records[0].start, inj.records[0].end, inj.records[0].calls_hit) == (
+        1102.0,
+        1105.0,
+        2,
+    )
+    outcomes(inj, "ml-inference", 1)  # first call at 1105: the crash is due at 1106
+    clock.t += 1
+    inj.tick()
+    assert crashed == [1106.0]
+
+
+def test_unknown_clock_is_refused_naming_the_allowed_values() -> None:
+    with pytest.raises(ValueError, match="clock must be one of run, component"):
+        FaultSchedule.from_dict({"clock": "wall", "faults": []})

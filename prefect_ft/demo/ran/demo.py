@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -25,54 +26,27 @@ from prefect_ft.demo.ran.servers import ModelServer, prefect_server
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
-# seconds after the pipeline starts; the run itself takes about a minute on 2 cores
+# Each fault's start counts from its component's first call (`clock: component`): the steps run
+# in waves, so a time counted from the run's start can fall where a component has no calls. The
+# story: a slow parse; a failed-generation burst trips ml-inference and a model reload recovers
+# it; dropped connections trip ipc alone and a connection reset recovers it; the model server
+# crashes, ml-inference trips again and recovery validates the restarted server; a burst trips
+# quality-validation, which has no control channel: its dead letters wait out the open time and
+# are replayed; a memory leak grows to its budget and is freed.
 DEFAULT_SCHEDULE: dict[str, Any] = {
     "seed": 11,
+    "clock": "component",
     "faults": [
-        {
-            "component": "ml-inference",
-            "kind": "error_burst",
-            "start": 6,
-            "duration": 6,
-            "rate": 1.0,
-        },
-        {"component": "ipc", "kind": "drop_connections", "start": 14, "duration": 8, "rate": 0.5},
-        {
-            "component": "quality-validation",
-            "kind": "periodic",
-            "start": 0,
-            "duration": 40,
-            "every": 7,
-        },
-        {
-            "component": "doc-processing",
-            "kind": "latency",
-            "start": 0,
-            "duration": 10,
-            "delay": 0.2,
-        },
-        {
-            "component": "quality-validation",
-            "kind": "memory_leak",
-            "start": 5,
-            "duration": 30,
-            "mb_per_call": 2,
-            "budget_mb": 48,
-        },
+        {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 0.3},
+        {"component": "ml-inference", "kind": "error_burst", "start": 2, "duration": 4, "rate": 1.0},
+        {"component": "ipc", "kind": "drop_connections", "start": 14, "duration": 6, "rate": 0.9},
         {"component": "ml-inference", "kind": "crash", "start": 26, "duration": 5},
+        {"component": "quality-validation", "kind": "error_burst", "start": 1, "duration": 2, "rate": 1.0},
+        {"component": "quality-validation", "kind": "memory_leak", "start": 0, "duration": 20,
+         "mb_per_call": 2, "budget_mb": 48},
     ],
-}
+}  # fmt: skip
 REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
-
-
-def _apply_blocks(say: Any) -> None:
-    if not REPO_BLOCKS.is_dir():
-        say("no blocks/ directory next to the package: the built-in presets apply")
-        return
-    from prefect_ft.cli.app import apply_documents, load_documents
-
-    n = apply_documents(load_documents(REPO_BLOCKS), echo=lambda _m: None)
-    say(f"block presets applied from {REPO_BLOCKS} ({n} documents written)")
 
 
 def _detect(t_start: float) -> list[dict[str, Any]]:
@@ -108,12 +82,13 @@ def _emit_fault_events(records: list[dict[str, Any]]) -> None:
         )
 
 
-def _recoveries() -> str:
-    import importlib.util
+def _start_model(args: argparse.Namespace, texts: list[str]) -> tuple[Path, ModelServer]:
+    from prefect_ft.demo.ran.model import ensure_model
+    from prefect_ft.demo.ran.train import TrainBudget
 
-    if importlib.util.find_spec("prefect_ft.recovery") is None:
-        return "not run (the recovery flows have not landed on this branch)"
-    return "not run (prefect_ft.recovery exists but this demo does not start it yet)"
+    budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
+    model_dir = ensure_model(args.model_home, texts, budget)
+    return model_dir, ModelServer(model_dir)
 
 
 def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
@@ -131,84 +106,130 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     for p in corpus_paths(args.corpus):
         with contextlib.suppress(ValueError):
             texts.append(read_document(p))
-    with prefect_server(home) as ui:
-        say(f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)")
-        # Prefect reads its settings when first imported: only now, with PREFECT_API_URL set
-        from rich.progress import Progress
-
-        from prefect_ft import add_global_listener
-        from prefect_ft.demo.ran import pipeline, report
-        from prefect_ft.demo.ran.ipc import ModelClient
-        from prefect_ft.demo.ran.model import ensure_model
-        from prefect_ft.demo.ran.train import TrainBudget
-
-        _apply_blocks(say)
-        budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
-        model_dir = ensure_model(args.model_home, texts, budget)
-        say(f"model {model_dir}")
-        server = ModelServer(model_dir)
-        transitions: list[dict[str, Any]] = []
-        add_global_listener(
-            lambda b, e: transitions.append(
-                {
-                    "breaker": b.name,
-                    "from": e.from_state,
-                    "to": e.to_state,
-                    "reason": e.reason,
-                    "at": time.time(),
-                }
-            )
-        )
+    timings: dict[str, float] = {}
+    t = time.monotonic()
+    # the model is built (or reused) and served while the Prefect server starts: both take
+    # tens of seconds on 2 busy cores, and neither needs the other
+    with ThreadPoolExecutor(1, thread_name_prefix="model-start") as starter:
+        model_future = starter.submit(_start_model, args, texts)
         try:
-            say(
-                f"model server {server.url}; faults: {', '.join(f.label() for f in schedule.faults)}"
-            )
-            injector = FaultInjector(schedule, on_crash=server.crash, on_restore=server.restore)
-            with Progress(transient=False) as bar:
-                steps = ("doc-processing", "ml-inference", "quality-validation")
-                ids = {s: bar.add_task(s, total=None) for s in steps}
-                n_docs = len(
-                    corpus_paths(args.corpus)[: args.docs]
-                    if args.docs
-                    else corpus_paths(args.corpus)
+            with prefect_server(home) as ui:
+                timings["prefect_server"] = time.monotonic() - t
+                say(
+                    f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)"
                 )
-                bar.update(ids["doc-processing"], total=n_docs)
-                chunks = [0]
-
-                def progress(step: str, _item: str, outcome: str) -> None:
-                    if outcome.startswith("chunks="):  # now the later steps know their totals
-                        chunks[0] += int(outcome[7:])
-                        bar.update(ids["ml-inference"], total=chunks[0])
-                        bar.update(ids["quality-validation"], total=chunks[0])
-                    bar.advance(ids[step])
-
-                rt = pipeline.Runtime(
-                    work, ModelClient(server.url), injector=injector, progress=progress
-                )
-                pipeline.configure(rt)
-                t_start = time.time()
-                try:
-                    injector.start()
-                    with injector.ticking():
-                        summary = pipeline.ran_pipeline(
-                            corpus_dir=args.corpus,
-                            work_dir=str(work),
-                            max_docs=args.docs,
-                            deadline_seconds=args.deadline,
-                        )
-                finally:
-                    records = [r.to_dict() for r in injector.close()]
-                    rt.close()
-                    pipeline.configure(None)
-            _emit_fault_events(records)
-            alarms = _detect(t_start) if not args.no_detect else None
+                model_dir, server = model_future.result()
+                timings["model_ready"] = time.monotonic() - t
+                say(f"model {model_dir}; model server {server.url}")
+                rep = _run_pipeline(args, say, schedule, work, server, timings)
         finally:
-            server.stop()
-        rep = report.build_report(summary, records, transitions, alarms, _recoveries())
-        (work / "report.json").write_text(json.dumps(rep, indent=2, default=str))
-        print(report.render(rep, t0=t_start), flush=True)
-        say(f"dataset: {work / 'dataset.jsonl'}; report: {work / 'report.json'}")
-        return rep
+            with contextlib.suppress(Exception):
+                model_future.result()[1].stop()  # also when the Prefect server never started
+    rep["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    (work / "report.json").write_text(json.dumps(rep, indent=2, default=str))
+    say("timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in rep["timings"].items()))
+    say(f"dataset: {work / 'dataset.jsonl'}; report: {work / 'report.json'}")
+    return rep
+
+
+def _run_pipeline(
+    args: argparse.Namespace,
+    say: Any,
+    schedule: FaultSchedule,
+    work: Path,
+    server: ModelServer,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    # Prefect reads its settings when first imported: only now, with PREFECT_API_URL set
+    from rich.progress import Progress
+
+    from prefect_ft import add_global_listener, remove_global_listener
+    from prefect_ft.demo.ran import pipeline, report
+    from prefect_ft.demo.ran.apply import SERVED, apply_demo_blocks
+    from prefect_ft.demo.ran.ipc import ModelClient
+    from prefect_ft.demo.ran.recoveries import DemoRecovery
+
+    t = time.monotonic()
+    recovery: DemoRecovery | None = None
+    if REPO_BLOCKS.is_dir():
+        apply_demo_blocks(REPO_BLOCKS, server.url, say)
+        timings["blocks"] = time.monotonic() - t
+    else:
+        say("no blocks/ directory next to the package: built-in presets, and no recovery")
+    transitions: list[dict[str, Any]] = []
+
+    def on_transition(b: Any, e: Any) -> None:
+        transitions.append(
+            {"breaker": b.name, "from": e.from_state, "to": e.to_state, "reason": e.reason,
+             "at": time.time()}
+        )  # fmt: skip
+
+    rt_box: list[Any] = []
+    if REPO_BLOCKS.is_dir() and not args.no_recovery:
+        recovery = DemoRecovery(SERVED, lambda c: rt_box[0].last_error(c) if rt_box else None)
+    listeners = [on_transition, *([recovery] if recovery else [])]
+    for listener in listeners:
+        add_global_listener(listener)
+    t = time.monotonic()
+    try:
+        say(f"faults: {', '.join(f.label() for f in schedule.faults)}")
+        injector = FaultInjector(schedule, on_crash=server.crash, on_restore=server.restore)
+        with Progress(transient=False) as bar:
+            steps = ("doc-processing", "ml-inference", "quality-validation")
+            ids = {s: bar.add_task(s, total=None) for s in steps}
+            paths = corpus_paths_of(args)
+            bar.update(ids["doc-processing"], total=len(paths))
+            chunks = [0]
+
+            def progress(step: str, _item: str, outcome: str) -> None:
+                if outcome.startswith("chunks="):  # now the later steps know their totals
+                    chunks[0] += int(outcome[7:])
+                    bar.update(ids["ml-inference"], total=chunks[0])
+                    bar.update(ids["quality-validation"], total=chunks[0])
+                bar.advance(ids[step])
+
+            rt = pipeline.Runtime(
+                work, ModelClient(server.url), injector=injector, progress=progress
+            )
+            rt_box.append(rt)
+            pipeline.configure(rt)
+            t_start = time.time()
+            try:
+                injector.start()
+                with injector.ticking():
+                    summary = pipeline.ran_pipeline(
+                        corpus_dir=args.corpus,
+                        work_dir=str(work),
+                        max_docs=args.docs,
+                        deadline_seconds=args.deadline,
+                    )
+            finally:
+                records = [r.to_dict() for r in injector.close()]
+                rt.close()
+                pipeline.configure(None)
+        recoveries: Any = (
+            recovery.close() if recovery is not None else "not run (--no-recovery or no blocks/)"
+        )
+    finally:
+        for listener in listeners:
+            remove_global_listener(listener)
+        if recovery is not None:
+            recovery.close(timeout=0)
+    timings["pipeline"] = time.monotonic() - t
+    t = time.monotonic()
+    _emit_fault_events(records)
+    alarms = _detect(t_start) if not args.no_detect else None
+    timings["detection"] = time.monotonic() - t
+    rep = report.build_report(summary, records, transitions, alarms, recoveries)
+    print(report.render(rep, t0=t_start), flush=True)
+    return rep
+
+
+def corpus_paths_of(args: argparse.Namespace) -> list[Path]:
+    from prefect_ft.demo.ran.documents import corpus_paths
+
+    paths = corpus_paths(args.corpus)
+    return paths[: args.docs] if args.docs else paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
     parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
+    parser.add_argument(
+        "--no-recovery", action="store_true", help="do not recover components when breakers open"
+    )
     parser.add_argument("--loopback", action="store_true", help="the older loopback breaker demo")
     args = parser.parse_args(argv)
     if args.loopback:

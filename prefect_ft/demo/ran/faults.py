@@ -4,6 +4,7 @@ A schedule names faults per component, each active in a window of seconds after 
 
 ```yaml
 seed: 7
+clock: run        # or `component`: each fault's start counts from its component's first call
 faults:
   - {component: ml-inference, kind: error_burst, start: 5, duration: 8, rate: 1.0}
   - {component: ipc, kind: drop_connections, start: 20, duration: 5, rate: 0.5}
@@ -13,7 +14,10 @@ faults:
   - {component: ml-inference, kind: crash, start: 40, duration: 6}
 ```
 
-`FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
+With `clock: component` a fault waits for its component to be called at all: the pipeline's
+steps run in waves (every document is parsed before any chunk is inferred), and how long the
+Prefect server takes to hand out the first task run depends on the machine's load, so times
+counted from the run's start can fall where a component has no calls. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
 field and the allowed values). `FaultInjector.inject(component)` is called at the top of each
 component's call: it raises, sleeps, leaks memory, or crashes the model server (through the
 `on_crash`/`on_restore` hooks the demo gives it) as the schedule says. Every fault is logged when
@@ -45,6 +49,7 @@ __all__ = [
 ]
 
 COMPONENTS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
+CLOCKS = ("run", "component")
 # kind -> its own fields with their defaults
 KINDS: dict[str, dict[str, float]] = {
     "error_burst": {"rate": 1.0},
@@ -106,21 +111,28 @@ def _num(where: str, name: str, value: Any, low: float, high: float | None = Non
 class FaultSchedule:
     seed: int
     faults: tuple[Fault, ...]
+    clock: str = "run"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "fault schedule") -> FaultSchedule:
         if not isinstance(data, dict):
             raise ValueError(f"{source}: must be a mapping with 'seed' and 'faults'")
-        unknown = set(data) - {"seed", "faults"}
+        unknown = set(data) - {"seed", "faults", "clock"}
         if unknown:
-            raise ValueError(f"{source}: unknown keys {sorted(unknown)} (allowed: seed, faults)")
+            raise ValueError(
+                f"{source}: unknown keys {sorted(unknown)} (allowed: seed, clock, faults)"
+            )
+        clock = data.get("clock", "run")
+        if clock not in CLOCKS:
+            raise ValueError(f"{source}: clock must be one of {', '.join(CLOCKS)} (got {clock!r})")
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"{source}: seed must be an integer (got {seed!r})")
         items = data.get("faults") or []
         if not isinstance(items, list):
             raise ValueError(f"{source}: faults must be a list")
-        return cls(seed, tuple(_fault(f"{source}: fault {i + 1}", f) for i, f in enumerate(items)))
+        faults = tuple(_fault(f"{source}: fault {i + 1}", f) for i, f in enumerate(items))
+        return cls(seed, faults, clock)
 
     @classmethod
     def load(cls, path: str | Path) -> FaultSchedule:
@@ -207,9 +219,16 @@ class FaultInjector:
         ]
         self._leaked: list[list[bytearray]] = [[] for _ in schedule.faults]
         self.t0: float | None = None
+        self._first_call: dict[str, float] = {}  # component -> its first call (clock: component)
 
     def start(self) -> None:
         self.t0 = self._clock()
+
+    def _base(self, f: Fault) -> float | None:
+        """When `f`'s time counts from: the run's start, or its component's first call."""
+        if self.schedule.clock == "component":
+            return self._first_call.get(f.component)
+        return self.t0
 
     def elapsed(self) -> float:
         if self.t0 is None:
@@ -224,10 +243,13 @@ class FaultInjector:
             )
         delay, error = 0.0, None
         with self._lock:
+            self.elapsed()  # starts the run's clock if nobody did
+            self._first_call.setdefault(component, self._clock())
             self._tick()
-            t = self.elapsed()
+            now = self._clock()
             for i, f in enumerate(self.schedule.faults):
-                if f.component != component or not f.start <= t < f.end:
+                base = self._base(f)
+                if f.component != component or base is None or not f.start <= now - base < f.end:
                     continue
                 self._calls[i] += 1
                 hit = self._apply(i, f)
@@ -275,12 +297,16 @@ class FaultInjector:
             self._tick()
 
     def _tick(self) -> None:
-        t = self.elapsed()
+        self.elapsed()
+        now = self._clock()
         for i, f in enumerate(self.schedule.faults):
-            rec = self.records[i]
+            rec, base = self.records[i], self._base(f)
+            if base is None:
+                continue  # its component has not been called yet
+            t = now - base
             if rec.start is None and t >= f.start:
                 if f.kind != "crash":
-                    rec.start = self.t0 + f.start  # type: ignore[operator]
+                    rec.start = base + f.start
                 elif t < f.end:  # a crash is recorded when the server was really killed
                     if self._on_crash is not None:
                         self._on_crash()
@@ -298,7 +324,7 @@ class FaultInjector:
                 self._on_restore()
             rec.end = self._clock()
         else:  # ended by `close` before its time: it ended then
-            rec.end = min(self._clock(), self.t0 + f.end)  # type: ignore[operator]
+            rec.end = min(self._clock(), self._base(f) + f.end)  # type: ignore[operator]
         self._leaked[i].clear()
         log.warning("fault end: %s (%d calls hit)", f.label(), rec.calls_hit)
 
