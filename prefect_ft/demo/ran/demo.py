@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
-from prefect_ft.demo.ran.servers import ModelServer, prefect_server
+from prefect_ft.demo.ran.servers import CONTROL_ENDPOINT, ModelServer, prefect_server, serve_model
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
@@ -88,7 +88,15 @@ def _start_model(args: argparse.Namespace, texts: list[str]) -> tuple[Path, Mode
 
     budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
     model_dir = ensure_model(args.model_home, texts, budget)
-    return model_dir, ModelServer(model_dir)
+    return model_dir, serve_model(model_dir)
+
+
+def _server_template(args: argparse.Namespace) -> Path:
+    """Where a migrated, empty Prefect database is kept between runs (per Prefect version)."""
+    from importlib.metadata import version
+
+    cache = Path(args.model_home) / "prefect-ft" / "demo-server"
+    return cache / f"prefect-{version('prefect')}.db"
 
 
 def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
@@ -113,7 +121,7 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     with ThreadPoolExecutor(1, thread_name_prefix="model-start") as starter:
         model_future = starter.submit(_start_model, args, texts)
         try:
-            with prefect_server(home) as ui:
+            with prefect_server(home, template=_server_template(args)) as ui:
                 timings["prefect_server"] = time.monotonic() - t
                 say(
                     f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)"
@@ -152,7 +160,7 @@ def _run_pipeline(
     t = time.monotonic()
     recovery: DemoRecovery | None = None
     if REPO_BLOCKS.is_dir():
-        apply_demo_blocks(REPO_BLOCKS, server.url, say)
+        apply_demo_blocks(REPO_BLOCKS, CONTROL_ENDPOINT, say)
         timings["blocks"] = time.monotonic() - t
     else:
         say("no blocks/ directory next to the package: built-in presets, and no recovery")
