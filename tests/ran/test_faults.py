@@ -186,14 +186,15 @@ def test_load_from_yaml_names_the_file(tmp_path) -> None:
         FaultSchedule.load(tmp_path / "missing.yaml")
 
 
-def test_component_clock_counts_each_fault_from_its_components_first_call() -> None:
-    """A step that starts late (the waves of the pipeline, a slow server) still gets its faults."""
+def test_calls_clock_counts_each_fault_in_its_components_calls() -> None:
+    """A step that starts late or runs in bursts (the pipeline's waves) still gets its faults."""
     clock = Clock()
     crashed: list[float] = []
+    up = [True]
     sched = FaultSchedule.from_dict(
         {
             "seed": 1,
-            "clock": "component",
+            "clock": "calls",
             "faults": [
                 {
                     "component": "quality-validation",
@@ -201,33 +202,34 @@ def test_component_clock_counts_each_fault_from_its_components_first_call() -> N
                     "start": 2,
                     "duration": 3,
                 },
-                {"component": "ml-inference", "kind": "crash", "start": 1, "duration": 4},
+                {"component": "ml-inference", "kind": "crash", "start": 1, "duration": 30},
             ],
         }
     )
-    inj = FaultInjector(
-        sched, clock=clock, sleep=clock.sleep, on_crash=lambda: crashed.append(clock.t)
-    )
+
+    def crash() -> None:
+        crashed.append(clock.t)
+        up[0] = False
+
+    inj = FaultInjector(sched, clock=clock, sleep=clock.sleep, on_crash=crash, is_up=lambda: up[0])
     inj.start()
-    clock.t += 100  # the run's clock alone would have ended both faults long ago
+    clock.t += 100  # windows in seconds from the run's start would have ended long ago
+    assert outcomes(inj, "quality-validation", 2) == ["ok", "ok"]  # calls 0, 1
+    clock.t += 50  # a pause between waves: the window waits for calls
+    assert outcomes(inj, "quality-validation", 4) == ["err", "err", "err", "ok"]  # calls 2-4
+    rec = inj.records[0]
+    assert (rec.start, rec.end, rec.calls_hit) == (1150.0, 1150.0, 3)
+    assert "[calls 2-4]" in sched.faults[0].label()
+    outcomes(inj, "ml-inference", 1)
+    assert crashed == []
+    outcomes(inj, "ml-inference", 1)  # call 1 goes out to a killed server
+    assert crashed == [1150.0] and inj.records[1].end is None
+    clock.t += 5
+    up[0] = True  # restarted by recovery, before the 30 s the schedule allows
     inj.tick()
-    assert crashed == [] and inj.records[1].start is None
-    assert outcomes(inj, "quality-validation", 1) == ["ok"]  # its clock starts now, at 1100
-    clock.t += 2
-    assert outcomes(inj, "quality-validation", 2) == ["err", "err"]
-    clock.t += 3
-    assert outcomes(inj, "quality-validation", 1) == ["ok"]
-    assert (inj.records[0].start, inj.records[0].end, inj.records[0].calls_hit) == (
-        1102.0,
-        1105.0,
-        2,
-    )
-    outcomes(inj, "ml-inference", 1)  # first call at 1105: the crash is due at 1106
-    clock.t += 1
-    inj.tick()
-    assert crashed == [1106.0]
+    assert inj.records[1].end == 1155.0
 
 
 def test_unknown_clock_is_refused_naming_the_allowed_values() -> None:
-    with pytest.raises(ValueError, match="clock must be one of run, component"):
+    with pytest.raises(ValueError, match="clock must be one of run, calls"):
         FaultSchedule.from_dict({"clock": "wall", "faults": []})

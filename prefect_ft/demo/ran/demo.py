@@ -26,23 +26,23 @@ from prefect_ft.demo.ran.servers import CONTROL_ENDPOINT, ModelServer, prefect_s
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
-# Each fault's start counts from its component's first call (`clock: component`): the steps run
-# in waves, so a time counted from the run's start can fall where a component has no calls. The
-# story: a slow parse; a failed-generation burst trips ml-inference and a model reload recovers
-# it; dropped connections trip ipc alone and a connection reset recovers it; the model server
-# crashes, ml-inference trips again and recovery validates the restarted server; a burst trips
-# quality-validation, which has no control channel: its dead letters wait out the open time and
-# are replayed; a memory leak grows to its budget and is freed.
+# Windows count each component's calls (`clock: calls`), so every fault hits calls whatever the
+# machine's pace. The story: slow parses; a failed-generation burst trips ml-inference and a model
+# reload recovers it; dropped connections trip ipc alone and a connection reset recovers it; a
+# burst trips quality-validation, which has no control channel: its dead letters wait out the open
+# time and are replayed; the model server crashes, ml-inference trips again and recovery escalates
+# from a connection reset to a restart of the process; a memory leak grows to its budget and is
+# freed.
 DEFAULT_SCHEDULE: dict[str, Any] = {
     "seed": 11,
-    "clock": "component",
+    "clock": "calls",
     "faults": [
         {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 0.3},
-        {"component": "ml-inference", "kind": "error_burst", "start": 2, "duration": 4, "rate": 1.0},
-        {"component": "ipc", "kind": "drop_connections", "start": 14, "duration": 6, "rate": 0.9},
-        {"component": "ml-inference", "kind": "crash", "start": 26, "duration": 5},
-        {"component": "quality-validation", "kind": "error_burst", "start": 1, "duration": 2, "rate": 1.0},
-        {"component": "quality-validation", "kind": "memory_leak", "start": 0, "duration": 20,
+        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 3, "rate": 1.0},
+        {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
+        {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 4, "rate": 1.0},
+        {"component": "ml-inference", "kind": "crash", "start": 36, "duration": 120},
+        {"component": "quality-validation", "kind": "memory_leak", "start": 0, "duration": 40,
          "mb_per_call": 2, "budget_mb": 48},
     ],
 }  # fmt: skip
@@ -88,7 +88,7 @@ def _start_model(args: argparse.Namespace, texts: list[str]) -> tuple[Path, Mode
 
     budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
     model_dir = ensure_model(args.model_home, texts, budget)
-    return model_dir, serve_model(model_dir)
+    return model_dir, serve_model(model_dir, args.model_start_timeout)
 
 
 def _server_template(args: argparse.Namespace) -> Path:
@@ -181,7 +181,12 @@ def _run_pipeline(
     t = time.monotonic()
     try:
         say(f"faults: {', '.join(f.label() for f in schedule.faults)}")
-        injector = FaultInjector(schedule, on_crash=server.crash, on_restore=server.restore)
+        injector = FaultInjector(
+            schedule,
+            on_crash=server.crash,
+            on_restore=server.restore,
+            is_up=lambda: not server.down,
+        )
         with Progress(transient=False) as bar:
             steps = ("doc-processing", "ml-inference", "quality-validation")
             ids = {s: bar.add_task(s, total=None) for s in steps}
@@ -261,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
     parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
+    parser.add_argument(
+        "--model-start-timeout",
+        type=float,
+        default=180.0,
+        help="seconds the model server has to become ready",
+    )
     parser.add_argument(
         "--no-recovery", action="store_true", help="do not recover components when breakers open"
     )

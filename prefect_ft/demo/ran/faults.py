@@ -4,7 +4,7 @@ A schedule names faults per component, each active in a window of seconds after 
 
 ```yaml
 seed: 7
-clock: run        # or `component`: each fault's start counts from its component's first call
+clock: run        # or `calls`: start and duration count the component's calls
 faults:
   - {component: ml-inference, kind: error_burst, start: 5, duration: 8, rate: 1.0}
   - {component: ipc, kind: drop_connections, start: 20, duration: 5, rate: 0.5}
@@ -14,10 +14,12 @@ faults:
   - {component: ml-inference, kind: crash, start: 40, duration: 6}
 ```
 
-With `clock: component` a fault waits for its component to be called at all: the pipeline's
-steps run in waves (every document is parsed before any chunk is inferred), and how long the
-Prefect server takes to hand out the first task run depends on the machine's load, so times
-counted from the run's start can fall where a component has no calls. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
+With `clock: calls`, `start` and `duration` count the component's calls (the 0-based index of the
+call that reaches the injector), except a crash's `duration`, which stays seconds: the server is
+killed as call `start` goes out and restored that long after, unless recovery restarted it first.
+The pipeline's steps run in waves (every document is parsed before any chunk is inferred) and
+their pace follows the machine's load, so windows in seconds fall where a component has no calls;
+windows in calls always hit, on any machine. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
 field and the allowed values). `FaultInjector.inject(component)` is called at the top of each
 component's call: it raises, sleeps, leaks memory, or crashes the model server (through the
 `on_crash`/`on_restore` hooks the demo gives it) as the schedule says. Every fault is logged when
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 COMPONENTS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
-CLOCKS = ("run", "component")
+CLOCKS = ("run", "calls")
 # kind -> its own fields with their defaults
 KINDS: dict[str, dict[str, float]] = {
     "error_burst": {"rate": 1.0},
@@ -73,13 +75,19 @@ class Fault:
     start: float
     duration: float
     params: dict[str, float] = field(default_factory=dict)
+    clock: str = "run"
 
     @property
     def end(self) -> float:
         return self.start + self.duration
 
     def label(self) -> str:
-        return f"{self.kind} on {self.component} [{self.start:g}s, {self.end:g}s)"
+        where = f"{self.kind} on {self.component}"
+        if self.clock != "calls":
+            return f"{where} [{self.start:g}s, {self.end:g}s)"
+        if self.kind == "crash":
+            return f"{where} at call {self.start:g} (down up to {self.duration:g}s)"
+        return f"{where} [calls {self.start:g}-{self.end - 1:g}]"
 
 
 @dataclass
@@ -131,7 +139,9 @@ class FaultSchedule:
         items = data.get("faults") or []
         if not isinstance(items, list):
             raise ValueError(f"{source}: faults must be a list")
-        faults = tuple(_fault(f"{source}: fault {i + 1}", f) for i, f in enumerate(items))
+        faults = tuple(
+            replace(_fault(f"{source}: fault {i + 1}", f), clock=clock) for i, f in enumerate(items)
+        )
         return cls(seed, faults, clock)
 
     @classmethod
@@ -152,13 +162,13 @@ class FaultSchedule:
     def scaled(self, factor: float) -> FaultSchedule:
         """The same schedule with every time multiplied by `factor` (to compress it for tests)."""
         _num("scaled", "factor", factor, 0.0)
-        return replace(
-            self,
-            faults=tuple(
-                replace(f, start=f.start * factor, duration=f.duration * factor)
-                for f in self.faults
-            ),
-        )
+
+        def scale(f: Fault) -> Fault:
+            if f.clock == "calls":  # only a crash's down time is in seconds
+                return replace(f, duration=f.duration * factor) if f.kind == "crash" else f
+            return replace(f, start=f.start * factor, duration=f.duration * factor)
+
+        return replace(self, faults=tuple(scale(f) for f in self.faults))
 
     @property
     def length(self) -> float:
@@ -207,10 +217,12 @@ class FaultInjector:
         sleep: Callable[[float], None] = time.sleep,
         on_crash: Callable[[], None] | None = None,
         on_restore: Callable[[], None] | None = None,
+        is_up: Callable[[], bool] | None = None,
     ) -> None:
         self.schedule = schedule
         self._clock, self._sleep = clock, sleep
         self._on_crash, self._on_restore = on_crash, on_restore
+        self._is_up = is_up  # whether the crashed server is serving again
         self._lock = threading.Lock()
         self._rngs = [random.Random(schedule.seed * 1000 + i) for i in range(len(schedule.faults))]
         self._calls = [0] * len(schedule.faults)
@@ -219,16 +231,10 @@ class FaultInjector:
         ]
         self._leaked: list[list[bytearray]] = [[] for _ in schedule.faults]
         self.t0: float | None = None
-        self._first_call: dict[str, float] = {}  # component -> its first call (clock: component)
+        self._count: dict[str, int] = {}  # component -> calls so far (clock: calls)
 
     def start(self) -> None:
         self.t0 = self._clock()
-
-    def _base(self, f: Fault) -> float | None:
-        """When `f`'s time counts from: the run's start, or its component's first call."""
-        if self.schedule.clock == "component":
-            return self._first_call.get(f.component)
-        return self.t0
 
     def elapsed(self) -> float:
         if self.t0 is None:
@@ -243,13 +249,11 @@ class FaultInjector:
             )
         delay, error = 0.0, None
         with self._lock:
-            self.elapsed()  # starts the run's clock if nobody did
-            self._first_call.setdefault(component, self._clock())
             self._tick()
-            now = self._clock()
+            n = self._count.get(component, 0)
+            self._count[component] = n + 1
             for i, f in enumerate(self.schedule.faults):
-                base = self._base(f)
-                if f.component != component or base is None or not f.start <= now - base < f.end:
+                if f.component != component or not self._active(i, f, n):
                     continue
                 self._calls[i] += 1
                 hit = self._apply(i, f)
@@ -264,6 +268,27 @@ class FaultInjector:
             self._sleep(delay)
         if error is not None:
             raise error
+
+    def _active(self, i: int, f: Fault, n: int) -> bool:
+        """Whether `f` applies to the component's call number `n` (starting or ending it)."""
+        if f.clock != "calls":
+            return f.start <= self.elapsed() < f.end
+        rec = self.records[i]
+        if f.kind == "crash":  # killed as call `start` goes out; `_tick` restores it
+            if rec.start is None and n >= f.start:
+                if self._on_crash is not None:
+                    self._on_crash()
+                rec.start = self._clock()
+                log.warning("fault start: %s", f.label())
+            return False
+        if f.start <= n < f.end:
+            if rec.start is None:
+                rec.start = self._clock()
+                log.warning("fault start: %s", f.label())
+            return True
+        if n >= f.end and rec.start is not None and rec.end is None:
+            self._finish(i, f)
+        return False
 
     def _apply(self, i: int, f: Fault) -> BaseException | float | None:
         p, rng = f.params, self._rngs[i]
@@ -297,16 +322,19 @@ class FaultInjector:
             self._tick()
 
     def _tick(self) -> None:
-        self.elapsed()
-        now = self._clock()
+        t = self.elapsed()
         for i, f in enumerate(self.schedule.faults):
-            rec, base = self.records[i], self._base(f)
-            if base is None:
-                continue  # its component has not been called yet
-            t = now - base
+            rec = self.records[i]
+            if f.clock == "calls":  # windows move with calls; only a crash's end is timed
+                crashed = f.kind == "crash" and rec.start is not None and rec.end is None
+                # restored by its time, or earlier by someone else (recovery's restart)
+                back = self._is_up is not None and self._is_up()
+                if crashed and (back or self._clock() - rec.start >= f.duration):  # type: ignore[operator]
+                    self._finish(i, f)
+                continue
             if rec.start is None and t >= f.start:
                 if f.kind != "crash":
-                    rec.start = base + f.start
+                    rec.start = self.t0 + f.start  # type: ignore[operator]
                 elif t < f.end:  # a crash is recorded when the server was really killed
                     if self._on_crash is not None:
                         self._on_crash()
@@ -323,8 +351,10 @@ class FaultInjector:
             if self._on_restore is not None:
                 self._on_restore()
             rec.end = self._clock()
+        elif f.clock == "calls":
+            rec.end = self._clock()
         else:  # ended by `close` before its time: it ended then
-            rec.end = min(self._clock(), self._base(f) + f.end)  # type: ignore[operator]
+            rec.end = min(self._clock(), self.t0 + f.end)  # type: ignore[operator]
         self._leaked[i].clear()
         log.warning("fault end: %s (%d calls hit)", f.label(), rec.calls_hit)
 

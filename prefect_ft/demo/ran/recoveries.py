@@ -64,6 +64,7 @@ class DemoRecovery:
         check_interval_seconds: float = 0.5,
         max_run_seconds: float = 120.0,
         action_timeout_seconds: float = 90.0,
+        validation_timeout_seconds: float = 20.0,
         use_flow: bool = False,
     ) -> None:
         self.components = frozenset(components)
@@ -71,6 +72,9 @@ class DemoRecovery:
         self._interval, self._max_run = check_interval_seconds, max_run_seconds
         # a restart respawns a crashed model server: about 30 s of imports on a loaded machine
         self._action_timeout = action_timeout_seconds
+        # shorter than the policy's 120 s: an action that did not help (a connection reset of a
+        # dead process) gives way to the next phase (a restart) within the open time
+        self._validation_timeout = validation_timeout_seconds
         self._flow = _load_flow() if use_flow else None
         self._lock = threading.Lock()
         self._running: dict[str, threading.Thread] = {}
@@ -137,6 +141,7 @@ class DemoRecovery:
             check_interval_seconds=self._interval,
             max_run_seconds=self._max_run,
             action_timeout_seconds=self._action_timeout,
+            validation_timeout_seconds=self._validation_timeout,
         )
         return (await arecover(comp, None, ftype, reason, options=options)).to_dict()
 

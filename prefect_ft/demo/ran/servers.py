@@ -129,10 +129,10 @@ class ModelServer:
     respawns a dead process instead of asking it.
     """
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, timeout: float = 120.0) -> None:
         from prefect_ft.demo.ran.model_server import start_model_server
 
-        self.proc = start_model_server(model_dir, port=0)
+        self.proc = start_model_server(model_dir, port=0, timeout=timeout)
         self.url = self.proc.url
         self.down = False
         self._lock = threading.Lock()
@@ -198,8 +198,8 @@ current: ModelServer | None = None
 CONTROL_ENDPOINT = "python:prefect_ft.demo.ran.servers:current"
 
 
-def serve_model(model_dir: Path) -> ModelServer:
+def serve_model(model_dir: Path, timeout: float = 120.0) -> ModelServer:
     """Start the model server and make it this process's `current` (its control endpoint)."""
     global current
-    current = ModelServer(model_dir)
+    current = ModelServer(model_dir, timeout)
     return current
