@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
-from prefect_ft.demo.ran.servers import CONTROL_ENDPOINT, ModelServer, prefect_server, serve_model
+from prefect_ft.demo.ran.servers import (
+    CONTROL_ENDPOINT,
+    ModelServer,
+    free_port,
+    prefect_server,
+    serve_model,
+)
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
@@ -91,6 +97,18 @@ def _start_model(args: argparse.Namespace, texts: list[str]) -> tuple[Path, Mode
     return model_dir, serve_model(model_dir, args.model_start_timeout)
 
 
+def _import_pipeline() -> None:
+    """Import what the pipeline's steps need (about 20 s of a loaded machine's time)."""
+    import importlib
+
+    for name in (
+        "prefect_ft.cli.app",
+        "prefect_ft.demo.ran.pipeline",
+        "prefect_ft.recovery.executor",
+    ):
+        importlib.import_module(name)
+
+
 def _server_template(args: argparse.Namespace) -> Path:
     """Where a migrated, empty Prefect database is kept between runs (per Prefect version)."""
     from importlib.metadata import version
@@ -118,10 +136,16 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     t = time.monotonic()
     # the model is built (or reused) and served while the Prefect server starts: both take
     # tens of seconds on 2 busy cores, and neither needs the other
-    with ThreadPoolExecutor(1, thread_name_prefix="model-start") as starter:
+    # the API's address is known before the server starts, so Prefect (which reads its settings
+    # when first imported) and the pipeline's modules are imported while it starts, too
+    port = free_port()
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    with ThreadPoolExecutor(1, thread_name_prefix="demo-start") as starter:
         model_future = starter.submit(_start_model, args, texts)
+        # after the model, in the same thread: two threads importing at once can deadlock
+        starter.submit(_import_pipeline)
         try:
-            with prefect_server(home, template=_server_template(args)) as ui:
+            with prefect_server(home, template=_server_template(args), port=port) as ui:
                 timings["prefect_server"] = time.monotonic() - t
                 say(
                     f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)"

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTROL_ENDPOINT", "ModelServer", "prefect_server", "serve_model"]
+__all__ = ["CONTROL_ENDPOINT", "ModelServer", "free_port", "prefect_server", "serve_model"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -44,7 +44,7 @@ def _snapshot(db: Path, template: Path) -> None:
 
 @contextlib.contextmanager
 def prefect_server(
-    home: Path, timeout: float = 180.0, template: Path | None = None
+    home: Path, timeout: float = 180.0, template: Path | None = None, port: int | None = None
 ) -> Iterator[str]:
     """A `prefect server start` (API and UI) on loopback; yields the UI address; stops it after.
 
@@ -57,7 +57,7 @@ def prefect_server(
     own_db = template is not None and "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ
     if own_db and template.exists() and not db.exists():  # type: ignore[union-attr]
         shutil.copyfile(template, db)  # type: ignore[arg-type]
-    port = _free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
