@@ -101,10 +101,13 @@ def _import_pipeline() -> None:
     """Import what the pipeline's steps need (about 20 s of a loaded machine's time)."""
     import importlib
 
+    # the classifier too: imported when a breaker first opened, it delayed that recovery 17 s
     for name in (
         "prefect_ft.cli.app",
         "prefect_ft.demo.ran.pipeline",
         "prefect_ft.recovery.executor",
+        "prefect_ft.detection.classify",
+        "prefect_ft.demo.ran.recoveries",
     ):
         importlib.import_module(name)
 
@@ -191,6 +194,8 @@ def _run_pipeline(
     transitions: list[dict[str, Any]] = []
 
     def on_transition(b: Any, e: Any) -> None:
+        if e.remote:  # the same transition seen by another breaker object (recovery's)
+            return
         transitions.append(
             {"breaker": b.name, "from": e.from_state, "to": e.to_state, "reason": e.reason,
              "at": time.time()}

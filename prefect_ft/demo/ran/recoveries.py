@@ -83,17 +83,17 @@ class DemoRecovery:
         self._closed = False
 
     def __call__(self, breaker: Any, event: Any) -> None:
-        if event.to_state != "OPEN" or breaker.name not in self.components:
+        # a remote event is the same opening seen by another breaker object (the executor's)
+        if event.to_state != "OPEN" or breaker.name not in self.components or event.remote:
             return
         comp = breaker.name
         with self._lock:
             running = self._running.get(comp)
             if self._closed or (running is not None and running.is_alive()):
                 return  # one at a time: the running one answers this opening too
-            ftype = failure_type_of(self._last_error(comp), comp)
             t = threading.Thread(
                 target=self._run,
-                args=(comp, ftype, f"breaker opened: {event.reason}", time.time()),
+                args=(comp, self._last_error(comp), f"breaker opened: {event.reason}", time.time()),
                 name=f"recover-{comp}",
                 daemon=True,
             )
@@ -101,8 +101,10 @@ class DemoRecovery:
             self._threads.append(t)
         t.start()  # not in the listener's thread: the breaker's transition must not wait
 
-    def _run(self, comp: str, ftype: str | None, reason: str, opened_at: float) -> None:
-        try:
+    def _run(self, comp: str, error: Any, reason: str, opened_at: float) -> None:
+        ftype = None
+        try:  # classified here, not in the listener: the breaker's transition must not wait
+            ftype = failure_type_of(error, comp)
             rec = asyncio.run(self._recover(comp, ftype, reason))
         except Exception as exc:  # a recovery that cannot run is reported, never fatal
             rec = {
