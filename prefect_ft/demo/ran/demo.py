@@ -17,10 +17,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
 from prefect_ft.demo.ran.servers import (
     CONTROL_ENDPOINT,
@@ -53,39 +53,6 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
     ],
 }  # fmt: skip
 REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
-
-
-def _detect(t_start: float) -> list[dict[str, Any]]:
-    from prefect_ft.history.detection_flow import detect
-
-    time.sleep(3.0)  # task-run history reaches the API about a second after the events
-    summary = detect(
-        lag_s=1.0,
-        max_age_s=time.time() - t_start + 60,
-        emit=True,
-        artifact_key="ran-demo-detection",
-        state_key=f"ran-demo:{t_start:.0f}",
-    )
-    return summary["alarms"]
-
-
-def _emit_fault_events(records: list[dict[str, Any]]) -> None:
-    from datetime import datetime
-
-    from prefect.events import emit_event
-
-    for rec in records:
-        if rec["start"] is None:
-            continue
-        emit_event(
-            "prefect-ft.fault.injected",
-            occurred=datetime.fromtimestamp(rec["start"], UTC),
-            resource={
-                "prefect.resource.id": f"prefect-ft.component.{rec['component']}",
-                "prefect-ft.fault.kind": rec["kind"],
-            },
-            payload=rec,
-        )
 
 
 def _start_model(args: argparse.Namespace, texts: list[str]) -> tuple[Path, ModelServer]:
@@ -259,8 +226,8 @@ def _run_pipeline(
             recovery.close(timeout=0)
     timings["pipeline"] = time.monotonic() - t
     t = time.monotonic()
-    _emit_fault_events(records)
-    alarms = _detect(t_start) if not args.no_detect else None
+    emit_fault_events(records)
+    alarms = detect_alarms(t_start) if not args.no_detect else None
     timings["detection"] = time.monotonic() - t
     rep = report.build_report(summary, records, transitions, alarms, recoveries)
     print(report.render(rep, t0=t_start), flush=True)
