@@ -62,7 +62,7 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
         "--train-seconds",
         "5",
         "--deadline",
-        "150",
+        "400",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     out = proc.stdout

@@ -55,12 +55,18 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
 REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
 
 
-def _start_model(args: argparse.Namespace, texts: list[str]) -> tuple[Path, ModelServer]:
+def _build_model(args: argparse.Namespace, texts: list[str]) -> Path:
+    """The model (trained the first time, else reused): in the main thread, since MLX work done
+    in a worker thread aborted the interpreter at exit ("terminate called without an active
+    exception")."""
     from prefect_ft.demo.ran.model import ensure_model
     from prefect_ft.demo.ran.train import TrainBudget
 
     budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
-    model_dir = ensure_model(args.model_home, texts, budget)
+    return ensure_model(args.model_home, texts, budget)
+
+
+def _start_model(args: argparse.Namespace, model_dir: Path) -> tuple[Path, ModelServer]:
     return model_dir, serve_model(model_dir, args.model_start_timeout)
 
 
@@ -104,14 +110,14 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             texts.append(read_document(p))
     timings: dict[str, float] = {}
     t = time.monotonic()
-    # the model is built (or reused) and served while the Prefect server starts: both take
-    # tens of seconds on 2 busy cores, and neither needs the other
+    # the model server starts while the Prefect server starts: both take tens of seconds on 2
+    # busy cores, and neither needs the other
     # the API's address is known before the server starts, so Prefect (which reads its settings
     # when first imported) and the pipeline's modules are imported while it starts, too
     port = free_port()
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     with ThreadPoolExecutor(1, thread_name_prefix="demo-start") as starter:
-        model_future = starter.submit(_start_model, args, texts)
+        model_future = starter.submit(_start_model, args, _build_model(args, texts))
         # after the model, in the same thread: two threads importing at once can deadlock
         starter.submit(_import_pipeline)
         try:
