@@ -180,10 +180,11 @@ def test_dropped_connections_count_against_ipc_not_ml_inference(tmp_path, fresh_
         if event.to_state == "OPEN":
             opened.append(breaker.name)
 
-    schedule = {
+    schedule = {  # the first 8 ipc calls are dropped: ipc trips (8), ml-inference would (3)
         "seed": 4,
+        "clock": "calls",
         "faults": [
-            {"component": "ipc", "kind": "drop_connections", "start": 0, "duration": 20, "rate": 1},
+            {"component": "ipc", "kind": "drop_connections", "start": 0, "duration": 8, "rate": 1},
         ],
     }
     add_global_listener(listen)
