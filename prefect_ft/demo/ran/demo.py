@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
         # after the model, in the same thread: two threads importing at once can deadlock
         starter.submit(_import_pipeline)
         try:
-            with prefect_server(home, template=_server_template(args), port=port) as ui:
+            with prefect_server(home, args.server_timeout, _server_template(args), port) as ui:
                 timings["prefect_server"] = time.monotonic() - t
                 say(
                     f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)"
@@ -268,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
     parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
+    parser.add_argument(
+        "--server-timeout",
+        type=float,
+        default=180.0,
+        help="seconds the Prefect server has to answer",
+    )
     parser.add_argument(
         "--model-start-timeout",
         type=float,
