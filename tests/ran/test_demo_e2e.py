@@ -3,6 +3,7 @@ trained model; it ends with `in == out` and `lost 0`, and leaves no process behi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,12 +14,15 @@ import pytest
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
+# the default story, shorter: windows count each component's calls
 SCHEDULE = """\
 seed: 5
+clock: calls
 faults:
-  - {component: ml-inference, kind: error_burst, start: 0, duration: 6, rate: 1.0}
-  - {component: ipc, kind: drop_connections, start: 6, duration: 4, rate: 0.5}
-  - {component: ml-inference, kind: crash, start: 10, duration: 3}
+  - {component: ml-inference, kind: error_burst, start: 0, duration: 3, rate: 1.0}
+  - {component: ipc, kind: drop_connections, start: 0, duration: 8, rate: 1.0}
+  - {component: quality-validation, kind: error_burst, start: 0, duration: 4, rate: 1.0}
+  - {component: ml-inference, kind: crash, start: 14, duration: 90}
 """
 
 
@@ -48,7 +52,7 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
         "-m",
         "prefect_ft.demo",
         "--docs",
-        "2",
+        "4",
         "--faults",
         str(tmp_path / "faults.yaml"),
         "--home",
@@ -58,7 +62,9 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
         "--train-seconds",
         "5",
         "--deadline",
-        "150",
+        "400",
+        "--server-timeout",  # a fresh database migrates at start: minutes at load ~30
+        "900",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     out = proc.stdout
@@ -67,7 +73,31 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     assert "lost 0" in out and "in == out" in out
     assert "Prefect UI: http://127.0.0.1:" in out
     assert "crash on ml-inference" in out
-    assert (home / "ran-output" / "report.json").exists()
+    report = json.loads((home / "ran-output" / "report.json").read_text())
+    # every fault of the story hit calls (none fell where its component had no traffic)
+    assert [f["calls_hit"] > 0 or f["kind"] == "crash" for f in report["faults"]] == [True] * 4
+    assert report["faults"][3]["start"] is not None  # the server really was killed
+    # recovery ran for real and moved a breaker on; the report's line comes from its records
+    assert report["recoveries_succeeded"] >= 1, report["recoveries"]
+    assert "recoveries run: " in out
+    assert any(r["breaker_after"] == "HALF_OPEN" for r in report["recoveries"])
+    assert report["dead_lettered"] >= 1 and report["lost"] == 0
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_a_model_server_that_never_starts_is_one_clear_line_and_leaves_no_process(
+    tmp_path,
+) -> None:
+    home, models = tmp_path / "home", tmp_path / "models"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "user-home")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "prefect_ft.demo", "--docs", "1", "--home", str(home)]
+    cmd += ["--model-home", str(models), "--train-seconds", "2", "--model-start-timeout", "0.5"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "error: ModelServerStartError: model server for" in proc.stderr
+    assert "was not ready within 0.5s and was killed" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert _processes_mentioning(str(tmp_path)) == []
 
 

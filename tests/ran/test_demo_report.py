@@ -74,3 +74,38 @@ def test_a_lost_item_is_reported_as_in_not_equal_out() -> None:
     assert not rep["in_equals_out"] and rep["lost"] == 1
     text = render(rep)
     assert "in != out: 9 out of 10" in text and "detection not run" in text
+
+
+def test_recoveries_line_comes_from_the_recovery_records() -> None:
+    records = [
+        {
+            "component": "ml-inference",
+            "failure_type": "ModelInferenceError",
+            "outcome": "succeeded",
+            "message": "ml-inference recovered by model-reload (immediate phase); breaker HALF_OPEN",
+            "breaker_before": "OPEN",
+            "breaker_after": "HALF_OPEN",
+            "seconds": 3.2,
+            "attempts": [{"strategy": "model-reload"}],
+            "opened_at": 103.0,
+            "ended_at": 107.5,
+        },
+        {
+            "component": "ipc",
+            "outcome": "failed",
+            "message": "unhealthy: connection refused",
+            "attempts": [{"strategy": "connection-reset"}, {"strategy": "graceful-restart"}],
+            "opened_at": 120.0,
+            "ended_at": 130.0,
+        },
+    ]
+    rep = build_report(SUMMARY, FAULTS, TRANSITIONS, [], records)
+    assert rep["recoveries_run"] == 2 and rep["recoveries_succeeded"] == 1
+    text = render(rep, t0=100.0)
+    assert "recoveries run: 2 (1 succeeded, 1 failed)" in text
+    assert (
+        "  +3.0s ml-inference (ModelInferenceError): model-reload succeeded, breaker OPEN -> "
+        "HALF_OPEN 4.5s after it opened" in text
+    )
+    assert "  +20.0s ipc (unknown): connection-reset, graceful-restart failed" in text
+    assert "unhealthy: connection refused" in text

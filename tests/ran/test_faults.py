@@ -184,3 +184,52 @@ def test_load_from_yaml_names_the_file(tmp_path) -> None:
         FaultSchedule.load(p)
     with pytest.raises(ValueError, match="cannot be read"):
         FaultSchedule.load(tmp_path / "missing.yaml")
+
+
+def test_calls_clock_counts_each_fault_in_its_components_calls() -> None:
+    """A step that starts late or runs in bursts (the pipeline's waves) still gets its faults."""
+    clock = Clock()
+    crashed: list[float] = []
+    up = [True]
+    sched = FaultSchedule.from_dict(
+        {
+            "seed": 1,
+            "clock": "calls",
+            "faults": [
+                {
+                    "component": "quality-validation",
+                    "kind": "error_burst",
+                    "start": 2,
+                    "duration": 3,
+                },
+                {"component": "ml-inference", "kind": "crash", "start": 1, "duration": 30},
+            ],
+        }
+    )
+
+    def crash() -> None:
+        crashed.append(clock.t)
+        up[0] = False
+
+    inj = FaultInjector(sched, clock=clock, sleep=clock.sleep, on_crash=crash, is_up=lambda: up[0])
+    inj.start()
+    clock.t += 100  # windows in seconds from the run's start would have ended long ago
+    assert outcomes(inj, "quality-validation", 2) == ["ok", "ok"]  # calls 0, 1
+    clock.t += 50  # a pause between waves: the window waits for calls
+    assert outcomes(inj, "quality-validation", 4) == ["err", "err", "err", "ok"]  # calls 2-4
+    rec = inj.records[0]
+    assert (rec.start, rec.end, rec.calls_hit) == (1150.0, 1150.0, 3)
+    assert "[calls 2-4]" in sched.faults[0].label()
+    outcomes(inj, "ml-inference", 1)
+    assert crashed == []
+    outcomes(inj, "ml-inference", 1)  # call 1 goes out to a killed server
+    assert crashed == [1150.0] and inj.records[1].end is None
+    clock.t += 5
+    up[0] = True  # restarted by recovery, before the 30 s the schedule allows
+    inj.tick()
+    assert inj.records[1].end == 1155.0
+
+
+def test_unknown_clock_is_refused_naming_the_allowed_values() -> None:
+    with pytest.raises(ValueError, match="clock must be one of run, calls"):
+        FaultSchedule.from_dict({"clock": "wall", "faults": []})

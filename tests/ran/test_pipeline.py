@@ -154,3 +154,44 @@ def test_without_a_runtime_the_model_url_is_required(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="model_url is required"):
         pipeline.flow_body(None, str(tmp_path), None, 1, 120, 48, 5.0)
+
+
+@pytest.fixture
+def fresh_store(tmp_path):
+    """A breaker store of this test's own: breakers start CLOSED whatever earlier tests did."""
+    old = os.environ.get("PREFECT_FT_STORE_URL")
+    os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{tmp_path / 'own-store.db'}"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PREFECT_FT_STORE_URL", None)
+        else:
+            os.environ["PREFECT_FT_STORE_URL"] = old
+
+
+def test_dropped_connections_count_against_ipc_not_ml_inference(tmp_path, fresh_store) -> None:
+    """The ipc call's dropped connections trip `ipc` only: `ml-inference` answered nothing wrong."""
+    from prefect_ft import add_global_listener, remove_global_listener
+
+    opened: list[str] = []
+
+    def listen(breaker, event) -> None:
+        if event.to_state == "OPEN":
+            opened.append(breaker.name)
+
+    schedule = {  # the first 8 ipc calls are dropped: ipc trips (8), ml-inference would (3)
+        "seed": 4,
+        "clock": "calls",
+        "faults": [
+            {"component": "ipc", "kind": "drop_connections", "start": 0, "duration": 8, "rate": 1},
+        ],
+    }
+    add_global_listener(listen)
+    try:
+        out, _ = run(tmp_path, small_corpus(tmp_path, 3), schedule, deadline_seconds=150)
+    finally:
+        remove_global_listener(listen)
+    assert "ipc" in opened, opened
+    assert "ml-inference" not in opened, opened
+    assert out["lost"] == [] and out["items_in"] == out["accepted"] + out["rejected_by_quality"]

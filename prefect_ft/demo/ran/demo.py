@@ -16,104 +16,81 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
-from prefect_ft.demo.ran.servers import ModelServer, prefect_server
+from prefect_ft.demo.ran.servers import (
+    CONTROL_ENDPOINT,
+    ModelServer,
+    free_port,
+    prefect_server,
+    serve_model,
+)
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
-# seconds after the pipeline starts; the run itself takes about a minute on 2 cores
+# Windows count each component's calls (`clock: calls`), so every fault hits calls whatever the
+# machine's pace. The story: slow parses; a failed-generation burst trips ml-inference and a model
+# reload recovers it; dropped connections trip ipc alone and a connection reset recovers it; a
+# burst trips quality-validation, which has no control channel: its dead letters wait out the open
+# time and are replayed; the model server crashes, ml-inference trips again and recovery escalates
+# from a connection reset to a restart of the process; a memory leak grows to its budget and is
+# freed.
 DEFAULT_SCHEDULE: dict[str, Any] = {
     "seed": 11,
+    "clock": "calls",
     "faults": [
-        {
-            "component": "ml-inference",
-            "kind": "error_burst",
-            "start": 6,
-            "duration": 6,
-            "rate": 1.0,
-        },
-        {"component": "ipc", "kind": "drop_connections", "start": 14, "duration": 8, "rate": 0.5},
-        {
-            "component": "quality-validation",
-            "kind": "periodic",
-            "start": 0,
-            "duration": 40,
-            "every": 7,
-        },
-        {
-            "component": "doc-processing",
-            "kind": "latency",
-            "start": 0,
-            "duration": 10,
-            "delay": 0.2,
-        },
-        {
-            "component": "quality-validation",
-            "kind": "memory_leak",
-            "start": 5,
-            "duration": 30,
-            "mb_per_call": 2,
-            "budget_mb": 48,
-        },
-        {"component": "ml-inference", "kind": "crash", "start": 26, "duration": 5},
+        {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 0.3},
+        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 3, "rate": 1.0},
+        {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
+        {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 4, "rate": 1.0},
+        {"component": "ml-inference", "kind": "crash", "start": 36, "duration": 120},
+        {"component": "quality-validation", "kind": "memory_leak", "start": 0, "duration": 40,
+         "mb_per_call": 2, "budget_mb": 48},
     ],
-}
+}  # fmt: skip
 REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
 
 
-def _apply_blocks(say: Any) -> None:
-    if not REPO_BLOCKS.is_dir():
-        say("no blocks/ directory next to the package: the built-in presets apply")
-        return
-    from prefect_ft.cli.app import apply_documents, load_documents
+def _build_model(args: argparse.Namespace, texts: list[str]) -> Path:
+    """The model (trained the first time, else reused): in the main thread, since MLX work done
+    in a worker thread aborted the interpreter at exit ("terminate called without an active
+    exception")."""
+    from prefect_ft.demo.ran.model import ensure_model
+    from prefect_ft.demo.ran.train import TrainBudget
 
-    n = apply_documents(load_documents(REPO_BLOCKS), echo=lambda _m: None)
-    say(f"block presets applied from {REPO_BLOCKS} ({n} documents written)")
-
-
-def _detect(t_start: float) -> list[dict[str, Any]]:
-    from prefect_ft.history.detection_flow import detect
-
-    time.sleep(3.0)  # task-run history reaches the API about a second after the events
-    summary = detect(
-        lag_s=1.0,
-        max_age_s=time.time() - t_start + 60,
-        emit=True,
-        artifact_key="ran-demo-detection",
-        state_key=f"ran-demo:{t_start:.0f}",
-    )
-    return summary["alarms"]
+    budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
+    return ensure_model(args.model_home, texts, budget)
 
 
-def _emit_fault_events(records: list[dict[str, Any]]) -> None:
-    from datetime import datetime
-
-    from prefect.events import emit_event
-
-    for rec in records:
-        if rec["start"] is None:
-            continue
-        emit_event(
-            "prefect-ft.fault.injected",
-            occurred=datetime.fromtimestamp(rec["start"], UTC),
-            resource={
-                "prefect.resource.id": f"prefect-ft.component.{rec['component']}",
-                "prefect-ft.fault.kind": rec["kind"],
-            },
-            payload=rec,
-        )
+def _start_model(args: argparse.Namespace, model_dir: Path) -> tuple[Path, ModelServer]:
+    return model_dir, serve_model(model_dir, args.model_start_timeout)
 
 
-def _recoveries() -> str:
-    import importlib.util
+def _import_pipeline() -> None:
+    """Import what the pipeline's steps need (about 20 s of a loaded machine's time)."""
+    import importlib
 
-    if importlib.util.find_spec("prefect_ft.recovery") is None:
-        return "not run (the recovery flows have not landed on this branch)"
-    return "not run (prefect_ft.recovery exists but this demo does not start it yet)"
+    # the classifier too: imported when a breaker first opened, it delayed that recovery 17 s
+    for name in (
+        "prefect_ft.cli.app",
+        "prefect_ft.demo.ran.pipeline",
+        "prefect_ft.recovery.executor",
+        "prefect_ft.detection.classify",
+        "prefect_ft.demo.ran.recoveries",
+    ):
+        importlib.import_module(name)
+
+
+def _server_template(args: argparse.Namespace) -> Path:
+    """Where a migrated, empty Prefect database is kept between runs (per Prefect version)."""
+    from importlib.metadata import version
+
+    cache = Path(args.model_home) / "prefect-ft" / "demo-server"
+    return cache / f"prefect-{version('prefect')}.db"
 
 
 def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
@@ -131,84 +108,143 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     for p in corpus_paths(args.corpus):
         with contextlib.suppress(ValueError):
             texts.append(read_document(p))
-    with prefect_server(home) as ui:
-        say(f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)")
-        # Prefect reads its settings when first imported: only now, with PREFECT_API_URL set
-        from rich.progress import Progress
-
-        from prefect_ft import add_global_listener
-        from prefect_ft.demo.ran import pipeline, report
-        from prefect_ft.demo.ran.ipc import ModelClient
-        from prefect_ft.demo.ran.model import ensure_model
-        from prefect_ft.demo.ran.train import TrainBudget
-
-        _apply_blocks(say)
-        budget = TrainBudget(max_seconds=args.train_seconds) if args.train_seconds else None
-        model_dir = ensure_model(args.model_home, texts, budget)
-        say(f"model {model_dir}")
-        server = ModelServer(model_dir)
-        transitions: list[dict[str, Any]] = []
-        add_global_listener(
-            lambda b, e: transitions.append(
-                {
-                    "breaker": b.name,
-                    "from": e.from_state,
-                    "to": e.to_state,
-                    "reason": e.reason,
-                    "at": time.time(),
-                }
-            )
-        )
+    timings: dict[str, float] = {}
+    t = time.monotonic()
+    # the model server starts while the Prefect server starts: both take tens of seconds on 2
+    # busy cores, and neither needs the other
+    # the API's address is known before the server starts, so Prefect (which reads its settings
+    # when first imported) and the pipeline's modules are imported while it starts, too
+    port = free_port()
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    with ThreadPoolExecutor(1, thread_name_prefix="demo-start") as starter:
+        model_future = starter.submit(_start_model, args, _build_model(args, texts))
+        # after the model, in the same thread: two threads importing at once can deadlock
+        starter.submit(_import_pipeline)
         try:
-            say(
-                f"model server {server.url}; faults: {', '.join(f.label() for f in schedule.faults)}"
-            )
-            injector = FaultInjector(schedule, on_crash=server.crash, on_restore=server.restore)
-            with Progress(transient=False) as bar:
-                steps = ("doc-processing", "ml-inference", "quality-validation")
-                ids = {s: bar.add_task(s, total=None) for s in steps}
-                n_docs = len(
-                    corpus_paths(args.corpus)[: args.docs]
-                    if args.docs
-                    else corpus_paths(args.corpus)
+            with prefect_server(home, args.server_timeout, _server_template(args), port) as ui:
+                timings["prefect_server"] = time.monotonic() - t
+                say(
+                    f"Prefect UI: {ui}  (flow 'ran-pipeline'; task runs in state CircuitOpen were refused)"
                 )
-                bar.update(ids["doc-processing"], total=n_docs)
-                chunks = [0]
-
-                def progress(step: str, _item: str, outcome: str) -> None:
-                    if outcome.startswith("chunks="):  # now the later steps know their totals
-                        chunks[0] += int(outcome[7:])
-                        bar.update(ids["ml-inference"], total=chunks[0])
-                        bar.update(ids["quality-validation"], total=chunks[0])
-                    bar.advance(ids[step])
-
-                rt = pipeline.Runtime(
-                    work, ModelClient(server.url), injector=injector, progress=progress
-                )
-                pipeline.configure(rt)
-                t_start = time.time()
-                try:
-                    injector.start()
-                    with injector.ticking():
-                        summary = pipeline.ran_pipeline(
-                            corpus_dir=args.corpus,
-                            work_dir=str(work),
-                            max_docs=args.docs,
-                            deadline_seconds=args.deadline,
-                        )
-                finally:
-                    records = [r.to_dict() for r in injector.close()]
-                    rt.close()
-                    pipeline.configure(None)
-            _emit_fault_events(records)
-            alarms = _detect(t_start) if not args.no_detect else None
+                model_dir, server = model_future.result()
+                timings["model_ready"] = time.monotonic() - t
+                say(f"model {model_dir}; model server {server.url}")
+                rep = _run_pipeline(args, say, schedule, work, server, timings)
         finally:
-            server.stop()
-        rep = report.build_report(summary, records, transitions, alarms, _recoveries())
-        (work / "report.json").write_text(json.dumps(rep, indent=2, default=str))
-        print(report.render(rep, t0=t_start), flush=True)
-        say(f"dataset: {work / 'dataset.jsonl'}; report: {work / 'report.json'}")
-        return rep
+            with contextlib.suppress(Exception):
+                model_future.result()[1].stop()  # also when the Prefect server never started
+    rep["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    (work / "report.json").write_text(json.dumps(rep, indent=2, default=str))
+    say("timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in rep["timings"].items()))
+    say(f"dataset: {work / 'dataset.jsonl'}; report: {work / 'report.json'}")
+    return rep
+
+
+def _run_pipeline(
+    args: argparse.Namespace,
+    say: Any,
+    schedule: FaultSchedule,
+    work: Path,
+    server: ModelServer,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    # Prefect reads its settings when first imported: only now, with PREFECT_API_URL set
+    from rich.progress import Progress
+
+    from prefect_ft import add_global_listener, remove_global_listener
+    from prefect_ft.demo.ran import pipeline, report
+    from prefect_ft.demo.ran.apply import SERVED, apply_demo_blocks
+    from prefect_ft.demo.ran.ipc import ModelClient
+    from prefect_ft.demo.ran.recoveries import DemoRecovery
+
+    t = time.monotonic()
+    recovery: DemoRecovery | None = None
+    if REPO_BLOCKS.is_dir():
+        apply_demo_blocks(REPO_BLOCKS, CONTROL_ENDPOINT, say)
+        timings["blocks"] = time.monotonic() - t
+    else:
+        say("no blocks/ directory next to the package: built-in presets, and no recovery")
+    transitions: list[dict[str, Any]] = []
+
+    def on_transition(b: Any, e: Any) -> None:
+        if e.remote:  # the same transition seen by another breaker object (recovery's)
+            return
+        transitions.append(
+            {"breaker": b.name, "from": e.from_state, "to": e.to_state, "reason": e.reason,
+             "at": time.time()}
+        )  # fmt: skip
+
+    rt_box: list[Any] = []
+    if REPO_BLOCKS.is_dir() and not args.no_recovery:
+        recovery = DemoRecovery(SERVED, lambda c: rt_box[0].last_error(c) if rt_box else None)
+    listeners = [on_transition, *([recovery] if recovery else [])]
+    for listener in listeners:
+        add_global_listener(listener)
+    t = time.monotonic()
+    try:
+        say(f"faults: {', '.join(f.label() for f in schedule.faults)}")
+        injector = FaultInjector(
+            schedule,
+            on_crash=server.crash,
+            on_restore=server.restore,
+            is_up=lambda: not server.down,
+        )
+        with Progress(transient=False) as bar:
+            steps = ("doc-processing", "ml-inference", "quality-validation")
+            ids = {s: bar.add_task(s, total=None) for s in steps}
+            paths = corpus_paths_of(args)
+            bar.update(ids["doc-processing"], total=len(paths))
+            chunks = [0]
+
+            def progress(step: str, _item: str, outcome: str) -> None:
+                if outcome.startswith("chunks="):  # now the later steps know their totals
+                    chunks[0] += int(outcome[7:])
+                    bar.update(ids["ml-inference"], total=chunks[0])
+                    bar.update(ids["quality-validation"], total=chunks[0])
+                bar.advance(ids[step])
+
+            rt = pipeline.Runtime(
+                work, ModelClient(server.url), injector=injector, progress=progress
+            )
+            rt_box.append(rt)
+            pipeline.configure(rt)
+            t_start = time.time()
+            try:
+                injector.start()
+                with injector.ticking():
+                    summary = pipeline.ran_pipeline(
+                        corpus_dir=args.corpus,
+                        work_dir=str(work),
+                        max_docs=args.docs,
+                        deadline_seconds=args.deadline,
+                    )
+            finally:
+                records = [r.to_dict() for r in injector.close()]
+                rt.close()
+                pipeline.configure(None)
+        recoveries: Any = (
+            recovery.close() if recovery is not None else "not run (--no-recovery or no blocks/)"
+        )
+    finally:
+        for listener in listeners:
+            remove_global_listener(listener)
+        if recovery is not None:
+            recovery.close(timeout=0)
+    timings["pipeline"] = time.monotonic() - t
+    t = time.monotonic()
+    emit_fault_events(records)
+    alarms = detect_alarms(t_start) if not args.no_detect else None
+    timings["detection"] = time.monotonic() - t
+    rep = report.build_report(summary, records, transitions, alarms, recoveries)
+    print(report.render(rep, t0=t_start), flush=True)
+    return rep
+
+
+def corpus_paths_of(args: argparse.Namespace) -> list[Path]:
+    from prefect_ft.demo.ran.documents import corpus_paths
+
+    paths = corpus_paths(args.corpus)
+    return paths[: args.docs] if args.docs else paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +268,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
     parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
+    parser.add_argument(
+        "--server-timeout",
+        type=float,
+        default=180.0,
+        help="seconds the Prefect server has to answer",
+    )
+    parser.add_argument(
+        "--model-start-timeout",
+        type=float,
+        default=180.0,
+        help="seconds the model server has to become ready",
+    )
+    parser.add_argument(
+        "--no-recovery", action="store_true", help="do not recover components when breakers open"
+    )
     parser.add_argument("--loopback", action="store_true", help="the older loopback breaker demo")
     args = parser.parse_args(argv)
     if args.loopback:

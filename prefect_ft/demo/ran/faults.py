@@ -4,6 +4,7 @@ A schedule names faults per component, each active in a window of seconds after 
 
 ```yaml
 seed: 7
+clock: run        # or `calls`: start and duration count the component's calls
 faults:
   - {component: ml-inference, kind: error_burst, start: 5, duration: 8, rate: 1.0}
   - {component: ipc, kind: drop_connections, start: 20, duration: 5, rate: 0.5}
@@ -13,7 +14,12 @@ faults:
   - {component: ml-inference, kind: crash, start: 40, duration: 6}
 ```
 
-`FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
+With `clock: calls`, `start` and `duration` count the component's calls (the 0-based index of the
+call that reaches the injector), except a crash's `duration`, which stays seconds: the server is
+killed as call `start` goes out and restored that long after, unless recovery restarted it first.
+The pipeline's steps run in waves (every document is parsed before any chunk is inferred) and
+their pace follows the machine's load, so windows in seconds fall where a component has no calls;
+windows in calls always hit, on any machine. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
 field and the allowed values). `FaultInjector.inject(component)` is called at the top of each
 component's call: it raises, sleeps, leaks memory, or crashes the model server (through the
 `on_crash`/`on_restore` hooks the demo gives it) as the schedule says. Every fault is logged when
@@ -45,6 +51,7 @@ __all__ = [
 ]
 
 COMPONENTS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
+CLOCKS = ("run", "calls")
 # kind -> its own fields with their defaults
 KINDS: dict[str, dict[str, float]] = {
     "error_burst": {"rate": 1.0},
@@ -68,13 +75,19 @@ class Fault:
     start: float
     duration: float
     params: dict[str, float] = field(default_factory=dict)
+    clock: str = "run"
 
     @property
     def end(self) -> float:
         return self.start + self.duration
 
     def label(self) -> str:
-        return f"{self.kind} on {self.component} [{self.start:g}s, {self.end:g}s)"
+        where = f"{self.kind} on {self.component}"
+        if self.clock != "calls":
+            return f"{where} [{self.start:g}s, {self.end:g}s)"
+        if self.kind == "crash":
+            return f"{where} at call {self.start:g} (down up to {self.duration:g}s)"
+        return f"{where} [calls {self.start:g}-{self.end - 1:g}]"
 
 
 @dataclass
@@ -106,21 +119,30 @@ def _num(where: str, name: str, value: Any, low: float, high: float | None = Non
 class FaultSchedule:
     seed: int
     faults: tuple[Fault, ...]
+    clock: str = "run"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "fault schedule") -> FaultSchedule:
         if not isinstance(data, dict):
             raise ValueError(f"{source}: must be a mapping with 'seed' and 'faults'")
-        unknown = set(data) - {"seed", "faults"}
+        unknown = set(data) - {"seed", "faults", "clock"}
         if unknown:
-            raise ValueError(f"{source}: unknown keys {sorted(unknown)} (allowed: seed, faults)")
+            raise ValueError(
+                f"{source}: unknown keys {sorted(unknown)} (allowed: seed, clock, faults)"
+            )
+        clock = data.get("clock", "run")
+        if clock not in CLOCKS:
+            raise ValueError(f"{source}: clock must be one of {', '.join(CLOCKS)} (got {clock!r})")
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"{source}: seed must be an integer (got {seed!r})")
         items = data.get("faults") or []
         if not isinstance(items, list):
             raise ValueError(f"{source}: faults must be a list")
-        return cls(seed, tuple(_fault(f"{source}: fault {i + 1}", f) for i, f in enumerate(items)))
+        faults = tuple(
+            replace(_fault(f"{source}: fault {i + 1}", f), clock=clock) for i, f in enumerate(items)
+        )
+        return cls(seed, faults, clock)
 
     @classmethod
     def load(cls, path: str | Path) -> FaultSchedule:
@@ -140,13 +162,13 @@ class FaultSchedule:
     def scaled(self, factor: float) -> FaultSchedule:
         """The same schedule with every time multiplied by `factor` (to compress it for tests)."""
         _num("scaled", "factor", factor, 0.0)
-        return replace(
-            self,
-            faults=tuple(
-                replace(f, start=f.start * factor, duration=f.duration * factor)
-                for f in self.faults
-            ),
-        )
+
+        def scale(f: Fault) -> Fault:
+            if f.clock == "calls":  # only a crash's down time is in seconds
+                return replace(f, duration=f.duration * factor) if f.kind == "crash" else f
+            return replace(f, start=f.start * factor, duration=f.duration * factor)
+
+        return replace(self, faults=tuple(scale(f) for f in self.faults))
 
     @property
     def length(self) -> float:
@@ -195,10 +217,12 @@ class FaultInjector:
         sleep: Callable[[float], None] = time.sleep,
         on_crash: Callable[[], None] | None = None,
         on_restore: Callable[[], None] | None = None,
+        is_up: Callable[[], bool] | None = None,
     ) -> None:
         self.schedule = schedule
         self._clock, self._sleep = clock, sleep
         self._on_crash, self._on_restore = on_crash, on_restore
+        self._is_up = is_up  # whether the crashed server is serving again
         self._lock = threading.Lock()
         self._rngs = [random.Random(schedule.seed * 1000 + i) for i in range(len(schedule.faults))]
         self._calls = [0] * len(schedule.faults)
@@ -207,6 +231,7 @@ class FaultInjector:
         ]
         self._leaked: list[list[bytearray]] = [[] for _ in schedule.faults]
         self.t0: float | None = None
+        self._count: dict[str, int] = {}  # component -> calls so far (clock: calls)
 
     def start(self) -> None:
         self.t0 = self._clock()
@@ -225,9 +250,10 @@ class FaultInjector:
         delay, error = 0.0, None
         with self._lock:
             self._tick()
-            t = self.elapsed()
+            n = self._count.get(component, 0)
+            self._count[component] = n + 1
             for i, f in enumerate(self.schedule.faults):
-                if f.component != component or not f.start <= t < f.end:
+                if f.component != component or not self._active(i, f, n):
                     continue
                 self._calls[i] += 1
                 hit = self._apply(i, f)
@@ -242,6 +268,27 @@ class FaultInjector:
             self._sleep(delay)
         if error is not None:
             raise error
+
+    def _active(self, i: int, f: Fault, n: int) -> bool:
+        """Whether `f` applies to the component's call number `n` (starting or ending it)."""
+        if f.clock != "calls":
+            return f.start <= self.elapsed() < f.end
+        rec = self.records[i]
+        if f.kind == "crash":  # killed as call `start` goes out; `_tick` restores it
+            if rec.start is None and n >= f.start:
+                if self._on_crash is not None:
+                    self._on_crash()
+                rec.start = self._clock()
+                log.warning("fault start: %s", f.label())
+            return False
+        if f.start <= n < f.end:
+            if rec.start is None:
+                rec.start = self._clock()
+                log.warning("fault start: %s", f.label())
+            return True
+        if n >= f.end and rec.start is not None and rec.end is None:
+            self._finish(i, f)
+        return False
 
     def _apply(self, i: int, f: Fault) -> BaseException | float | None:
         p, rng = f.params, self._rngs[i]
@@ -278,6 +325,13 @@ class FaultInjector:
         t = self.elapsed()
         for i, f in enumerate(self.schedule.faults):
             rec = self.records[i]
+            if f.clock == "calls":  # windows move with calls; only a crash's end is timed
+                crashed = f.kind == "crash" and rec.start is not None and rec.end is None
+                # restored by its time, or earlier by someone else (recovery's restart)
+                back = self._is_up is not None and self._is_up()
+                if crashed and (back or self._clock() - rec.start >= f.duration):  # type: ignore[operator]
+                    self._finish(i, f)
+                continue
             if rec.start is None and t >= f.start:
                 if f.kind != "crash":
                     rec.start = self.t0 + f.start  # type: ignore[operator]
@@ -296,6 +350,8 @@ class FaultInjector:
         if f.kind == "crash":
             if self._on_restore is not None:
                 self._on_restore()
+            rec.end = self._clock()
+        elif f.clock == "calls":
             rec.end = self._clock()
         else:  # ended by `close` before its time: it ended then
             rec.end = min(self._clock(), self.t0 + f.end)  # type: ignore[operator]

@@ -38,7 +38,31 @@ from prefect_ft.demo.ran.faults import COMPONENTS
 from prefect_ft.demo.ran.quality import dedup_key, validate_record
 from prefect_ft.demo.ran.runtime import Runtime, configure, configured, runtime
 
-__all__ = ["Runtime", "configure", "flow_body", "ran_pipeline", "run_pipeline"]
+__all__ = ["IpcFailed", "Runtime", "configure", "flow_body", "ran_pipeline", "run_pipeline"]
+
+
+class IpcFailed(ConnectionError):
+    """The ipc call to the model server lost its connection; `ipc`'s breaker counted it.
+
+    Marked like a nested guard's rejection so the enclosing `ml-inference` breaker ignores it:
+    a dropped connection says nothing about the model, and counting it twice tripped both
+    breakers for one fault. A refused connection (nobody listening: the model server is down)
+    stays the original error, which `ml-inference` does count.
+    """
+
+    _prefect_ft_rejection = True
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A connection that was cut (reset, aborted, closed mid-answer), not one that was refused."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError | httpx.ConnectError):
+            return False
+        seen = seen.__cause__
+    return isinstance(exc, ConnectionError)
 
 
 # -- the four components --------------------------------------------------------------------------
@@ -65,10 +89,14 @@ def transmit(chunk_id: str, prompt: str, max_tokens: int) -> str:
     try:
         rt.inject("ipc")
         text = rt.client.generate(prompt, max_tokens)
-    except OSError:  # a dropped or refused connection: the next call gets a fresh one
-        reset = getattr(rt.client, "reset", None)
-        if reset is not None:
-            reset()
+    except Exception as exc:
+        rt.note("ipc", exc)
+        if isinstance(
+            exc, OSError
+        ):  # a dropped or refused connection: the next call gets a fresh one
+            reset = getattr(rt.client, "reset", None)
+            if reset is not None:
+                reset()
         raise
     rt.write("responses", chunk_id, {"text": text})
     return text
@@ -81,8 +109,18 @@ def infer(chunk_id: str, max_tokens: int = 48) -> dict[str, Any]:
     chunk = _chunk(rt, chunk_id)
     answered = rt.read("responses", chunk_id)
     if answered is None:
-        rt.inject("ml-inference")
-        text = transmit(chunk_id, build_prompt(chunk), max_tokens)
+        try:
+            rt.inject("ml-inference")
+            text = transmit(chunk_id, build_prompt(chunk), max_tokens)
+        except ConnectionError as exc:
+            if _dropped(exc):
+                raise IpcFailed(f"ipc: {exc}") from exc
+            rt.note("ml-inference", exc)
+            raise
+        except Exception as exc:
+            if not getattr(exc, "_prefect_ft_rejection", False):
+                rt.note("ml-inference", exc)
+            raise
     else:  # the ipc call was replayed after this step was refused: its answer is here
         text = answered["text"]
     record = record_from_generation(chunk, text)

@@ -83,9 +83,14 @@ def build_report(
     faults: list[dict[str, Any]],
     transitions: list[dict[str, Any]],
     alarms: list[dict[str, Any]] | None,
-    recoveries: str,
+    recoveries: str | list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The report as data (what `render` prints and the demo saves as `report.json`)."""
+    """The report as data (what `render` prints and the demo saves as `report.json`).
+
+    `recoveries` is the list of recovery records (`RecoveryReport.to_dict()` plus the breaker's
+    `opened_at` and the run's `ended_at`), or a sentence saying why none ran.
+    """
+    runs = recoveries if isinstance(recoveries, list) else []
     dl = summary.get("dead_letters", {})
     lost = len(summary.get("lost", [])) + len(summary.get("documents_lost", []))
     out = summary.get("accepted", 0) + summary.get("rejected_by_quality", 0)
@@ -111,6 +116,8 @@ def build_report(
         "alarms": alarms,
         "time_to_recover": time_to_recover(faults, transitions),
         "recoveries": recoveries,
+        "recoveries_run": len(runs),
+        "recoveries_succeeded": sum(r.get("outcome") == "succeeded" for r in runs),
         "error": summary.get("error"),
     }
 
@@ -164,5 +171,26 @@ def render(report: dict[str, Any], t0: float | None = None) -> str:
             f"  {f['kind']} on {f['component']}: {rel(f.get('start'))} .. {rel(f.get('end'))}, "
             f"{f.get('calls_hit', 0)} calls hit; {found}; recovered {_secs(ttr)}"
         )
-    lines.append(f"recoveries: {r['recoveries']}")
+    lines += _recovery_lines(r, rel)
     return "\n".join(lines)
+
+
+def _recovery_lines(r: dict[str, Any], rel: Any) -> list[str]:
+    if not isinstance(r["recoveries"], list):
+        return [f"recoveries: {r['recoveries']}"]
+    runs = r["recoveries"]
+    ok = r["recoveries_succeeded"]
+    lines = [f"recoveries run: {len(runs)} ({ok} succeeded, {len(runs) - ok} failed)"]
+    for rec in runs:
+        strategies = ", ".join(dict.fromkeys(a["strategy"] for a in rec.get("attempts", [])))
+        head = f"  {rel(rec.get('opened_at'))} {rec['component']} ({rec.get('failure_type') or 'unknown'}): "
+        head += f"{strategies or 'nothing run'} {rec.get('outcome')}"
+        if rec.get("outcome") == "succeeded":
+            took = rec["ended_at"] - rec["opened_at"]
+            lines.append(
+                f"{head}, breaker {rec.get('breaker_before')} -> {rec.get('breaker_after')} "
+                f"{took:.1f}s after it opened"
+            )
+        else:
+            lines.append(f"{head}: {rec.get('message')}")
+    return lines

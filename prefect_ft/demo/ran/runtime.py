@@ -38,12 +38,20 @@ class Runtime:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._errors: dict[str, BaseException] = {}
         for sub in ("docs", "responses", "records", "verdicts", "accepted"):
             (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
 
     def inject(self, component: str) -> None:
         if self.injector is not None:
             self.injector.inject(component)
+
+    def note(self, component: str, exc: BaseException) -> None:
+        """Keep `component`'s latest error: its type picks the recovery when the breaker opens."""
+        self._errors[component] = exc
+
+    def last_error(self, component: str) -> BaseException | None:
+        return self._errors.get(component)
 
     def pool(self) -> ProcessPoolExecutor:
         with self._lock:
