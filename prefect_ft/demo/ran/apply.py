@@ -8,9 +8,6 @@ blocks saved a moment before, as they are in memory. What differs from the files
 - `control_endpoint` of the components served by the model server points at the demo's
   supervisor of that server (`servers.CONTROL_ENDPOINT`; the files say `127.0.0.1:8000`, a port
   the demo does not own), which can restart the process after a crash;
-- `ipc` does not wait for `ml-inference` (`depends_on: []`): its calls are made from inside
-  `ml-inference`'s own calls, so waiting for that breaker to close from inside its half-open probe
-  held the probe until its lease ran out (seen: the pipeline stalled for minutes);
 - their recovery policy has no fixed `action`, so the failure type picks the strategy (a dropped
   connection gets a connection reset, a failed generation a model reload, as issue 9's table says).
 """
@@ -38,8 +35,6 @@ def apply_demo_blocks(blocks_dir: Path, control_endpoint: str, say: Callable[[st
         block, slug = doc.block, doc.kind.get_block_type_slug()
         if slug == "ft-component-spec" and doc.name in SERVED:
             block = block.model_copy(update={"control_endpoint": control_endpoint})
-        if slug == "ft-component-spec" and doc.name == "ipc":
-            block = block.model_copy(update={"depends_on": []})
         if slug == "ft-recovery-policy" and doc.name in SERVED:
             block = block.model_copy(update={"action": None})
         blocks.append((slug, doc.name, block, doc.refs))
