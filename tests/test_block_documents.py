@@ -64,11 +64,9 @@ def test_component_specs_reference_their_policies() -> None:
         assert spec.bulkhead is not None and spec.recovery is not None
         assert set(spec.depends_on) <= set(PRESETS) - {name}
     edges = {(up, d.block.component) for d in docs.values() for up in d.block.model_dump().get("depends_on", [])}  # fmt: skip
-    assert edges == {
-        ("doc-processing", "ml-inference"),
-        ("ml-inference", "ipc"),
-        ("ipc", "quality-validation"),
-    }
+    # no ml-inference -> ipc edge: ipc runs inside ml-inference's calls, and waiting for that
+    # breaker from inside its own half-open probe stalled the demo's pipeline
+    assert edges == {("doc-processing", "ml-inference"), ("ipc", "quality-validation")}
 
 
 def test_load_documents_refuses_bad_files_offline(tmp_path: Path) -> None:
