@@ -140,21 +140,26 @@ def dependency_health() -> dict[str, Any]:
     return DEP.health()
 
 
-def metrics(dep: Dependency, n: int) -> dict[str, Any]:
-    start, end = dep.schedule.down
-    ok = sorted(t for t, good, _ in dep.calls if good)
-    first_fault = dep.schedule.burst[0]
-    rate = sum(1 for t in ok if 1.0 <= t < first_fault) / max(first_fault - 1.0, 1e-9)
-    back = None
+def back_to_full(ok: list[float], end: float, rate: float) -> float | None:
+    """Seconds from `end` to the first 1 s window of successes (times `ok`, sorted) with at
+    least 80 % of the pre-fault `rate`; None when throughput never came back."""
     i = 0
-    for t in ok:  # the first 1 s window after the outage with >= 80 % of the pre-fault rate
+    for t in ok:
         if t < end:
             continue
         while ok[i] < t - 1.0:
             i += 1
         if sum(1 for u in ok[i:] if u <= t) >= 0.8 * rate:
-            back = round(t - end, 2)
-            break
+            return round(t - end, 2)
+    return None
+
+
+def metrics(dep: Dependency, n: int) -> dict[str, Any]:
+    start, end = dep.schedule.down
+    ok = sorted(t for t, good, _ in dep.calls if good)
+    first_fault = dep.schedule.burst[0]
+    rate = sum(1 for t in ok if 1.0 <= t < first_fault) / max(first_fault - 1.0, 1e-9)
+    back = back_to_full(ok, end, rate)
     done = {item for _, good, item in dep.calls if good}
     wall = dep.now()
     return {

@@ -208,16 +208,11 @@ def _metrics(dep: HttpDependency, done: set[int], n: int, wall: float) -> dict[s
     ok = sorted(t for t, good, _ in dep.calls if good)
     base = [t for t in ok if 1.0 <= t < start]  # skip the first second (warm-up)
     rate = len(base) / max(start - 1.0, 1e-9)
-    back = None
-    i = 0
-    for t in ok:  # first 1 s window after the fault whose rate is >= 80 % of the baseline
-        if t < end:
-            continue
-        while ok[i] < t - 1.0:
-            i += 1
-        if sum(1 for u in ok[i:] if u <= t) >= 0.8 * rate:
-            back = round(t - end, 2)
-            break
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks.chaos import back_to_full  # the same arithmetic as the main benchmark
+
+    back = back_to_full(ok, end, rate)
     return {
         "goodput_per_min": round(len(done) / wall * 60, 1),
         "calls_while_down": sum(1 for t, _, _ in dep.calls if start <= t < end),

@@ -4,7 +4,6 @@ long before its open time ends."""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 
@@ -43,16 +42,8 @@ class FakeModelServer:
 
 
 @pytest.fixture
-def own_store(tmp_path, prefect_harness):
-    old = os.environ.get("PREFECT_FT_STORE_URL")
-    os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PREFECT_FT_STORE_URL", None)
-        else:
-            os.environ["PREFECT_FT_STORE_URL"] = old
+def own_store(tmp_path, prefect_harness, monkeypatch):
+    monkeypatch.setenv("PREFECT_FT_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
 
 
 def test_failure_types_of_the_demo_errors() -> None:

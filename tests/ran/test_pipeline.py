@@ -157,17 +157,9 @@ def test_without_a_runtime_the_model_url_is_required(tmp_path) -> None:
 
 
 @pytest.fixture
-def fresh_store(tmp_path):
+def fresh_store(tmp_path, monkeypatch):
     """A breaker store of this test's own: breakers start CLOSED whatever earlier tests did."""
-    old = os.environ.get("PREFECT_FT_STORE_URL")
-    os.environ["PREFECT_FT_STORE_URL"] = f"sqlite:///{tmp_path / 'own-store.db'}"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PREFECT_FT_STORE_URL", None)
-        else:
-            os.environ["PREFECT_FT_STORE_URL"] = old
+    monkeypatch.setenv("PREFECT_FT_STORE_URL", f"sqlite:///{tmp_path / 'own-store.db'}")
 
 
 def test_dropped_connections_count_against_ipc_not_ml_inference(tmp_path, fresh_store) -> None:
