@@ -8,14 +8,18 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
 - **Three predictors** compete. `level`, the median of the last 24 h (the reference; what the
   detectors used before); `local`, the median of the last half hour, fed at once (not delayed),
   which follows a slow daily swing on the first day, before any season is known, with a lag of
-  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM); and
-  `daily`, the median of the same quarter-hour of the last `K_DAYS` days (the seasonal
-  sub-series of STL, Cleveland et al. 1990, made causal as in `baselines.py`). A challenger is
-  used only while its median absolute error over the last 4 h is clearly below the reference's
-  (`ENTER`, `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median
-  wins (less estimation noise) and nothing changes. Until the errors are known (`MIN_ERR`
-  minutes after the warm-up) a sample must be anomalous against every available predictor
-  (`pick`), so the first hours of a daily swing cannot alarm either.
+  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM; carrying
+  it forward along its own slope removed the lag but made its errors autocorrelated, which fed
+  the CUSUM false alarms); and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
+  bins, interpolated linearly between bin centres (the seasonal sub-series of STL, Cleveland et
+  al. 1990, made causal as in `baselines.py`), speaking once a bin holds most of one day. A
+  challenger is used only while its median absolute error over the last 24 h (the same minutes
+  as the reference's) is clearly below the reference's (`ENTER`, `STAY`), so seasonality is
+  detected, not assumed: on a flat series the 24-h median wins (less estimation noise) and
+  nothing changes, and a ramp of a few hours cannot make the lagging `local` look better. When
+  both qualify the season is used (`local` also follows a degradation). Until the errors are
+  known (`MIN_ERR` minutes after the warm-up) a sample must be anomalous against every
+  available predictor (`pick`), so the first hours of a daily swing cannot alarm either.
 - **Robust scale** of the chosen predictor's residuals: 1.4826 * MAD (Hampel 1974) with
   `cusum.robust_scale`'s fallbacks, floored at `min_scale` (1 for Anscombe counts, Anscombe 1948).
 
@@ -41,9 +45,17 @@ LONG_N = 1440  # minutes in the reference median (24 h)
 LOCAL_N = 30  # minutes in the local median
 BIN_S = 900.0  # width of a daily phase bin
 K_DAYS = 3  # days the daily predictor looks back
-ERR_N = 240  # recent residuals the predictors are compared on (4 h)
-MIN_ERR = 240  # residuals a predictor needs before it may be compared (the window full)
+# residuals the predictors are compared on (24 h). Over 4 h, a slow ramp (a degradation) that
+# filled a third of the window made the lagging `local` look better than the 24-h median, which
+# then hid the rest of the ramp; a daily swing is off the 24-h median most of every day
+ERR_N = 1440
+MIN_ERR = 240  # residuals a predictor needs before it may be compared (4 h)
 SCALE_N = 1440  # residuals the scale is computed on
+# values a phase bin needs before the daily predictor speaks: most of one day's 15 minutes. It
+# used to need more than 20 (part of a second day), so on a 48-h history it never spoke on day
+# 2; one day is enough to predict the next, and it only takes over once its errors beat the
+# reference's (ENTER), which one odd day cannot fake for 4 hours
+DAY_MIN = 12
 # a challenger must cut the reference's median error by these factors to be chosen (enter) and
 # to stay chosen; `local` must be clearly better (it would also follow a slow ramp, a
 # degradation), as it is under a daily swing, not just a little better
@@ -65,6 +77,7 @@ class MinuteBaseline:
     __slots__ = (
         "bins",
         "choice",
+        "dmed",
         "err",
         "level",
         "local",
@@ -80,6 +93,7 @@ class MinuteBaseline:
         self.local: deque[float] = deque(maxlen=LOCAL_N)
         # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
         self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(_BINS)]
+        self.dmed: list[float | None] = [None] * _BINS  # each bin's median (None: too few)
         self.err: list[deque[float]] = [deque(maxlen=ERR_N) for _ in NAMES]
         self.res: list[deque[float]] = [deque(maxlen=SCALE_N) for _ in NAMES]
         self.level = 0.0
@@ -91,6 +105,8 @@ class MinuteBaseline:
 
     def load(self, data: dict[str, Any]) -> None:
         load_slots(self, data)
+        if "dmed" not in data:  # a snapshot from before the cached bin medians
+            self.dmed = [_median(b) if len(b) >= DAY_MIN else None for b in self.bins]
 
     @property
     def name(self) -> str:
@@ -104,12 +120,22 @@ class MinuteBaseline:
 
     def predictions(self, t: float) -> list[float | None]:
         """Each predictor's forecast for the minute ending at `t` (None while it cannot)."""
-        day = self.bins[int((t % 86400.0) // BIN_S) % _BINS]
         return [
             self.level if self.scales[0] > 0.0 else None,
             _median(self.local) if len(self.local) >= LOCAL_N // 2 else None,
-            _median(day) if len(day) > 20 else None,
+            self._daily(t - 30.0),
         ]
+
+    def _daily(self, t: float) -> float | None:
+        # linear between the medians of the two nearest bins' centres: a step per bin would
+        # turn a steep daily rise into a sawtooth of residuals (and of de-seasonalised levels)
+        pos = (t % 86400.0) / BIN_S - 0.5
+        lo = math.floor(pos)
+        w = pos - lo
+        a, b = self.dmed[lo % _BINS], self.dmed[(lo + 1) % _BINS]
+        if a is None or b is None:
+            return a if w < 0.5 else b
+        return a + w * (b - a)
 
     def observe(self, x: float) -> None:
         """Feed the current minute's value to the local predictor, after predicting it."""
@@ -129,7 +155,9 @@ class MinuteBaseline:
     def learn(self, t: float, x: float, preds: list[float | None]) -> None:
         """Add a delayed sample `x` (minute ending `t`) with the predictions made for it."""
         self.long.append(x)
-        self.bins[int((t % 86400.0) // BIN_S) % _BINS].append(x)
+        i = int((t % 86400.0) // BIN_S) % _BINS
+        self.bins[i].append(x)
+        self.dmed[i] = _median(self.bins[i]) if len(self.bins[i]) >= DAY_MIN else None
         for m, p in enumerate(preds):
             if p is not None:
                 self.err[m].append(abs(x - p))
@@ -141,16 +169,20 @@ class MinuteBaseline:
             return
         arr = np.fromiter(self.long, float)
         self.level = float(np.median(arr))
-        errs = [_median(e) if len(e) >= MIN_ERR else math.inf for e in self.err]
+        # each challenger against the reference over the same minutes (their common suffix)
+        errs = [0.0, math.inf, math.inf]
+        ref = list(self.err[0])
+        for m in (1, 2):
+            n = min(len(self.err[m]), len(ref))
+            if n >= MIN_ERR:
+                errs[m] = _median(list(self.err[m])[-n:]) / max(_median(ref[-n:]), 1e-12)
         # a challenger is chosen when its error is below ENTER times the reference's, and kept
         # while below STAY times it (a band, so that near the boundary the baseline does not
-        # flip back and forth; the reference is the default, never held against the evidence)
-        best = 0
-        for m in (1, 2):
-            limit = (STAY if m == self.choice else ENTER)[m] * errs[0]
-            if errs[m] < limit and errs[m] < errs[best]:
-                best = m
-        self.choice = best
+        # flip back and forth; the reference is the default, never held against the evidence).
+        # The season wins over `local` whenever it qualifies: `local` follows any drift, a
+        # degradation included, so it is only the stand-in until a day is known
+        ok = [errs[m] < (STAY if m == self.choice else ENTER)[m] for m in range(3)]
+        self.choice = 2 if ok[2] else 1 if ok[1] else 0
         for m, r in enumerate(self.res):
             if len(r) < 20:
                 # before any residual the reference is scaled by the spread of its own values
