@@ -19,8 +19,8 @@ Two fits, both Theil-Sen with a confidence interval (`exhaustion.time_to_limit`)
   3-minute floors are not independent points). CPU short-window alarms must be linear too (a
   flash crowd is a step, not a trend).
 
-A resource that follows a daily pattern (a morning batch window, a busy hour) rises steeply
-every day without leaking. Each minute's level therefore also feeds the same seasonal baseline
+Memory that follows a daily pattern (a morning batch window, a busy hour) rises steeply
+every day without leaking. Each minute's memory floor therefore also feeds the same seasonal baseline
 as the degradation detector (`minute_baseline.py`), delayed and skipping alarms; once the same
 quarter-hour of past days predicts the level clearly better than the 24-h median (seasonality
 detected, not assumed), the fits run on the de-seasonalised level, level - (daily - 24-h
@@ -132,7 +132,7 @@ class ResourceTracker:
         self.blk = [0.0, 0.0, 0.0, -1.0]  # time sum, level sum, minutes, block index
         self.limit = 100.0
         self.hold_until = NEVER
-        self.season = MinuteBaseline()
+        self.season = MinuteBaseline(smooth=True)
         self.pending: deque[list[float]] = deque()  # [end, level, *predictions]
         self.closed = 0
 
@@ -217,7 +217,9 @@ class ResourceTracker:
             at, level = min(self.mins, key=lambda m: m[1])
         else:
             at, level = end - 30.0, float(values.sum()) / values.size
-        offset = self._seasonal(end, level)
+        # memory only: a busy stage's CPU saturates near 100 % by design (guarded by the minimum
+        # rise and linearity tests), and de-seasonalised saturation read as over the limit
+        offset = self._seasonal(end, level) if self.kind == "memory" else 0.0
         self.raw.append(level)
         level -= offset
         limit -= offset
