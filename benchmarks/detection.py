@@ -138,7 +138,9 @@ def sweep(seed: int, pattern: str) -> Scenario:
 def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any]:
     """Generate one history and run the engine once per threshold set."""
     seed, kind, hours, th_sets = job
-    kind, _, load = kind.partition("@")  # "drawn@0.3": durations follow a daily load of 0.3
+    # "+tp": each threshold set runs twice, without and with the throughput detector
+    both = kind.endswith("+tp")
+    kind, _, load = kind.removesuffix("+tp").partition("@")  # "drawn@0.3": daily load of 0.3
     scenario = (
         targeted(seed)
         if kind == "targeted"
@@ -150,8 +152,9 @@ def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any
     )
     hist = generate(seed, scenario)
     runs = []
-    for th in th_sets:
-        engine = DetectionEngine(EngineConfig(thresholds=Thresholds.from_dict(th)))
+    for th, tput in ((t, tp) for t in th_sets for tp in ((False, True) if both else (False,))):
+        config = EngineConfig(thresholds=Thresholds.from_dict(th), throughput=tput)
+        engine = DetectionEngine(config)
         t0 = time.perf_counter()
         alarms = engine.update(hist.tasks, hist.resources).alarms
         runs.append({"alarms": [a.to_dict() for a in alarms], "seconds": time.perf_counter() - t0})
@@ -547,6 +550,11 @@ def main() -> None:
         help="drawn scenarios: task durations x (1 + A sin(day phase)), A in [0, 0.9]",
     )
     ap.add_argument("--only", default=None, help="run only the sets whose title contains this text")
+    ap.add_argument(
+        "--throughput",
+        action="store_true",
+        help="also score every set with the throughput detector on (a second table per set)",
+    )
     args = ap.parse_args()
     if args.calibrate:
         calibrate(
@@ -601,8 +609,12 @@ def main() -> None:
     print(f"thresholds v{THRESHOLDS_VERSION}: {json.dumps(th)}\n")
     for name, jobs in sets.items():
         t0 = time.perf_counter()
+        if args.throughput:
+            jobs = [(s, f"{k}+tp", h, ths) for s, k, h, ths in jobs]
         results = run_jobs(jobs, args.workers)
         print(table(name, score(results)))
+        if args.throughput:
+            print(table(f"{name}, throughput detector on", score(results, 1)))
         print(f"({len(jobs)} seeds in {time.perf_counter() - t0:.0f} s wall)\n", flush=True)
     print(incremental_timing())
 

@@ -35,9 +35,17 @@ def _load(v: Any) -> Any:
     return v
 
 
+def _all_slots(obj: Any) -> list[str]:
+    # a subclass's __slots__ names only its own slots; its bases' are state too
+    names: list[str] = []
+    for cls in reversed(type(obj).__mro__):
+        names += [s for s in getattr(cls, "__slots__", ()) if s not in names]
+    return names
+
+
 def dump_slots(obj: Any, skip: tuple[str, ...] = ("name", "th")) -> dict[str, Any]:
-    """The object's slots (except configuration ones) as plain JSON values."""
-    return {s: _dump(getattr(obj, s)) for s in obj.__slots__ if s not in skip}
+    """The object's slots, its bases' included (except configuration ones), as JSON values."""
+    return {s: _dump(getattr(obj, s)) for s in _all_slots(obj) if s not in skip}
 
 
 def load_slots(obj: Any, data: dict[str, Any]) -> None:

@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
 
 import numpy as np
 
-from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import Alarm, FailureType, Pattern, Severity
-from prefect_ft.detection.cusum import GaussianCusum
-from prefect_ft.detection.minute_baseline import MinuteBaseline
+from prefect_ft.detection.minute_tracker import MinuteTracker
 from prefect_ft.detection.thresholds import Thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
 __all__ = ["DegradationTracker", "degradation_severity"]
 
-_BASELINE_DELAY_S = 600.0
-_REFRESH_EVERY = 15  # minutes between baseline refreshes (median of 1440 values is not free)
 _TREND_EVERY = 5  # minutes between Mann-Kendall checks
 
 
@@ -44,63 +39,29 @@ def degradation_severity(ratio: float) -> Severity:
     return Severity.LOW
 
 
-class DegradationTracker:
+class DegradationTracker(MinuteTracker):
     """Latency degradation detector for one component, fed one closed minute at a time."""
 
-    __slots__ = (
-        "base",
-        "closed",
-        "cusum",
-        "exclude_until",
-        "hold_until",
-        "med",
-        "name",
-        "pending",
-        "recent",
-        "scale",
-        "th",
-    )
+    __slots__ = ("med", "recent")
 
     def __init__(self, name: str, th: Thresholds) -> None:
-        self.name = name
-        self.th = th
-        # the 24-h median (as before), the last hour's or the same phase of past days, whichever
-        # predicts best: a daily load is a baseline, not a degradation (minute_baseline.py)
-        self.base = MinuteBaseline()
-        self.pending: deque[list[float]] = deque()  # [end, x, level, local, daily]
+        # the 24-h median (as before), the last half hour or the same phase of past days,
+        # whichever predicts best: a daily load is a baseline, not a degradation
+        super().__init__(name, th)
         self.recent: deque[list[float]] = deque(maxlen=th.mk_window_min)
-        self.cusum = GaussianCusum(th.deg_k, th.deg_h)
         self.med = 0.0  # the 24-h level
-        self.scale = 0.0  # 0 while learning
-        self.closed = 0
-        self.hold_until = NEVER
-        self.exclude_until = NEVER
 
-    def state(self) -> dict[str, Any]:
-        return {**dump_slots(self, skip=("name", "th", "base")), "base": self.base.state()}
-
-    def load(self, data: dict[str, Any]) -> None:
-        load_slots(self, {k: v for k, v in data.items() if k != "base"})
-        self.base.load(data["base"])
+    def _refreshed(self) -> None:
+        self.med, self.scale = self.base.level, self.base.scale
 
     def close_minute(self, end: float, log_durations: np.ndarray) -> Alarm | None:
         """Close the minute ending at `end` with the log durations of tasks that ended in it."""
-        self.closed += 1
         preds = self.base.predictions(end)
+        x = math.nan
         if log_durations.size >= self.th.deg_min_n:
             s = np.sort(log_durations)  # the median; np.median's overhead is 3x a small sort
             x = 0.5 * float(s[(s.size - 1) // 2] + s[s.size // 2])
-            self.pending.append([end, x, *preds])
-            self.base.observe(x)
-        else:
-            x = math.nan
-        while self.pending and self.pending[0][0] <= end - _BASELINE_DELAY_S:
-            m_end, v, *made = self.pending.popleft()
-            if m_end > self.exclude_until:
-                self.base.learn(m_end, v, made)
-        if self.closed % _REFRESH_EVERY == 0 and len(self.base.long) >= self.th.deg_warmup_min:
-            self.base.refresh()
-            self.med, self.scale = self.base.level, self.base.scale
+        self._advance(end, None if math.isnan(x) else x, preds)
         if math.isnan(x):
             return None
         i = self.base.pick(preds, up=True)
@@ -123,22 +84,10 @@ class DegradationTracker:
             trend = self._trend()
         if not crossed and trend is None:
             return None
-        held = end < self.hold_until
-        self.hold_until = end + self.th.holdoff_s
-        onset = self.cusum.zero_at if crossed else trend[0]  # type: ignore[index]
-        score = self.cusum.s if crossed else trend[1]  # type: ignore[index]
-        self.cusum.reset(end)
-        self.pending = deque(p for p in self.pending if p[0] <= onset)
-        if held:
-            return None
-        self.exclude_until = self.hold_until
+        onset, score = (self.cusum.zero_at, self.cusum.s) if trend is None else trend
+        # read before `_fire` relearns the baseline
         alarm = self._alarm(end, onset, score, "cusum" if crossed else "mann_kendall")
-        # Relearn from here: a lasting shift (a deploy, a new model) is the new normal, and
-        # judging it against the old baseline would re-alarm after every hold-off.
-        self.base.relearn()
-        self.pending.clear()
-        self.scale = 0.0
-        return alarm
+        return alarm if self._fire(end, onset) else None
 
     def _trend(self) -> tuple[float, float] | None:
         arr = np.asarray(self.recent, dtype=float)

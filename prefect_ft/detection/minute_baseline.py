@@ -8,14 +8,20 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
 - **Three predictors** compete. `level`, the median of the last 24 h (the reference; what the
   detectors used before); `local`, the median of the last half hour, fed at once (not delayed),
   which follows a slow daily swing on the first day, before any season is known, with a lag of
-  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM); and
-  `daily`, the median of the same quarter-hour of the last `K_DAYS` days (the seasonal
-  sub-series of STL, Cleveland et al. 1990, made causal as in `baselines.py`). A challenger is
-  used only while its median absolute error over the last 4 h is clearly below the reference's
-  (`ENTER`, `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median
-  wins (less estimation noise) and nothing changes. Until the errors are known (`MIN_ERR`
-  minutes after the warm-up) a sample must be anomalous against every available predictor
-  (`pick`), so the first hours of a daily swing cannot alarm either.
+  about 15 minutes (a step still stands out for minutes, long enough for the CUSUM; carrying
+  it forward along its own slope removed the lag but made its errors autocorrelated, which fed
+  the CUSUM false alarms); and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
+  bins (the seasonal sub-series of STL, Cleveland et al. 1990, made causal as in
+  `baselines.py`), speaking once a bin holds more than one day's slot. A challenger is used only
+  while its median absolute error over the last 4 h is clearly below the reference's (`ENTER`,
+  `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median wins (less
+  estimation noise) and nothing changes. With `smooth=True` (the resource detector) the daily
+  predictor speaks from one day of history, interpolated linearly between bin centres (a step
+  per bin turns a steep daily rise into a sawtooth), errors are compared over 24 h on the same
+  minutes, and the season wins over `local` when both qualify. These did not carry over to
+  the degradation detector: on a daily load they raised day-1 false alarms (2026-12-02). Until the errors are
+  known (`MIN_ERR` minutes after the warm-up) a sample must be anomalous against every
+  available predictor (`pick`), so the first hours of a daily swing cannot alarm either.
 - **Robust scale** of the chosen predictor's residuals: 1.4826 * MAD (Hampel 1974) with
   `cusum.robust_scale`'s fallbacks, floored at `min_scale` (1 for Anscombe counts, Anscombe 1948).
 
@@ -41,9 +47,18 @@ LONG_N = 1440  # minutes in the reference median (24 h)
 LOCAL_N = 30  # minutes in the local median
 BIN_S = 900.0  # width of a daily phase bin
 K_DAYS = 3  # days the daily predictor looks back
-ERR_N = 240  # recent residuals the predictors are compared on (4 h)
-MIN_ERR = 240  # residuals a predictor needs before it may be compared (the window full)
+# residuals the predictors are compared on (24 h). Over 4 h, a slow ramp (a degradation) that
+# filled a third of the window made the lagging `local` look better than the 24-h median, which
+# then hid the rest of the ramp; a daily swing is off the 24-h median most of every day
+ERR_N = 1440
+MIN_ERR = 240  # residuals a predictor needs before it may be compared (4 h)
 SCALE_N = 1440  # residuals the scale is computed on
+# values a phase bin needs before the daily predictor speaks: most of one day's 15 minutes. It
+# used to need more than 20 (part of a second day), so on a 48-h history it never spoke on day
+# 2; one day is enough to predict the next, and it only takes over once its errors beat the
+# reference's (ENTER), which one odd day cannot fake for 4 hours
+DAY_MIN = 12
+_DAY_AGE_S = 20 * 3600.0  # a bin's first value must be this old (from an earlier day)
 # a challenger must cut the reference's median error by these factors to be chosen (enter) and
 # to stay chosen; `local` must be clearly better (it would also follow a slow ramp, a
 # degradation), as it is under a daily swing, not just a little better
@@ -64,7 +79,9 @@ class MinuteBaseline:
 
     __slots__ = (
         "bins",
+        "born",
         "choice",
+        "dmed",
         "err",
         "level",
         "local",
@@ -72,15 +89,25 @@ class MinuteBaseline:
         "min_scale",
         "res",
         "scales",
+        "smooth",
     )
 
-    def __init__(self, min_scale: float = 0.0) -> None:
+    def __init__(self, min_scale: float = 0.0, smooth: bool = False) -> None:
+        # smooth=True (the resource detector): the daily predictor speaks after one day,
+        # interpolated between bin centres, errors compared over 24 h, the season preferred
+        # over `local`. False keeps the degradation/throughput behaviour measured in
+        # RESULTS.md: these settings raised day-1 false alarms there (see the module docstring)
+        self.smooth = smooth
         self.min_scale = min_scale
         self.long: deque[float] = deque(maxlen=LONG_N)
         self.local: deque[float] = deque(maxlen=LOCAL_N)
         # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
         self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(_BINS)]
-        self.err: list[deque[float]] = [deque(maxlen=ERR_N) for _ in NAMES]
+        self.dmed: list[float | None] = [None] * _BINS  # each bin's median (None: too few)
+        # when each bin got its first value: a bin speaks only from the next day on; on the
+        # first day the previous quarter-hour's bin is just a stale local median
+        self.born: list[float] = [1e300] * _BINS  # finite: the state is strict JSON
+        self.err: list[deque[float]] = [deque(maxlen=ERR_N if smooth else MIN_ERR) for _ in NAMES]
         self.res: list[deque[float]] = [deque(maxlen=SCALE_N) for _ in NAMES]
         self.level = 0.0
         self.scales = [0.0, 0.0, 0.0]
@@ -91,6 +118,9 @@ class MinuteBaseline:
 
     def load(self, data: dict[str, Any]) -> None:
         load_slots(self, data)
+        if "dmed" not in data:  # a snapshot from before the cached bin medians
+            self.dmed = [_median(b) if len(b) >= DAY_MIN else None for b in self.bins]
+            self.born = [-1e300 if b else 1e300 for b in self.bins]
 
     @property
     def name(self) -> str:
@@ -104,12 +134,29 @@ class MinuteBaseline:
 
     def predictions(self, t: float) -> list[float | None]:
         """Each predictor's forecast for the minute ending at `t` (None while it cannot)."""
-        day = self.bins[int((t % 86400.0) // BIN_S) % _BINS]
         return [
             self.level if self.scales[0] > 0.0 else None,
             _median(self.local) if len(self.local) >= LOCAL_N // 2 else None,
-            _median(day) if len(day) > 20 else None,
+            self._daily(t - 30.0) if self.smooth else self._bin(t),
         ]
+
+    def _bin(self, t: float) -> float | None:
+        # the median of the bin holding `t`, once it holds more than one day's slot
+        day = self.bins[int((t % 86400.0) // BIN_S) % _BINS]
+        return _median(day) if len(day) > 20 else None
+
+    def _daily(self, t: float) -> float | None:
+        # linear between the medians of the two nearest bins' centres: a step per bin would
+        # turn a steep daily rise into a sawtooth of residuals (and of de-seasonalised levels)
+        pos = (t % 86400.0) / BIN_S - 0.5
+        lo = math.floor(pos)
+        w = pos - lo
+        i, j = lo % _BINS, (lo + 1) % _BINS
+        a = self.dmed[i] if t - self.born[i] >= _DAY_AGE_S else None
+        b = self.dmed[j] if t - self.born[j] >= _DAY_AGE_S else None
+        if a is None or b is None:
+            return a if w < 0.5 else b
+        return a + w * (b - a)
 
     def observe(self, x: float) -> None:
         """Feed the current minute's value to the local predictor, after predicting it."""
@@ -129,7 +176,10 @@ class MinuteBaseline:
     def learn(self, t: float, x: float, preds: list[float | None]) -> None:
         """Add a delayed sample `x` (minute ending `t`) with the predictions made for it."""
         self.long.append(x)
-        self.bins[int((t % 86400.0) // BIN_S) % _BINS].append(x)
+        i = int((t % 86400.0) // BIN_S) % _BINS
+        self.bins[i].append(x)
+        self.born[i] = min(self.born[i], t)
+        self.dmed[i] = _median(self.bins[i]) if len(self.bins[i]) >= DAY_MIN else None
         for m, p in enumerate(preds):
             if p is not None:
                 self.err[m].append(abs(x - p))
@@ -141,16 +191,10 @@ class MinuteBaseline:
             return
         arr = np.fromiter(self.long, float)
         self.level = float(np.median(arr))
-        errs = [_median(e) if len(e) >= MIN_ERR else math.inf for e in self.err]
-        # a challenger is chosen when its error is below ENTER times the reference's, and kept
-        # while below STAY times it (a band, so that near the boundary the baseline does not
-        # flip back and forth; the reference is the default, never held against the evidence)
-        best = 0
-        for m in (1, 2):
-            limit = (STAY if m == self.choice else ENTER)[m] * errs[0]
-            if errs[m] < limit and errs[m] < errs[best]:
-                best = m
-        self.choice = best
+        if not self.smooth:
+            self._choose_recent()
+        else:
+            self._choose_day()
         for m, r in enumerate(self.res):
             if len(r) < 20:
                 # before any residual the reference is scaled by the spread of its own values
@@ -164,6 +208,36 @@ class MinuteBaseline:
                 dev = np.abs(res - float(np.median(res)))
             scale = robust_scale(float(np.median(dev)), float(dev.mean()), self.level)
             self.scales[m] = max(scale, self.min_scale)
+
+    def _choose_recent(self) -> None:
+        # a challenger is chosen when its median error over the last 4 h is below ENTER times
+        # the reference's, and kept while below STAY times it (a band, so the choice does not
+        # flip back and forth near the boundary)
+        errs = [_median(e) if len(e) >= MIN_ERR else math.inf for e in self.err]
+        best = 0
+        for m in (1, 2):
+            limit = (STAY if m == self.choice else ENTER)[m] * errs[0]
+            if errs[m] < limit and errs[m] < errs[best]:
+                best = m
+        self.choice = best
+
+    def _choose_day(self) -> None:
+        # each challenger against the reference over the same minutes (their common suffix)
+        # (numpy: sorting 1440 Python floats four times per refresh cost the p99 update)
+        errs = [0.0, math.inf, math.inf]
+        ref = np.fromiter(self.err[0], float)
+        for m in (1, 2):
+            n = min(len(self.err[m]), ref.size)
+            if n >= MIN_ERR:
+                mine = np.fromiter(self.err[m], float)[-n:]
+                errs[m] = float(np.median(mine)) / max(float(np.median(ref[-n:])), 1e-12)
+        # a challenger is chosen when its error is below ENTER times the reference's, and kept
+        # while below STAY times it (a band, so that near the boundary the baseline does not
+        # flip back and forth; the reference is the default, never held against the evidence).
+        # The season wins over `local` whenever it qualifies: `local` follows any drift, a
+        # degradation included, so it is only the stand-in until a day is known
+        ok = [errs[m] < (STAY if m == self.choice else ENTER)[m] for m in range(3)]
+        self.choice = 2 if ok[2] else 1 if ok[1] else 0
 
     def relearn(self) -> None:
         """After an alarm: forget the level (a lasting shift is the new normal); the daily shape,

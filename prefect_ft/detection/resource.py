@@ -19,6 +19,16 @@ Two fits, both Theil-Sen with a confidence interval (`exhaustion.time_to_limit`)
   3-minute floors are not independent points). CPU short-window alarms must be linear too (a
   flash crowd is a step, not a trend).
 
+Memory that follows a daily pattern (a morning batch window, a busy hour) rises steeply
+every day without leaking. Each minute's memory floor therefore also feeds the same seasonal baseline
+as the degradation detector (`minute_baseline.py`), delayed and skipping alarms; once the same
+quarter-hour of past days predicts the level clearly better than the 24-h median (seasonality
+detected, not assumed), the fits run on the de-seasonalised level, level - (daily - 24-h
+median) (the seasonal sub-series of STL, Cleveland et al. 1990), against the limit shifted by
+the same offset now, so the room left is the raw one. A leak does not repeat at the same phase,
+so it stays in the de-seasonalised series; and a leak makes the stale daily predictor worse than
+the 24-h median, so it never switches the correction on by itself.
+
 Levels are time-stamped where observed (the floor at its minimum sample, the CPU mean at the
 minute's centre), which removes a ~1.5-minute lag of a rising floor from the TTE.
 
@@ -39,6 +49,7 @@ import numpy as np
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import Alarm, FailureType, Pattern, Severity
 from prefect_ft.detection.exhaustion import TimeToLimit, time_to_limit
+from prefect_ft.detection.minute_baseline import MinuteBaseline
 from prefect_ft.detection.thresholds import Thresholds
 from prefect_ft.detection.trend import theil_sen_slope
 
@@ -49,6 +60,8 @@ _REF_MINUTES = 360
 _BLOCK_S = 300.0  # long windows use 5-minute block means of the floor
 _STEEPER = 3.0  # a short-window slope overrides a linear long trend only if this much steeper
 _LIN_Z = 3.0  # the halves' slopes must differ by this many standard errors to count as a bend
+_SEASON_DELAY_S = 600.0  # a level joins the seasonal baseline this much later
+_SEASON_REFRESH = 15  # minutes between refreshes of the seasonal baseline
 
 
 def exhaustion_severity(tte_s: float) -> Severity:
@@ -92,11 +105,15 @@ class ResourceTracker:
     __slots__ = (
         "blk",
         "blocks",
+        "closed",
         "hold_until",
         "kind",
         "limit",
         "mins",
         "name",
+        "pending",
+        "raw",
+        "season",
         "series",
         "th",
         "wins",
@@ -109,17 +126,26 @@ class ResourceTracker:
         self.wins = _windows(th)
         self.mins: deque[list[float]] = deque(maxlen=_FLOOR_MINUTES)
         self.series: deque[list[float]] = deque(maxlen=max(10, int(th.exh_window_s // 60)))
+        self.raw: deque[float] = deque(maxlen=self.series.maxlen)  # levels before the offset
         n_blk = max(int(th.exh_long_window_s // _BLOCK_S), _REF_MINUTES * 60 // int(_BLOCK_S))
         self.blocks: deque[list[float]] = deque(maxlen=n_blk)
         self.blk = [0.0, 0.0, 0.0, -1.0]  # time sum, level sum, minutes, block index
         self.limit = 100.0
         self.hold_until = NEVER
+        self.season = MinuteBaseline(smooth=True)
+        self.pending: deque[list[float]] = deque()  # [end, level, *predictions]
+        self.closed = 0
 
     def state(self) -> dict[str, Any]:
-        return dump_slots(self, skip=("name", "th", "kind", "wins"))
+        return {
+            **dump_slots(self, skip=("name", "th", "kind", "wins", "season")),
+            "season": self.season.state(),
+        }
 
     def load(self, data: dict[str, Any]) -> None:
         data = dict(data)
+        if "season" in data:
+            self.season.load(data.pop("season"))
         data.pop("long", None)  # a snapshot from before the long windows: no blocks yet
         mins = data.get("mins")
         if isinstance(mins, dict) and any(not isinstance(m, list) for m in mins.get("deque", [])):
@@ -191,6 +217,12 @@ class ResourceTracker:
             at, level = min(self.mins, key=lambda m: m[1])
         else:
             at, level = end - 30.0, float(values.sum()) / values.size
+        # memory only: a busy stage's CPU saturates near 100 % by design (guarded by the minimum
+        # rise and linearity tests), and de-seasonalised saturation read as over the limit
+        offset = self._seasonal(end, level) if self.kind == "memory" else 0.0
+        self.raw.append(level)
+        level -= offset
+        limit -= offset
         self.series.append([at, level])
         blk, idx = self.blk, float(end // _BLOCK_S)
         if idx != blk[3]:
@@ -205,9 +237,40 @@ class ResourceTracker:
         short_ok, long_ok = self._gate(limit, level)
         if not (short_ok or long_ok):
             return None
-        return self._evaluate(end, limit, short_ok, long_ok)
+        return self._evaluate(end, limit, short_ok, long_ok, offset)
 
-    def _evaluate(self, end: float, limit: float, short_ok: bool, long_ok: bool) -> Alarm | None:
+    def _seasonal(self, end: float, level: float) -> float:
+        """The daily pattern's offset at `end` (0 until seasonality is detected), after
+        feeding this minute's level to the seasonal baseline (delayed). Alarmed minutes are
+        learnt too: skipping them would leave the phase of a daily rise that alarmed on its
+        first day unlearnt, so it would alarm every day; a leak does not repeat at its phase,
+        and the median of `K_DAYS` days outvotes one day's."""
+        base = self.season
+        preds = base.predictions(end)
+        self.closed += 1
+        self.pending.append([end, level, *preds])
+        while self.pending and self.pending[0][0] <= end - _SEASON_DELAY_S:
+            m_end, v, *made = self.pending.popleft()
+            base.learn(m_end, v, made)
+        if self.closed % _SEASON_REFRESH == 0 and len(base.long) >= self.th.deg_warmup_min:
+            base.refresh()
+        if base.choice != 2 or preds[2] is None or preds[0] is None:
+            return 0.0
+        return preds[2] - preds[0]
+
+    def _raw_rising(self, offset: float) -> bool:
+        """Under a seasonal correction the short window must also rise before it: where the
+        daily shape bends (a plateau ending), the interpolated offset leads the level by minutes,
+        and near a limit that bump alone read as a trend. A leak rises in both."""
+        if offset == 0.0 or len(self.raw) < 10:
+            return True
+        x = np.fromiter(self.raw, float)
+        k = x.size // 3
+        return float(np.median(x[-k:])) > float(np.median(x[:k]))
+
+    def _evaluate(
+        self, end: float, limit: float, short_ok: bool, long_ok: bool, offset: float
+    ) -> Alarm | None:
         th = self.th
         arr = np.asarray(self.series, dtype=float)
         t, x = arr[:, 0], arr[:, 1]
@@ -229,6 +292,7 @@ class ResourceTracker:
             rise = short.slope * span
             if (
                 short.slope_lo > 0
+                and self._raw_rising(offset)
                 and short.tte_lo_s < th.exh_horizon_s
                 and rise > th.exh_min_ratio * max(short.noise, noisy)
                 and rise > min_rise
@@ -272,13 +336,13 @@ class ResourceTracker:
                 ("tte_s", est.tte_s),
                 ("tte_lo_s", est.tte_lo_s),
                 ("slope_per_min", est.slope * 60),
-                ("level", est.level),
-                ("limit", limit),
+                ("level", est.level + offset),
+                ("limit", limit + offset),
                 ("is_cpu", float(self.kind == "cpu")),
             ),
             explanation=(
-                f"{self.name}: {self.kind} at {est.level:.0f} {unit} rising "
-                f"{est.slope * 60:.1f} {unit}/min; limit {limit:.0f} {unit} in "
+                f"{self.name}: {self.kind} at {est.level + offset:.0f} {unit} rising "
+                f"{est.slope * 60:.1f} {unit}/min; limit {limit + offset:.0f} {unit} in "
                 f"{est.tte_s / 60:.0f} min (pessimistic {est.tte_lo_s / 60:.0f} min)"
             ),
         )

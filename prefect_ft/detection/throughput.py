@@ -14,20 +14,14 @@ lasting drop alarms once.
 from __future__ import annotations
 
 import math
-from collections import deque
-from typing import Any
 
-from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.alarms import Alarm, FailureType, Pattern
-from prefect_ft.detection.cusum import GaussianCusum
 from prefect_ft.detection.degradation import degradation_severity
-from prefect_ft.detection.minute_baseline import MinuteBaseline
+from prefect_ft.detection.minute_tracker import MinuteTracker
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["ThroughputTracker"]
 
-_DELAY_S = 600.0  # a minute joins the baseline this much later (an onset must not teach it)
-_REFRESH_EVERY = 15
 _MIN_RATIO = 0.5  # completions must fall below half the baseline: a daily swing is +-30 %
 
 
@@ -36,53 +30,19 @@ def _counts(y: float) -> float:
     return max(0.0, (y / 2.0) ** 2 - 0.375)
 
 
-class ThroughputTracker:
+class ThroughputTracker(MinuteTracker):
     """Completion-rate drop detector for one component, fed one closed minute at a time."""
 
-    __slots__ = (
-        "base",
-        "closed",
-        "cusum",
-        "exclude_until",
-        "hold_until",
-        "name",
-        "pending",
-        "scale",
-        "th",
-    )
+    __slots__ = ()
 
     def __init__(self, name: str, th: Thresholds) -> None:
-        self.name = name
-        self.th = th
-        self.base = MinuteBaseline(min_scale=1.0)
-        self.pending: deque[list[float]] = deque()  # [end, y, level, local, daily]
-        self.cusum = GaussianCusum(th.deg_k, th.deg_h)
-        self.scale = 0.0
-        self.closed = 0
-        self.hold_until = NEVER
-        self.exclude_until = NEVER
-
-    def state(self) -> dict[str, Any]:
-        return {**dump_slots(self, skip=("name", "th", "base")), "base": self.base.state()}
-
-    def load(self, data: dict[str, Any]) -> None:
-        load_slots(self, {k: v for k, v in data.items() if k != "base"})
-        self.base.load(data["base"])
+        super().__init__(name, th, min_scale=1.0)
 
     def close_minute(self, end: float, completions: int) -> Alarm | None:
         """Close the minute ending at `end` in which `completions` tasks succeeded."""
-        self.closed += 1
         y = 2.0 * math.sqrt(max(completions, 0) + 0.375)
         preds = self.base.predictions(end)
-        self.base.observe(y)
-        self.pending.append([end, y, *preds])
-        while self.pending and self.pending[0][0] <= end - _DELAY_S:
-            m_end, v, *made = self.pending.popleft()
-            if m_end > self.exclude_until:
-                self.base.learn(m_end, v, made)
-        if self.closed % _REFRESH_EVERY == 0 and len(self.base.long) >= self.th.deg_warmup_min:
-            self.base.refresh()
-            self.scale = self.base.scale
+        self._advance(end, y, preds)
         i = self.base.pick(preds, up=False)
         if self.scale <= 0.0 or i is None:
             return None
@@ -94,16 +54,9 @@ class ThroughputTracker:
         ratio = _counts(y) / max(_counts(p), 1e-9)
         if ratio >= _MIN_RATIO:
             return None  # significant but small: keep watching
-        held = end < self.hold_until
-        self.hold_until = end + self.th.holdoff_s
         onset, score = self.cusum.zero_at, self.cusum.s
-        self.cusum.reset(end)
-        if held:
+        if not self._fire(end, onset):
             return None
-        self.exclude_until = self.hold_until
-        self.pending.clear()
-        self.base.relearn()
-        self.scale = 0.0
         return Alarm(
             pattern=Pattern.DEGRADATION,
             components=(self.name,),

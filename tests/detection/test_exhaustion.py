@@ -114,3 +114,36 @@ def test_loads_a_snapshot_of_the_previous_layout() -> None:
     tr.load(old)
     t, x, _ = memory(5, 1.0)
     assert feed(tr, t, x, T0 + 60.0, t[-1]) == []
+
+
+def daily_memory(seed: int, days: float, leak_at_s: float | None = None):
+    """`memory` plus a daily pattern: every morning 06:00-08:00 the floor climbs 1800 MB (to
+    about 95 % of the limit), holds until 18:00 and falls back by 20:00 (a batch window); a
+    10 MB/min leak from `leak_at_s` until it crosses the limit."""
+    t, x, _ = memory(seed, 24.0 * days)
+    tod = (t - T0) % 86400.0 / 3600.0
+    x = x + 1800.0 * np.clip(np.minimum((tod - 6.0) / 2.0, (20.0 - tod) / 2.0), 0.0, 1.0)
+    cross = np.inf
+    if leak_at_s is not None:
+        s = t - T0 - leak_at_s
+        cross = T0 + leak_at_s + (LIMIT - BASE - 45.0) / 10.0 * 60.0
+        x = x + np.where((s >= 0) & (t < cross), s * 10.0 / 60.0, 0.0)
+    return t, x, cross
+
+
+def test_memory_that_follows_a_daily_pattern_does_not_alarm_once_the_pattern_is_known() -> None:
+    th = load_thresholds()
+    t, x, _ = daily_memory(6, 4.0)
+    alarms = feed(ResourceTracker("doc", "memory", th), t, x, T0, t[-1])
+    # the first two mornings are new (no season known yet); from the third on they are normal
+    late = [round((a.at - T0) / 3600.0, 1) for a in alarms if a.at >= T0 + 2 * 86400.0]
+    assert late == []
+
+
+def test_a_leak_on_top_of_a_daily_pattern_still_alarms_30_min_ahead() -> None:
+    th = load_thresholds()
+    leak_at = 3 * 86400.0 + 21 * 3600.0  # after the evening fall of day 4
+    t, x, cross = daily_memory(7, 4.6, leak_at)
+    alarms = feed(ResourceTracker("doc", "memory", th), t, x, T0, cross)
+    found = [a for a in alarms if a.at >= T0 + leak_at]
+    assert found and cross - found[0].at >= 1800.0
