@@ -225,9 +225,22 @@ def _replay_loop(name: str, stop: threading.Event) -> None:
     # what the replay-dead-letters deployment does on `prefect-ft.breaker.closed`: drain the
     # queue as soon as the breaker admits calls again, while the flow still runs
     while not stop.is_set():
-        replay(name, wait_seconds=0.5, functions=fns)
+        _replay_once(replay, name, 0.5, fns)
         stop.wait(0.25)
-    replay(name, wait_seconds=30, functions=fns)
+    for _ in range(3):  # a store hiccup in the last pass must not leave the queue unreplayed
+        report = _replay_once(replay, name, 30, fns)
+        if report is not None and not report.remaining:
+            break
+
+
+def _replay_once(replay: Any, name: str, wait: float, fns: dict[str, Any]) -> Any:
+    """One pass; an exception is printed and the loop goes on (a thread that died silently
+    would leave every later dead letter unreplayed, counted as lost)."""
+    try:
+        return replay(name, wait_seconds=wait, functions=fns)
+    except Exception as exc:
+        print(f"chaos: replay of {name} raised {type(exc).__name__}: {exc}", flush=True)
+        return None
 
 
 @flow(name="chaos", task_runner=ThreadPoolTaskRunner(max_workers=4))
