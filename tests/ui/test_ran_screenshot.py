@@ -149,12 +149,19 @@ def test_flow_run_page_shows_circuit_open_task_runs(
                 search.blur()
                 badge = page.locator(".state-badge", has_text=re.compile(r"^\s*CircuitOpen\s*$"))
                 refused_rows = page.locator(".state-list-item", has=badge)
-                expect(refused_rows.first).to_be_visible()
                 expect(refused_rows.first).to_contain_text(re.compile(r"infer-[a-z-]+#\d+"))
-                page.wait_for_timeout(1000)  # the list and the run graph fade in
-                page.screenshot(path=str(shot))
+                # The list re-renders itself every few seconds and is empty while it reloads
+                # (a CI run counted 0 rows one second after seeing one): the shot is kept once
+                # the rows are still there right after it was taken.
+                shown = 0
+                for _ in range(5):
+                    expect(refused_rows.first).to_be_visible()
+                    page.wait_for_timeout(1000)  # the list and the run graph fade in
+                    page.screenshot(path=str(shot))
+                    shown = refused_rows.count()
+                    if shown:
+                        break
                 keep_artifact(shot)
-                shown = refused_rows.count()
             except Exception:  # what the page showed instead, for the failure report
                 if page is not None:
                     page.screenshot(path=str(tmp_path / "ran-circuit-open-failed.png"))
