@@ -27,6 +27,7 @@ from prefect_ft.deadletter.queue import DeadLetterQueue
 from prefect_ft.exceptions import BulkheadFullError, CircuitOpenError
 from prefect_ft.settings import default_store_url
 from prefect_ft.tasks import events as prefect_events
+from prefect_ft.tasks.admitted import admitted
 from prefect_ft.tasks.policies import FTPolicy
 
 __all__ = ["REJECTED_STATE_NAMES", "Gate", "Rejected", "acall_guarded", "call_guarded", "gate_for"]
@@ -131,7 +132,8 @@ def _through_breaker(breaker: CircuitBreaker, fn: Callable[..., Any], args: Any,
     except CircuitOpenError as error:
         return Rejected(error)
     try:
-        result = fn(*args, **kwargs)
+        with admitted(breaker.name):
+            result = fn(*args, **kwargs)
     except BaseException as exc:
         breaker._exit_error(token, exc)
         raise
@@ -146,7 +148,8 @@ async def _athrough_breaker(breaker: CircuitBreaker, fn: Callable[..., Any], arg
     except CircuitOpenError as error:
         return Rejected(error)
     try:
-        result = await fn(*args, **kwargs)
+        with admitted(breaker.name):
+            result = await fn(*args, **kwargs)
     except BaseException as exc:
         await breaker._aexit_error(token, exc)
         raise

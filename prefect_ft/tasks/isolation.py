@@ -32,6 +32,7 @@ from prefect_ft.core.isolation import (
 )
 from prefect_ft.core.states import BreakerRecord
 from prefect_ft.exceptions import CircuitOpenError, ConfigurationError
+from prefect_ft.tasks.admitted import running
 from prefect_ft.tasks.policies import FTPolicy, resolve_policy
 
 if TYPE_CHECKING:
@@ -145,7 +146,8 @@ class _Hold:
 
     def __init__(self, gate: Gate, gates: list[tuple[str, Gate]]) -> None:
         self.policy = gate.policy
-        self.gates = gates
+        inside = running()  # an upstream whose admitted call encloses this one is no wait
+        self.gates = [(name, g) for name, g in gates if name not in inside] if inside else gates
         self.arrived = time.monotonic()
         self.waiting = False
 

@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import flow
@@ -162,3 +163,53 @@ def test_the_defer_buffer_is_bounded_across_threads(run: int) -> None:
     assert (len(full), len(waited)) == (15, 5)
     assert all(r.startswith("upstream-open:") for _, r in site.rejected)
     assert deferred_now(down) == 0, "every waiting call gave its place back"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_dependent_called_inside_its_upstreams_admitted_call_does_not_wait_for_it(
+    tmp_path: Path, mode: str
+) -> None:
+    # A dependent whose calls run inside its upstream's call (the RAN pipeline's ipc hop inside
+    # an ml-inference call) used to wait on its own caller: with the upstream HALF_OPEN and its
+    # one probe slot taken by that very caller, the inner call saw "not admitting", waited its
+    # whole bound and was dead-lettered, so the probe failed and the upstream reopened.
+    up, down = unique("iso-nest-up"), unique("iso-nest-down")
+    CircuitBreakerPolicy(
+        failure_threshold=1, open_seconds=120, half_open_calls=1, recovery_seconds=0
+    ).save(up, overwrite=True)
+    clear_policy_cache()
+    upstream = gate_for(resolve_policy(up)).breaker
+    with pytest.raises(RuntimeError):
+        upstream.call(lambda: (_ for _ in ()).throw(RuntimeError("upstream down")))
+    assert upstream.mark_recovered() and upstream.state == "HALF_OPEN"
+    dep = Dependency(tmp_path / "dep")
+    policy = replace(fast_policy(down), depends_on=(up,), defer_seconds=3)
+    if mode == "sync":
+        inner = ft_task(call_dependency, breaker=policy)
+
+        def call_inner(dep: str, x: int) -> int:
+            return inner(dep, x)
+
+        outer = ft_task(call_inner, breaker=up)
+    else:
+
+        async def acall_dependency(dep: str, x: int) -> int:
+            return call_dependency(dep, x)
+
+        ainner = ft_task(acall_dependency, breaker=policy)
+
+        async def acall_inner(dep: str, x: int) -> int:
+            return await ainner(dep, x)
+
+        outer = ft_task(acall_inner, breaker=up)
+
+    @flow
+    def nested() -> Any:
+        out = outer(dep.path, 5, return_state=True)
+        return asyncio.run(out) if mode == "async" else out
+
+    state = nested()  # waiting for its own caller would dead-letter the inner call after 3 s
+    assert state.name == "Completed", state
+    assert dep.served() == [5]
+    assert list(DeadLetterQueue(down).items()) == []
+    assert upstream.state == "CLOSED"  # the probe (the outer call) succeeded
