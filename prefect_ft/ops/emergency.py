@@ -232,8 +232,14 @@ def clear(
 
 def _restore(store: BreakerStore, active: dict[str, Any], out: Outcome) -> None:
     """Put back each listed breaker's overlay (once), only where it is still FORCED_OPEN."""
+    known = set(known_breakers(store))
     for name, before in active.get("breakers", {}).items():
         if name in out.breakers:
+            continue
+        if name not in known and not store.read(f"prefect-ft:breaker:{name}").data:
+            # `breakers forget` ran during the stop (record and listing gone, not only a
+            # listing lost to a corrupt index): building it here would bring it back
+            out.breakers[name] = "forgotten during the stop"
             continue
         b = CircuitBreaker(name, store=store, refresh_seconds=None)
         seen: list[OverlayName | None] = []

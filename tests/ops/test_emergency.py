@@ -213,3 +213,20 @@ def test_the_cli_prints_a_refusal_as_one_line_and_status_1(url: str, capsys: Any
     assert emergency_stop(reason="x", store=bad, store_only=True) == 1
     err = capsys.readouterr().err
     assert err.endswith("; nothing changed\n") and err.count("\n") == 1
+
+
+def test_a_breaker_forgotten_during_the_stop_stays_forgotten_after_clear(url: str) -> None:
+    from prefect_ft.cli.breakers import forget
+    from prefect_ft.stores import shared_store
+    from prefect_ft.stores.index import known_breakers
+
+    _b("ipc", url)
+    retired = _b("retired", url)
+    emergency.stop("drill", store=url)
+    assert forget("retired", store=url) == 0
+    out = emergency.clear(store=url)
+    store = shared_store(url)
+    assert "retired" not in known_breakers(store), "clear listed the forgotten breaker again"
+    assert not store.read(retired.key).data, "clear wrote the forgotten breaker's record again"
+    assert out.breakers["retired"] == "forgotten during the stop"
+    assert _b("ipc", url).state == "CLOSED"
