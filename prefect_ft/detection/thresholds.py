@@ -6,8 +6,8 @@ The synthetic detectors' numbers live in `thresholds_v1.json`, written by
 evaluation data). `thresholds_v2.json` extends v1 with the real-series metric detector
 (`metric_model` "robust", the `rm_*` numbers), chosen once on the NAB and MSFT dev sets and frozen
 for every series (no per-file settings); `thresholds_v3.json` adds v3's record rules (alarms
-join the records, an earlier start, the window-mean rule). Change a number only by recalibrating and bumping
-`VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
+join the records, an earlier start, the window-mean rule); `thresholds_v4.json` shortens the
+hold-off after an alarm. Change a number only by recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "3"
+VERSION = "4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,8 @@ class Thresholds:
         rm_clip: samples join the baselines winsorised to the prediction +- this many scales.
         rm_spike_z: robust z of a single-sample spike.
         rm_h: CUSUM decision interval for level shifts (reference value `metric_k`).
-        rm_holdoff: samples of silence after an alarm.
+        rm_holdoff: samples of silence after an alarm (at most a day of them): the episode is
+            reported once, yet the next one, hours later, is not swallowed (v4: 72).
         rm_record_n: ordinary samples whose largest statistic an alarm must beat.
         rm_record_margin: ... by this factor.
         rm_record_max_s: ... but at most the samples of this long a span.
