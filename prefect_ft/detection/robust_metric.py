@@ -34,6 +34,11 @@ Thresholds v3 add three record rules (each off in v2's numbers):
 - `rm_mean_n`, `rm_mean_z`: the mean of the last n clipped z against its own record, a bounded
   memory alternative to the CUSUM for shifts in autocorrelated residuals (the short-window average
   of HTM's anomaly likelihood, Ahmad et al. 2017, read with the same record rule).
+
+Thresholds v4 change numbers only: the hold-off is 72 samples instead of a day, since one alarm
+per episode is the discipline NAB rewards, but a day of silence also swallowed the next episode
+hours later; the spike record becomes the 2nd largest z (k/(M+1) halved) and the first-day margin
+factor 1.3, which keeps the false alarms below v3's with the shorter hold-off.
 """
 
 from __future__ import annotations
