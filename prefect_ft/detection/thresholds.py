@@ -6,8 +6,9 @@ The synthetic detectors' numbers live in `thresholds_v1.json`, written by
 evaluation data). `thresholds_v2.json` extends v1 with the real-series metric detector
 (`metric_model` "robust", the `rm_*` numbers), chosen once on the NAB and MSFT dev sets and frozen
 for every series (no per-file settings); `thresholds_v3.json` adds v3's record rules (alarms
-join the records, an earlier start, the window-mean rule). Change a number only by recalibrating and bumping
-`VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
+join the records, an earlier start, the window-mean rule); `thresholds_v4.json` shortens the
+hold-off after an alarm and tightens the spike record to pay for it. Change a number only by
+recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "3"
+VERSION = "4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,8 @@ class Thresholds:
         rm_clip: samples join the baselines winsorised to the prediction +- this many scales.
         rm_spike_z: robust z of a single-sample spike.
         rm_h: CUSUM decision interval for level shifts (reference value `metric_k`).
-        rm_holdoff: samples of silence after an alarm.
+        rm_holdoff: samples of silence after an alarm (at most a day of them): the episode is
+            reported once, yet the next one, hours later, is not swallowed (v4: 72).
         rm_record_n: ordinary samples whose largest statistic an alarm must beat.
         rm_record_margin: ... by this factor.
         rm_record_max_s: ... but at most the samples of this long a span.
@@ -101,7 +103,8 @@ class Thresholds:
         rm_mean_n: samples of the window-mean rule (v3; 0 turns it off): the mean of the last n
             clipped z must exceed `rm_mean_z` and its own record.
         rm_mean_z: see `rm_mean_n`.
-        rm_record_k: the spike rules' record is the k-th largest z of the memory, not the largest.
+        rm_record_k: the spike rules' record is the k-th largest z of the memory, not the largest
+            (v3: 3; v4: 2, the false-alarm rate of k/(M+1) halved to pay for a shorter hold-off).
         rm_record_alarms: alarms' own statistics join the records (v3), so an event that keeps
             coming back becomes normal behaviour instead of alarming every time.
     """

@@ -44,3 +44,14 @@ def test_msft_event_hits_and_false_alarms() -> None:
     delays, fa = rd.msft_events(s, [998, 1506, 1600, 100])
     assert delays == [-2, None]  # 1506 is inside [first - 2, last + 6]: neither hit nor false
     assert fa == 1  # 1600; 100 is in probation
+
+
+def test_stream_latency_times_every_update_of_a_series() -> None:
+    import numpy as np
+
+    n = 600
+    ts = 1_735_689_600.0 + 60.0 * np.arange(n)
+    vs = 10.0 + np.random.default_rng(0).standard_normal(n)
+    out = rd.stream_latency(rd.Series("synthetic.csv", ts, vs, (), "nab"))
+    assert out["n"] == n and out["series"] == "synthetic.csv"
+    assert 0.0 <= out["median_ms"] <= out["p99_ms"] <= out["max_ms"]
