@@ -82,6 +82,13 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     assert "recoveries run: " in out
     assert any(r["breaker_after"] == "HALF_OPEN" for r in report["recoveries"])
     assert report["dead_lettered"] >= 1 and report["lost"] == 0
+    # detection, run as a flow after a fault-free warm-up, finds an injected fault on its own
+    # component, and says so in the report
+    found = [d for d in report["detection"] if d["detected"]]
+    assert any(d["alarm_component"] == d["component"] for d in found), report["detection"]
+    assert "warm-up without faults: 8 documents" in out
+    assert "injected faults detected" in out
+    assert "Artifact creation outside of a flow" not in proc.stderr + out
     assert _processes_mentioning(str(tmp_path)) == []
 
 

@@ -159,3 +159,13 @@ def test_an_alarm_before_the_fault_window_does_not_detect_it() -> None:
     early = _alarm("burst", "ml-inference", 80.0, 94.0)  # fired 6 s before the start
     assert score_alarms([FAULTS[0]], [early])[0]["detected"] is False
     assert score_alarms([FAULTS[0]], [early], slack=6.0)[0]["detected"] is True
+
+
+def test_one_alarm_is_credited_to_one_fault_its_own_component_first() -> None:
+    drop = {"component": "ipc", "kind": "drop_connections", "start": 300.0, "end": 306.0}
+    faults = [drop, CRASH]  # the crash starts while connections are being dropped
+    rows = score_alarms(faults, [_alarm("burst", "ipc", 300.0, 301.0)])
+    assert [r["detected"] for r in rows] == [True, False]
+    # a later alarm on the crashed component itself goes to the crash
+    rows = score_alarms(faults, [_alarm("burst", "ml-inference", 305.0, 309.0)])
+    assert [r["detected"] for r in rows] == [False, True]

@@ -7,7 +7,9 @@ fault's kind can produce (failures: burst, cascade, cyclic; latency: degradation
 exhaustion), and its episode, from its onset to the moment it fired, overlaps the fault's true
 window widened by `slack` seconds each side (the fault's times come from the injector's clock,
 the alarm's from task-run end times recorded by the API). The delay is from the fault's true
-start to the first matching alarm. An alarm matching no fault is a false alarm.
+start to the first alarm credited to it; one alarm is credited to one fault (its own component's
+before one merely seen there, then the latest started). An alarm matching no fault is a false
+alarm.
 Time to recover is, per fault, the time from the fault's end to the component's breaker next
 reaching CLOSED (None when it was never open after the fault started, or never closed again).
 """
@@ -49,14 +51,32 @@ def _matches(f: dict[str, Any], a: dict[str, Any], slack: float) -> bool:
     )
 
 
+def _assign(faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float) -> list[int]:
+    """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm).
+
+    One alarm detects one fault: among the faults it matches, one on the alarm's own component
+    wins over one merely seen there, then the one that started last before the alarm fired."""
+    out = []
+    for a in alarms:
+        cands = [i for i, f in enumerate(faults) if _matches(f, a, slack)]
+        own = [i for i in cands if faults[i]["component"] in a.get("components", ())]
+        pool = own or cands
+        started = [i for i in pool if faults[i]["start"] <= a["at"]]
+        out.append(max(started or pool, key=lambda i: faults[i]["start"]) if pool else -1)
+    return out
+
+
 def score_alarms(
     faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = SLACK_S
 ) -> list[dict[str, Any]]:
-    """Per fault: detected or not, and the first matching alarm's delay, pattern, failure type,
-    severity and component (the matching alarms' patterns are listed in `alarms`)."""
+    """Per fault: detected or not, and the first credited alarm's delay, pattern, failure type,
+    severity and component (the credited alarms' patterns are listed in `alarms`)."""
+    credit = _assign(faults, alarms, slack)
     out = []
-    for f in faults:
-        hits = sorted((a for a in alarms if _matches(f, a, slack)), key=lambda a: a["at"])
+    for i, f in enumerate(faults):
+        hits = sorted(
+            (a for a, c in zip(alarms, credit, strict=True) if c == i), key=lambda a: a["at"]
+        )
         first = hits[0] if hits else {}
         out.append(
             {
@@ -78,7 +98,7 @@ def false_alarms(
     faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = SLACK_S
 ) -> list[dict[str, Any]]:
     """The alarms that match no injected fault."""
-    return [a for a in alarms if not any(_matches(f, a, slack) for f in faults)]
+    return [a for a, c in zip(alarms, _assign(faults, alarms, slack), strict=True) if c < 0]
 
 
 def _open_spans(
