@@ -122,3 +122,17 @@ def test_unknown_component_in_the_schedule_is_refused_before_anything_starts(tmp
     assert proc.returncode == 2
     assert "fault 1: unknown component 'baseband'; allowed: doc-processing" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_negative_warm_up_is_refused_before_anything_starts() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "prefect_ft.demo", "--warmup-docs", "-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error: --warmup-docs must be >= 0 (got -1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
