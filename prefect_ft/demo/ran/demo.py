@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events
+from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events, warm_up
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
 from prefect_ft.demo.ran.servers import (
     CONTROL_ENDPOINT,
@@ -52,8 +52,8 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
          "mb_per_call": 2, "budget_mb": 48},
     ],
 }  # fmt: skip
-# a fault-free pass first: 8 documents give each chunk step about 24 calls, above the 20 earlier
-# tasks the detection pass needs before it judges a component's failure rate (detect.py)
+# a fault-free pass first (`detect.warm_up`): 8 documents give each chunk step about 24 calls,
+# above the 20 earlier tasks the detection pass needs to judge a component's failure rate
 WARMUP_DOCS = 8
 REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
 
@@ -180,7 +180,11 @@ def _run_pipeline(
     t_history = time.time()  # the detection pass reads task runs from here on
     if args.warmup_docs:
         t = time.monotonic()
-        _warm_up(args, say, work, server)
+        done = warm_up(args.corpus, work / "warm-up", server.url, args.warmup_docs, args.deadline)
+        say(
+            f"warm-up without faults: {done.get('documents_in', 0)} documents, "
+            f"{done.get('items_in', 0)} items (the history detection learns normal rates from)"
+        )
         timings["warm_up"] = time.monotonic() - t
     rt_box: list[Any] = []
     if REPO_BLOCKS.is_dir() and not args.no_recovery:
@@ -246,31 +250,6 @@ def _run_pipeline(
     rep = report.build_report(summary, records, transitions, alarms, recoveries)
     print(report.render(rep, t0=t_start), flush=True)
     return rep
-
-
-def _warm_up(args: argparse.Namespace, say: Any, work: Path, server: ModelServer) -> None:
-    """A fault-free pass over the first documents, in its own output directory: the history a
-    user's pipeline has before a fault, from which detection learns each component's normal
-    failure rate (a run of under two minutes has no hours of history)."""
-    from prefect_ft.demo.ran import pipeline
-    from prefect_ft.demo.ran.ipc import ModelClient
-
-    rt = pipeline.Runtime(work / "warm-up", ModelClient(server.url))
-    pipeline.configure(rt)
-    try:
-        summary = pipeline.ran_pipeline(
-            corpus_dir=args.corpus,
-            work_dir=str(work / "warm-up"),
-            max_docs=args.warmup_docs,
-            deadline_seconds=args.deadline,
-        )
-    finally:
-        rt.close()
-        pipeline.configure(None)
-    say(
-        f"warm-up without faults: {summary.get('documents_in', 0)} documents, "
-        f"{summary.get('items_in', 0)} items (the history detection learns normal rates from)"
-    )
 
 
 def corpus_paths_of(args: argparse.Namespace) -> list[Path]:

@@ -13,14 +13,35 @@ from __future__ import annotations
 
 import time
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_BASELINE_MIN_TASKS", "detect_alarms", "emit_fault_events"]
+__all__ = ["RUN_BASELINE_MIN_TASKS", "detect_alarms", "emit_fault_events", "warm_up"]
 
 # With no failure among 20 tasks the Jeffreys rate is 2.4 %, low enough that the frozen fast chart
 # (p1 = 30 x p0) crosses after 4 failures in a row; fewer tasks leave p0 so high that a burst the
 # breaker stops after a handful of calls never reaches the interval.
 RUN_BASELINE_MIN_TASKS = 20
+
+
+def warm_up(
+    corpus: str | None, work: Path, model_url: str, docs: int, deadline: float
+) -> dict[str, Any]:
+    """A fault-free pass of the pipeline over the first `docs` documents, in its own output
+    directory `work`: the history a user's pipeline has before a fault, from which detection
+    learns each component's normal failure rate (a run of minutes has no hours of history)."""
+    from prefect_ft.demo.ran import pipeline
+    from prefect_ft.demo.ran.ipc import ModelClient
+
+    rt = pipeline.Runtime(work, ModelClient(model_url))
+    pipeline.configure(rt)
+    try:
+        return pipeline.ran_pipeline(
+            corpus_dir=corpus, work_dir=str(work), max_docs=docs, deadline_seconds=deadline
+        )
+    finally:
+        rt.close()
+        pipeline.configure(None)
 
 
 def _detect_body(t_start: float) -> dict[str, Any]:
