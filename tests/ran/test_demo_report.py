@@ -169,3 +169,10 @@ def test_one_alarm_is_credited_to_one_fault_its_own_component_first() -> None:
     # a later alarm on the crashed component itself goes to the crash
     rows = score_alarms(faults, [_alarm("burst", "ml-inference", 305.0, 309.0)])
     assert [r["detected"] for r in rows] == [False, True]
+
+
+def test_an_episode_spanning_two_faults_of_a_component_is_credited_to_the_first() -> None:
+    # a burst's failures open the episode; later failures during the crash push it over
+    alarm = _alarm("burst", "ml-inference", 99.0, 305.0, failure_type="ModelInferenceError")
+    rows = score_alarms([FAULTS[0], CRASH], [alarm])
+    assert [r["detected"] for r in rows] == [True, False] and rows[0]["delay"] == 205.0

@@ -8,7 +8,7 @@ exhaustion), and its episode, from its onset to the moment it fired, overlaps th
 window widened by `slack` seconds each side (the fault's times come from the injector's clock,
 the alarm's from task-run end times recorded by the API). The delay is from the fault's true
 start to the first alarm credited to it; one alarm is credited to one fault (its own component's
-before one merely seen there, then the latest started). An alarm matching no fault is a false
+before one merely seen there, then the earliest started). An alarm matching no fault is a false
 alarm.
 Time to recover is, per fault, the time from the fault's end to the component's breaker next
 reaching CLOSED (None when it was never open after the fault started, or never closed again).
@@ -55,14 +55,14 @@ def _assign(faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: f
     """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm).
 
     One alarm detects one fault: among the faults it matches, one on the alarm's own component
-    wins over one merely seen there, then the one that started last before the alarm fired."""
+    wins over one merely seen there, then the earliest started (an episode that spans two faults
+    began with the first one's failures; the later ones only pushed it over the interval)."""
     out = []
     for a in alarms:
         cands = [i for i, f in enumerate(faults) if _matches(f, a, slack)]
         own = [i for i in cands if faults[i]["component"] in a.get("components", ())]
         pool = own or cands
-        started = [i for i in pool if faults[i]["start"] <= a["at"]]
-        out.append(max(started or pool, key=lambda i: faults[i]["start"]) if pool else -1)
+        out.append(min(pool, key=lambda i: (faults[i]["start"], i)) if pool else -1)
     return out
 
 
