@@ -55,12 +55,17 @@ class BurstTracker:
         "cur_k",
         "cur_n",
         "exclude_until",
+        "held_k",
+        "held_n",
         "hold_until",
         "k_ep",
         "n_ep",
         "name",
         "p0",
         "pending",
+        "run_k",
+        "run_min",
+        "run_n",
         "s",
         "sum_k",
         "sum_n",
@@ -69,9 +74,15 @@ class BurstTracker:
         "zero_at",
     )
 
-    def __init__(self, name: str, th: Thresholds) -> None:
+    def __init__(self, name: str, th: Thresholds, run_min_tasks: int = 0) -> None:
+        if run_min_tasks < 0:
+            raise ValueError(f"run_min_tasks must be >= 0 (got {run_min_tasks})")
         self.name = name
         self.th = th
+        # run-relative baseline (0: off): tasks learnt, failures among them, tasks of the open
+        # episode (they join the baseline only if the episode ends without an alarm)
+        self.run_min = run_min_tasks
+        self.run_n = self.run_k = self.held_n = self.held_k = 0
         j = len(self._rises())
         # per chart: statistic, last zero (the onset estimate), tasks / failures / types since then
         self.s = [0.0] * j
@@ -92,7 +103,7 @@ class BurstTracker:
         self.b = [0.0] * j  # per-chart increment on a success
 
     def state(self) -> dict[str, Any]:
-        return dump_slots(self)
+        return dump_slots(self, skip=("name", "th", "run_min"))
 
     def load(self, data: dict[str, Any]) -> None:
         load_slots(self, data)
@@ -126,6 +137,35 @@ class BurstTracker:
 
     def observe(self, ends: list[float], failed: list[bool], codes: list[int]) -> list[Alarm]:
         """Feed finished tasks (already in end-time order); return alarms they trigger."""
+        if self.run_min <= 0:
+            return self._observe(ends, failed, codes)
+        alarms: list[Alarm] = []
+        for t, y, code in zip(ends, failed, codes, strict=True):
+            if self.p0 <= 0.0 and self.run_n >= self.run_min:
+                self._set_p0((self.run_k + 0.5) / (self.run_n + 1.0))
+            found = self._observe([t], [y], [code])
+            alarms += found
+            if found or t < self.exclude_until:
+                self.held_n = self.held_k = 0  # an alarmed episode and its hold-off: not normal
+                continue
+            self.held_n += 1
+            self.held_k += int(y)
+            if not any(self.s):  # no episode open: what it held was normal behaviour
+                self.run_n += self.held_n
+                self.run_k += self.held_k
+                self.held_n = self.held_k = 0
+                if self.p0 > 0.0:
+                    self._set_p0((self.run_k + 0.5) / (self.run_n + 1.0))
+        return alarms
+
+    def _set_p0(self, p0: float) -> None:
+        p1s = [min(0.9, m * p0) for m in self._rises()]
+        if all(p1 > p0 for p1 in p1s):
+            self.p0 = p0
+            for j, p1 in enumerate(p1s):
+                self.a[j], self.b[j] = bernoulli_llr(p0, p1)
+
+    def _observe(self, ends: list[float], failed: list[bool], codes: list[int]) -> list[Alarm]:
         k_new = sum(failed)
         self.cur_n += len(ends)
         self.cur_k += k_new
@@ -235,6 +275,8 @@ class BurstTracker:
             _, n, k = self.base.popleft()
             self.sum_n -= n
             self.sum_k -= k
+        if self.run_min > 0:
+            return  # p0 comes from the run's own tasks (`observe`)
         if self.sum_n >= self.th.burst_min_tasks:
             # Jeffreys-style half count keeps p0 > 0 when the window saw no failure
             p0 = (self.sum_k + 0.5) / (self.sum_n + 1.0)

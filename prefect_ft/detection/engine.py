@@ -47,14 +47,23 @@ class EngineConfig:
         throughput: also watch successful completions per minute for drops
             (`throughput.ThroughputTracker`). Off by default: not yet calibrated on the synthetic
             benchmark (a history's last minutes, when arrivals stop, read as a drop).
+        run_baseline_min_tasks: 0 (default) learns each component's burst baseline from hours
+            of closed minutes; a positive number learns it from the component's own earlier
+            tasks in this history once that many were seen (`burst.BurstTracker`), for runs too
+            short for the long baseline (the minute-based detectors stay as they are).
     """
 
     components: tuple[str, ...] = PIPELINE
     edges: tuple[tuple[str, str], ...] = tuple(itertools.pairwise(PIPELINE))
     thresholds: Thresholds = field(default_factory=load_thresholds)
     throughput: bool = False
+    run_baseline_min_tasks: int = 0
 
     def __post_init__(self) -> None:
+        if self.run_baseline_min_tasks < 0:
+            raise ValueError(
+                f"run_baseline_min_tasks must be >= 0 (got {self.run_baseline_min_tasks})"
+            )
         if len(set(self.components)) != len(self.components) or not self.components:
             raise ValueError("components must be non-empty and unique")
         for up, down in self.edges:
@@ -99,7 +108,7 @@ class DetectionEngine:
         for up, down in self.config.edges:
             self._parents[self._index[down]].append(self._index[up])
         self._related = {i: self._ancestry(i) for i in range(len(names))}
-        self._burst = [BurstTracker(n, th) for n in names]
+        self._burst = [BurstTracker(n, th, self.config.run_baseline_min_tasks) for n in names]
         self._deg = [DegradationTracker(n, th) for n in names]
         self._tput = [ThroughputTracker(n, th) for n in names]
         self._mem = [ResourceTracker(n, "memory", th) for n in names]

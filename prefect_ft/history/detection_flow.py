@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from prefect_ft.detection import (
@@ -185,6 +186,7 @@ def detect(
     dashboard_key: str | None = "prefect-ft-dashboard",
     emit: bool = True,
     max_retried_runs: int = MAX_RETRIED_RUNS,
+    run_baseline_min_tasks: int = 0,
 ) -> dict[str, Any]:
     """One detection pass (the `detect-failures` flow calls this).
 
@@ -203,12 +205,16 @@ def detect(
         emit: emit `prefect-ft.fault.detected` events.
         max_retried_runs: retried task runs whose failed attempts are read per pass (each costs
             one API call); the rest are reported as skipped input.
+        run_baseline_min_tasks: > 0 learns burst baselines from each component's own earlier
+            tasks (`EngineConfig.run_baseline_min_tasks`), for a history of a short run.
 
     Returns:
         A JSON-ready summary: alarms, skipped input, watermark, counts, whether the state saved.
     """
     log = _logger()
     config = engine_config(components, edges)
+    if run_baseline_min_tasks:
+        config = replace(config, run_baseline_min_tasks=run_baseline_min_tasks)
     engine, after, version, skipped = load_detection_state(config, key=state_key, store=store)
     hist = read_history(
         config.components,

@@ -82,6 +82,13 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     assert "recoveries run: " in out
     assert any(r["breaker_after"] == "HALF_OPEN" for r in report["recoveries"])
     assert report["dead_lettered"] >= 1 and report["lost"] == 0
+    # detection, run as a flow after a fault-free warm-up, finds an injected fault on its own
+    # component, and says so in the report
+    found = [d for d in report["detection"] if d["detected"]]
+    assert any(d["alarm_component"] == d["component"] for d in found), report["detection"]
+    assert "warm-up without faults: 8 documents" in out
+    assert "injected faults detected" in out
+    assert "Artifact creation outside of a flow" not in proc.stderr + out
     assert _processes_mentioning(str(tmp_path)) == []
 
 
@@ -114,4 +121,18 @@ def test_unknown_component_in_the_schedule_is_refused_before_anything_starts(tmp
     )
     assert proc.returncode == 2
     assert "fault 1: unknown component 'baseband'; allowed: doc-processing" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_negative_warm_up_is_refused_before_anything_starts() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "prefect_ft.demo", "--warmup-docs", "-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error: --warmup-docs must be >= 0 (got -1)" in proc.stderr
     assert "Traceback" not in proc.stderr

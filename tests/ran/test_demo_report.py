@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prefect_ft.demo.ran.report import build_report, render, score_alarms, time_to_recover
+from prefect_ft.demo.ran.report import (
+    build_report,
+    false_alarms,
+    render,
+    score_alarms,
+    time_to_recover,
+)
 
 FAULTS = [
     {
@@ -109,3 +115,64 @@ def test_recoveries_line_comes_from_the_recovery_records() -> None:
     )
     assert "  +20.0s ipc (unknown): connection-reset, graceful-restart failed" in text
     assert "unhealthy: connection refused" in text
+
+
+CRASH = {"component": "ml-inference", "kind": "crash", "start": 300.0, "end": 340.0}
+LEAK = {"component": "ml-inference", "kind": "memory_leak", "start": 90.0, "end": 400.0}
+
+
+def _alarm(pattern: str, comp: str, onset: float, at: float, **kw: str) -> dict:
+    extra = {"severity": "CRITICAL", "failure_type": "ConnectionError", **kw}
+    return {"pattern": pattern, "components": [comp], "onset": onset, "at": at, **extra}
+
+
+def test_scoring_gives_detected_delay_type_severity_and_false_alarms() -> None:
+    faults = [FAULTS[0], FAULTS[1], CRASH, LEAK]
+    alarms = [
+        _alarm("burst", "ml-inference", 99.0, 104.5, failure_type="ModelInferenceError"),
+        _alarm("burst", "ipc", 301.0, 303.0),  # the crash, seen on the connection pool
+        _alarm("degradation", "ml-inference", 101.0, 105.0),  # no failure kind makes this
+        _alarm("burst", "quality-validation", 101.0, 102.0),  # no fault there
+    ]
+    rows = score_alarms(faults, alarms)
+    assert [r["detected"] for r in rows] == [True, False, True, False]
+    assert rows[0]["delay"] == 4.5 and rows[0]["severity"] == "CRITICAL"
+    assert rows[0]["failure_type"] == "ModelInferenceError" and rows[0]["pattern"] == "burst"
+    assert rows[2]["alarm_component"] == "ipc" and rows[2]["delay"] == 3.0
+    assert rows[1]["delay"] is None and rows[3]["alarms"] == []  # a leak is no burst
+    fa = false_alarms(faults, alarms)
+    assert [(a["pattern"], a["components"]) for a in fa] == [
+        ("degradation", ["ml-inference"]),
+        ("burst", ["quality-validation"]),
+    ]
+    rep = build_report(SUMMARY, faults, [], alarms, "not run")
+    text = render(rep, t0=100.0)
+    assert "error_burst on ml-inference: +0.0s .. +10.0s, 4 calls hit; detected: burst " in text
+    assert "(CRITICAL, ModelInferenceError) after 4.5s" in text
+    assert "crash on ml-inference: +200.0s .. +240.0s, 0 calls hit; detected: burst on ipc" in text
+    assert "drop_connections on ipc: +100.0s .. +105.0s, 0 calls hit; not detected" in text
+    assert "detection: 2 of 4 injected faults detected, 4 alarms, 2 false alarms" in text
+    assert "  false alarm +2.0s burst on quality-validation (CRITICAL, ConnectionError)" in text
+
+
+def test_an_alarm_before_the_fault_window_does_not_detect_it() -> None:
+    early = _alarm("burst", "ml-inference", 80.0, 94.0)  # fired 6 s before the start
+    assert score_alarms([FAULTS[0]], [early])[0]["detected"] is False
+    assert score_alarms([FAULTS[0]], [early], slack=6.0)[0]["detected"] is True
+
+
+def test_one_alarm_is_credited_to_one_fault_its_own_component_first() -> None:
+    drop = {"component": "ipc", "kind": "drop_connections", "start": 300.0, "end": 306.0}
+    faults = [drop, CRASH]  # the crash starts while connections are being dropped
+    rows = score_alarms(faults, [_alarm("burst", "ipc", 300.0, 301.0)])
+    assert [r["detected"] for r in rows] == [True, False]
+    # a later alarm on the crashed component itself goes to the crash
+    rows = score_alarms(faults, [_alarm("burst", "ml-inference", 305.0, 309.0)])
+    assert [r["detected"] for r in rows] == [False, True]
+
+
+def test_an_episode_spanning_two_faults_of_a_component_is_credited_to_the_first() -> None:
+    # a burst's failures open the episode; later failures during the crash push it over
+    alarm = _alarm("burst", "ml-inference", 99.0, 305.0, failure_type="ModelInferenceError")
+    rows = score_alarms([FAULTS[0], CRASH], [alarm])
+    assert [r["detected"] for r in rows] == [True, False] and rows[0]["delay"] == 205.0

@@ -1,8 +1,15 @@
 """The demo's final report: accounting, breaker transitions, alarms scored against the injected
 faults, and time to recover (pure: the demo gathers the inputs, this builds and renders them).
 
-Scoring: an alarm matches a fault when it names the fault's component and its onset (or, failing
-that, its time) falls between the fault's true start minus `slack` and its end plus `slack`.
+Scoring: an alarm matches a fault when it names a component the fault shows on (its own; a
+model-server crash also on `ipc`, the connection pool to that server), its pattern is one the
+fault's kind can produce (failures: burst, cascade, cyclic; latency: degradation; a leak:
+exhaustion), and its episode, from its onset to the moment it fired, overlaps the fault's true
+window widened by `slack` seconds each side (the fault's times come from the injector's clock,
+the alarm's from task-run end times recorded by the API). The delay is from the fault's true
+start to the first alarm credited to it; one alarm is credited to one fault (its own component's
+before one merely seen there, then the earliest started). An alarm matching no fault is a false
+alarm.
 Time to recover is, per fault, the time from the fault's end to the component's breaker next
 reaching CLOSED (None when it was never open after the fault started, or never closed again).
 """
@@ -11,32 +18,87 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_report", "render", "score_alarms", "time_to_recover"]
+__all__ = ["build_report", "false_alarms", "render", "score_alarms", "time_to_recover"]
+
+SLACK_S = 5.0
+_FAILING = frozenset({"burst", "cascade", "cyclic"})
+PATTERNS_OF: dict[str, frozenset[str]] = {
+    "error_burst": _FAILING,
+    "periodic": _FAILING,
+    "crash": _FAILING,
+    "drop_connections": _FAILING,
+    "latency": frozenset({"degradation"}),
+    "memory_leak": frozenset({"exhaustion"}),
+}
+# where a fault shows besides its own component: the model server's crash fails the connections
+SEEN_ON: dict[str, tuple[str, ...]] = {"crash": ("ipc",)}
+
+
+def _matches(f: dict[str, Any], a: dict[str, Any], slack: float) -> bool:
+    start, end = f.get("start"), f.get("end")
+    if start is None:
+        return False
+    end = end if end is not None else start
+    comps = (f["component"], *SEEN_ON.get(f["kind"], ()))
+    at = a.get("at")
+    onset = a.get("onset") if a.get("onset") is not None else at
+    return (
+        at is not None
+        and any(c in a.get("components", ()) for c in comps)
+        and str(a.get("pattern")) in PATTERNS_OF.get(f["kind"], _FAILING)
+        and at >= start - slack
+        and onset <= end + slack
+    )
+
+
+def _assign(faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float) -> list[int]:
+    """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm).
+
+    One alarm detects one fault: among the faults it matches, one on the alarm's own component
+    wins over one merely seen there, then the earliest started (an episode that spans two faults
+    began with the first one's failures; the later ones only pushed it over the interval)."""
+    out = []
+    for a in alarms:
+        cands = [i for i, f in enumerate(faults) if _matches(f, a, slack)]
+        own = [i for i in cands if faults[i]["component"] in a.get("components", ())]
+        pool = own or cands
+        out.append(min(pool, key=lambda i: (faults[i]["start"], i)) if pool else -1)
+    return out
 
 
 def score_alarms(
-    faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = 30.0
+    faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = SLACK_S
 ) -> list[dict[str, Any]]:
-    """Per fault: the matching alarms' patterns and the delay of the first (seconds from start)."""
+    """Per fault: detected or not, and the first credited alarm's delay, pattern, failure type,
+    severity and component (the credited alarms' patterns are listed in `alarms`)."""
+    credit = _assign(faults, alarms, slack)
     out = []
-    for f in faults:
-        start, end = f.get("start"), f.get("end")
-        row = {"component": f["component"], "kind": f["kind"], "alarms": [], "delay": None}
-        if start is not None:
-            end = end if end is not None else start
-            for a in alarms:
-                at = a.get("onset") or a.get("at")
-                if (
-                    f["component"] in a.get("components", ())
-                    and at is not None
-                    and start - slack <= at <= end + slack
-                ):
-                    row["alarms"].append(str(a.get("pattern")))
-                    seen = a.get("at") or at
-                    delay = max(0.0, seen - start)
-                    row["delay"] = delay if row["delay"] is None else min(row["delay"], delay)
-        out.append(row)
+    for i, f in enumerate(faults):
+        hits = sorted(
+            (a for a, c in zip(alarms, credit, strict=True) if c == i), key=lambda a: a["at"]
+        )
+        first = hits[0] if hits else {}
+        out.append(
+            {
+                "component": f["component"],
+                "kind": f["kind"],
+                "detected": bool(hits),
+                "alarms": [str(a.get("pattern")) for a in hits],
+                "delay": round(max(0.0, first["at"] - f["start"]), 2) if hits else None,
+                "pattern": first.get("pattern"),
+                "failure_type": first.get("failure_type"),
+                "severity": first.get("severity"),
+                "alarm_component": (first.get("components") or [None])[0],
+            }
+        )
     return out
+
+
+def false_alarms(
+    faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = SLACK_S
+) -> list[dict[str, Any]]:
+    """The alarms that match no injected fault."""
+    return [a for a, c in zip(alarms, _assign(faults, alarms, slack), strict=True) if c < 0]
 
 
 def _open_spans(
@@ -113,6 +175,7 @@ def build_report(
         "transitions": transitions,
         "faults": faults,
         "detection": None if alarms is None else score_alarms(faults, alarms),
+        "false_alarms": None if alarms is None else false_alarms(faults, alarms),
         "alarms": alarms,
         "time_to_recover": time_to_recover(faults, transitions),
         "recoveries": recoveries,
@@ -158,21 +221,42 @@ def render(report: dict[str, Any], t0: float | None = None) -> str:
     lines.append("injected faults (true start/end), alarms found, time to recover:")
     det = r["detection"] or [None] * len(r["faults"])
     for f, s, ttr in zip(r["faults"], det, r["time_to_recover"], strict=True):
-        found = (
-            "detection not run"
-            if s is None
-            else (
-                ", ".join(s["alarms"]) + f" after {_secs(s['delay'])}"
-                if s["alarms"]
-                else "no alarm"
-            )
-        )
         lines.append(
             f"  {f['kind']} on {f['component']}: {rel(f.get('start'))} .. {rel(f.get('end'))}, "
-            f"{f.get('calls_hit', 0)} calls hit; {found}; recovered {_secs(ttr)}"
+            f"{f.get('calls_hit', 0)} calls hit; {_found(s)}; recovered {_secs(ttr)}"
         )
+    lines += _detection_lines(r, rel)
     lines += _recovery_lines(r, rel)
     return "\n".join(lines)
+
+
+def _found(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "detection not run"
+    if not s.get("detected"):
+        return "not detected"
+    on = "" if s["alarm_component"] == s["component"] else f" on {s['alarm_component']}"
+    return (
+        f"detected: {s['pattern']}{on} ({s['severity']}, {s['failure_type']}) "
+        f"after {_secs(s['delay'])}"
+    )
+
+
+def _detection_lines(r: dict[str, Any], rel: Any) -> list[str]:
+    if r["detection"] is None:
+        return ["detection: not run"]
+    hit = sum(s["detected"] for s in r["detection"])
+    fa = r.get("false_alarms") or []
+    lines = [
+        f"detection: {hit} of {len(r['detection'])} injected faults detected, "
+        f"{len(r['alarms'] or [])} alarms, {len(fa)} false alarms (matching no fault)"
+    ]
+    lines += [
+        f"  false alarm {rel(a.get('at'))} {a.get('pattern')} on {', '.join(a.get('components', []))}"
+        f" ({a.get('severity')}, {a.get('failure_type')})"
+        for a in fa
+    ]
+    return lines
 
 
 def _recovery_lines(r: dict[str, Any], rel: Any) -> list[str]:
