@@ -25,6 +25,7 @@ from typing import Any
 
 from prefect_ft.core import probe
 from prefect_ft.core.events import BreakerEvent
+from prefect_ft.core.states import OPEN
 
 __all__ = ["DeepHealth", "HealthProber", "run_check"]
 
@@ -81,6 +82,8 @@ class HealthProber:
         self._confirm = False
         self.last_at: float | None = None  # when the last check started (store clock)
         self.checks = 0
+        self._period: float | None = None  # opened_at of the open period being checked
+        self.period_checks = 0  # checks run in that period: the backoff's exponent
 
     def __call__(self, breaker: Any, event: BreakerEvent) -> None:
         if event.kind == "opened":
@@ -108,8 +111,10 @@ class HealthProber:
         with self._guard:  # take the request first: the record read after it shows its failure
             asked, self._confirm = self._confirm, False
         cfg, rec, now = breaker.config, breaker.record, breaker.now()
+        if rec.opened_at != self._period:  # a new open period: the backoff starts over
+            self._period, self.period_checks = rec.opened_at, 0
         confirm = asked and probe.confirm_wanted(rec, cfg)
-        delay = probe.probe_delay(rec, cfg, now, self.last_at)
+        delay = probe.probe_delay(rec, cfg, now, self.last_at, self.period_checks)
         if not confirm and delay is None:
             return None
         if not confirm and delay:
@@ -124,10 +129,20 @@ class HealthProber:
                 return self.last_at + spacing - now
         self.last_at = now
         self.checks += 1
+        if rec.state == OPEN:
+            self.period_checks += 1
+        k = self.period_checks
         healthy = run_check(cfg.health_check)
         u = breaker._rng()
-        breaker._apply(lambda r, n: probe.on_health(r, cfg, n, healthy, u=u))
-        return probe.probe_delay(breaker.record, cfg, breaker.now(), self.last_at)
+        t = breaker._apply(
+            lambda r, n: probe.on_health(r, cfg, n, healthy, u=u, checks=k, started=now)
+        )
+        if t.record.state == OPEN and t.events:  # this (confirming) check opened the breaker:
+            # it is the open period's first check, not a reason to run another at once
+            self._period, self.period_checks = t.record.opened_at, 1
+            k = 1
+            self.last_at = t.record.opened_at
+        return probe.probe_delay(breaker.record, cfg, breaker.now(), self.last_at, k)
 
     def _run(self) -> None:
         while True:
