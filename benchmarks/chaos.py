@@ -408,7 +408,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    with prefect_test_harness(server_startup_timeout=600):
         options = {"items": args.items, "rate": args.rate, "down_for": args.down_for}
         rows = run_seeds(args.seeds, args.setups, **options)
     print(f"\n{args.items} items at {args.rate:g}/s; outage {args.down_for:g} s from ~13 s, error burst ~4-6 s, latency ~8-11 s; seeds {args.seeds}; medians")  # fmt: skip
