@@ -26,6 +26,13 @@ Backoff: while OPEN the interval after the n-th failed check of an open period i
 announcement (`core.readiness`) makes the next check due at once, whatever the backoff, and a
 pass with one pending half-opens with the readiness verified.
 
+One prober per breaker across processes: the checks of an open period are run by the process
+that holds the breaker's prober lease (`take_lease`, written with compare-and-set next to the
+record), so N processes with the breaker open send one process's checks, not N times as many.
+The lease lasts two backed-off intervals and a second (`lease_ttl`): a holder that died or
+stalls is replaced after that. Checks that verify a readiness announcement and confirming
+checks while CLOSED do not wait for the lease (they answer this process's own evidence).
+
 Pure: time is passed in; the driver (`prefect_ft.recovery.prober`) runs the checks.
 """
 
@@ -37,7 +44,15 @@ from prefect_ft.core import machine, readiness
 from prefect_ft.core.config import BreakerConfig
 from prefect_ft.core.states import CLOSED, OPEN, BreakerRecord
 
-__all__ = ["confirm_wanted", "healthy_answer", "on_health", "probe_delay", "probe_interval"]
+__all__ = [
+    "confirm_wanted",
+    "healthy_answer",
+    "lease_ttl",
+    "on_health",
+    "probe_delay",
+    "probe_interval",
+    "take_lease",
+]
 
 
 def healthy_answer(answer: object) -> bool:
@@ -128,3 +143,22 @@ def on_health(
         reason = f"{rec.consecutive_failures} consecutive failure(s) and the health check failed"
         return machine.trip(rec, cfg, now, u, reason)
     return machine.Transition(rec)
+
+
+def lease_ttl(cfg: BreakerConfig, checks: int) -> float:
+    """How long the prober lease lasts after a check: two intervals (one to the next check,
+    one for a late wake-up) and a second for a slow check or store."""
+    return 2 * (probe_interval(cfg, checks) or 0.0) + 1.0
+
+
+def take_lease(
+    lease: tuple[str, float] | None, me: str, now: float, ttl: float
+) -> tuple[bool, tuple[str, float] | None]:
+    """May `me` run the open period's next check? `(mine, lease to write)`.
+
+    `lease` is the current `(holder, until)` or None; a live lease of another holder means no
+    (nothing to write); otherwise `me` takes or renews it until `now + ttl`.
+    """
+    if lease is not None and lease[0] != me and lease[1] > now:
+        return False, None
+    return True, (me, now + ttl)

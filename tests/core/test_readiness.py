@@ -185,3 +185,14 @@ def test_the_record_round_trips_and_old_records_load() -> None:
 def test_bad_settings_name_the_field_and_range(field: str, value: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         cfg(**{field: value})
+
+
+def test_one_prober_lease_per_breaker_across_processes() -> None:
+    from prefect_ft.core.probe import lease_ttl, take_lease
+
+    assert take_lease(None, "a", 10.0, 2.0) == (True, ("a", 12.0))
+    assert take_lease(("a", 12.0), "b", 11.0, 2.0) == (False, None)  # a holds it: b waits
+    assert take_lease(("a", 12.0), "a", 11.0, 2.0) == (True, ("a", 13.0))  # a renews
+    assert take_lease(("a", 12.0), "b", 12.0, 2.0) == (True, ("b", 14.0))  # a died: b takes over
+    c = cfg()
+    assert lease_ttl(c, 1) == 2.0 and lease_ttl(c, 9) == 21.0  # two backed-off intervals + 1 s
