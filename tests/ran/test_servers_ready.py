@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,8 +36,10 @@ class Supervised(ModelServer):
 
 @pytest.mark.parametrize("deep_ok", [True, False])
 def test_restore_announces_the_served_breakers_ready_once_the_deep_check_passes(
-    clock: FakeClock, deep_ok: bool
+    clock: FakeClock, deep_ok: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the default store, as the demo's processes use it; a private one (not the machine's)
+    monkeypatch.setenv("PREFECT_FT_STORE_URL", f"sqlite:///{tmp_path / 'ft.db'}")
     ipc = CircuitBreaker("ipc", clock=clock, refresh_seconds=None, failure_threshold=1)
     with pytest.raises(ConnectionError):
         ipc.call(lambda: (_ for _ in ()).throw(ConnectionError()))
