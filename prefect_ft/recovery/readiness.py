@@ -47,7 +47,9 @@ def announce_ready(name: str, *, store: BreakerStore | str | None = None) -> boo
     for breaker in live_breakers():
         if breaker.name == name and breaker.store.url == store.url:
             moved = bool(breaker.ready()) or moved
-    return _announce_in_store(store, name) or moved
+    # a breaker here that recorded it wrote it to the store too: one round trip less on the
+    # path from "up" to half-open; otherwise other processes learn it from the store
+    return moved or _announce_in_store(store, name)
 
 
 def _announce_in_store(store: BreakerStore, name: str) -> bool:
