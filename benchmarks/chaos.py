@@ -21,8 +21,8 @@ Setups, alternated (each seed starts with another one), the same retries in all 
   reset_timeout=5)` (the `ipc` preset's numbers);
 - (c) `prefect-ft`: `ft_task` with the same retries and the `ipc` preset as the issue gives it
   (8 failures, open 5 s, recovery ramp 2 s), plus active health checking (`core.probe`): the
-  dependency's health check while OPEN, 0.5 s after the open and then backed off (doubling, at
-  most every 10 s: `probe_backoff`, `probe_max_interval_seconds`; a pass half-opens at once),
+  dependency's health check while OPEN, 1 s after the open and then backed off (doubling, at
+  most every 16 s: `probe_backoff`, `probe_max_interval_seconds`; a pass half-opens at once),
   and a confirming check after 2 consecutive failures (a failure opens at once). **(c)'s
   dependency announces its return**: when the outage ends, a supervisor thread calls
   `prefect_ft.announce_ready(name)` (what the supervisor that restarts a model server does once
@@ -67,9 +67,11 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 SETUPS = ("retries", "pybreaker", "prefect-ft")
-# (c)'s active health checks: every 0.5 s at first, doubling while the check fails, at most
-# every 10 s; a verified readiness announcement then ramps over `ready_ramp` seconds
-PROBE = {"interval": 0.5, "backoff": 2.0, "cap": 10.0, "ready_ramp": 0.0}
+# (c)'s active health checks: 1 s after the open, doubling while the check fails, at most every
+# 16 s (a fallback: the dependency's announcement, not polling, tells the breaker it is back);
+# a verified readiness announcement then ramps over `ready_ramp` seconds (0: closes after the
+# half-open work probe)
+PROBE = {"interval": 1.0, "backoff": 2.0, "cap": 16.0, "ready_ramp": 0.0}
 
 
 @dataclass(frozen=True)
