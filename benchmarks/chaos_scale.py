@@ -14,8 +14,10 @@ back from the run's logs. `--pairs` sends two runs at once, one per worker (fast
 share the 2 cores), otherwise one at a time, alternating workers.
 
 The dependency is chaos.py's, inside the flow-run process (its call log is the measurement), so
-each run is measured on its own; `chaos_scale_split.py` splits one load over both workers
-against one HTTP dependency to show the breaker shared between them.
+each run is measured on its own, and a run's end drains its dead letters as chaos.py's does (the
+row's `drain` and, for a loss, `lost_dead_letters`). One breaker shared between workers through
+Redis is what `tests/scale/test_scaled_stack.py` checks (the split-load variant,
+`chaos_scale_split.py`, was a second copy of this flow and is gone).
 """
 
 from __future__ import annotations
