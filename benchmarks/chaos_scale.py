@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         k = seed % len(args.setups)
         jobs += [(s, seed) for s in args.setups[k:] + args.setups[:k]]
     rows: list[dict[str, Any]] = []
-    with ScaleStack(workers=2, worker_limit=1, deployments=()) as stack:
-        stack.prefect("--no-prompt", "deploy", "benchmarks/chaos_scale.py:chaos_scaled",
-                      "--name", "chaos", "--pool", stack.pool)  # fmt: skip
+    deploy = ["prefect", "--no-prompt", "deploy", "benchmarks/chaos_scale.py:chaos_scaled",
+              "--name", "chaos", "--pool", "ft-pool"]  # fmt: skip
+    with ScaleStack(workers=2, worker_limit=1, deployments=(), setup=(deploy,)) as stack:
         print(f"stack up and deployed in {time.monotonic() - t0:.0f} s {stack.timings}", flush=True)
         api = StackAPI(stack.api_url)
         try:

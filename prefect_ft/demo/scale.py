@@ -3,14 +3,18 @@
 `ScaleStack` starts, on free loopback ports in one temporary directory:
 
 1. PostgreSQL (`initdb`, `pg_ctl`; as the `postgres` user when run as root, because PostgreSQL
-   refuses to run as root), with its unix socket in that directory and a `prefect` database;
-2. Redis (`redis-server`, no persistence), the breaker store of every process
+   refuses to run as root), with its unix socket in that directory and a `prefect` database,
+   and alongside it Redis (`redis-server`, no persistence), the breaker store of every process
    (`PREFECT_FT_STORE_URL=redis://...`);
-3. `prefect server start` with `PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`;
-4. a `process` work pool (`ft-pool`, the pool `deployments/prefect.yaml` names) and the
-   deployments of `deployments/prefect.yaml` (`prefect --no-prompt deploy --name ...`);
-5. `workers` processes `prefect worker start --pool ft-pool --type process` (each at most
-   `worker_limit` flow runs at once).
+2. `prefect server start` with `PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`;
+3. `workers` processes `prefect worker start --pool ft-pool --type process` (each at most
+   `worker_limit` flow runs at once; the first creates the pool, `deployments/prefect.yaml`'s);
+4. the deployments of `deployments/prefect.yaml` (`prefect --no-prompt deploy --name ...`) and
+   any `setup` commands, once the pool exists.
+
+Each Prefect process is spawned at once through `prefect_ft.demo.scale_launch`, which imports
+Prefect (seconds of CPU each) and then waits for what the process needs (PostgreSQL up, the API
+healthy, the pool made): the imports overlap instead of following one another.
 
 Every process gets the same environment (the API URL, the Redis store, one dead-letter key, the
 repository first on `PYTHONPATH`) plus a marker variable; `close()` stops them newest first and

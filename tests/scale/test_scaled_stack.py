@@ -123,7 +123,7 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
                 api.run_deployment(
                     "ran-pipeline/ran-pipeline",
                     {"model_url": model.url, "work_dir": str(tmp_path / f"out-{i}"),
-                     "max_docs": DOCS, "deadline_seconds": 150},
+                     "max_docs": DOCS, "deadline_seconds": 600},
                 ): tmp_path / f"out-{i}"
                 for i in range(2)
             }  # fmt: skip
