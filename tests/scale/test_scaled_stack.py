@@ -57,7 +57,8 @@ def _model(tmp: Path) -> Any:
 
     texts = [read_document(p) for p in corpus_paths()]
     model_dir = ensure_model(tmp / "models", texts, TrainBudget(max_seconds=5))
-    return start_model_server(model_dir, concurrency=16, log_dir=tmp)
+    # started alongside the stack: its start-up (imports, the model load) shares a loaded CPU
+    return start_model_server(model_dir, concurrency=16, log_dir=tmp, timeout=600)
 
 
 def _shared_refusals(api: StackAPI, since: float) -> tuple[list[Any], list[Any], list[Any]]:
