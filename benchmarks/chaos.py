@@ -32,7 +32,9 @@ Setups, alternated (each seed starts with another one), the same retries in all 
   closes. (a) and (b) have no such hook: they notice the return by calling. Refused items are
   dead-lettered; a thread runs `replay()` while the flow runs, woken by each breaker transition
   (what the `replay-dead-letters` deployment does on `prefect-ft.breaker.closed`; a deployment
-  triggered by an automation starts later than this thread), and once more after it.
+  triggered by an automation starts later than this thread); after the flow it keeps
+  replaying until no dead letter is left (at most 120 s; the row's `drain`), and a lost item is
+  reported with its dead letter's status (`lost_dead_letters`).
 
 Printed per run: goodput (items completed per minute of wall time; an item is completed when a
 call for it succeeded, by its task or by a replay), work calls that reached the dependency while
@@ -257,31 +259,79 @@ def _supervisor(name: str, dep: Dependency, stop: threading.Event) -> None:
         stop.wait(left)
 
 
-def _replay_loop(name: str, stop: threading.Event, moved: threading.Event) -> None:
+def _replay_loop(
+    name: str,
+    stop: threading.Event,
+    moved: threading.Event | None = None,
+    drain_seconds: float = 120.0,
+    pause: float = 0.25,
+) -> dict[str, Any]:
+    """Replay while the flow runs (woken early by `moved`, set on each breaker transition);
+    after `stop`, drain: pass after pass until no dead letter is left to replay, at most
+    `drain_seconds`. Returns {"passes", "remaining", "errors"}: what was still left (-1:
+    unknown, the last pass raised) and every pass's exception."""
     from prefect_ft import replay
 
+    if not drain_seconds >= 0:  # also NaN
+        raise ValueError(f"drain_seconds must be >= 0 (got {drain_seconds})")
     fns = {f"{__name__}:call_dependency": call_dependency}
+    errors: list[str] = []
     # what the replay-dead-letters deployment does on `prefect-ft.breaker.closed`: drain the
     # queue as soon as the breaker admits calls again (woken by its transitions), while the
     # flow still runs
     while not stop.is_set():
-        moved.clear()
-        _replay_once(replay, name, 0.5, fns)
-        moved.wait(0.25)
-    for _ in range(3):  # a store hiccup in the last pass must not leave the queue unreplayed
-        report = _replay_once(replay, name, 30, fns)
-        if report is not None and not report.remaining:
-            break
+        if moved is not None:
+            moved.clear()
+        _replay_once(replay, name, 0.5, fns, errors)
+        (moved or stop).wait(pause)
+    # the run's end waits for its dead letters (a fixed number of passes once ended a scaled
+    # run with 155 unreplayed): a loss counted after this is a real one, and reported
+    deadline, passes = time.monotonic() + drain_seconds, 0
+    while True:
+        wait = min(30.0, max(0.0, deadline - time.monotonic()))
+        report = _replay_once(replay, name, wait, fns, errors)
+        passes += 1
+        left = -1 if report is None else report.remaining
+        if left == 0 or time.monotonic() >= deadline:
+            return {"passes": passes, "remaining": left, "errors": errors}
+        time.sleep(pause)
 
 
-def _replay_once(replay: Any, name: str, wait: float, fns: dict[str, Any]) -> Any:
-    """One pass; an exception is printed and the loop goes on (a thread that died silently
+def _replay_once(
+    replay: Any, name: str, wait: float, fns: dict[str, Any], errors: list[str]
+) -> Any:
+    """One pass; an exception is printed, kept and the loop goes on (a thread that died silently
     would leave every later dead letter unreplayed, counted as lost)."""
     try:
         return replay(name, wait_seconds=wait, functions=fns)
     except Exception as exc:
-        print(f"chaos: replay of {name} raised {type(exc).__name__}: {exc}", flush=True)
+        errors.append(f"{type(exc).__name__}: {exc}")
+        print(f"chaos: replay of {name} raised {errors[-1]}", flush=True)
         return None
+
+
+def lost_by_dead_letter(lost: set[int], letters: list[tuple[int, str]]) -> dict[str, int]:
+    """What became of each lost item: its latest dead letter's status (`letters`, (item, status)
+    in queue order), or "no dead letter"; status -> count."""
+    latest = {item: status for item, status in letters if item in lost}
+    out: dict[str, int] = {}
+    for item in sorted(lost):
+        status = latest.get(item, "no dead letter")
+        out[status] = out.get(status, 0) + 1
+    return out
+
+
+def _dead_letters(name: str) -> list[tuple[int, str]]:
+    """(item, status) of every dead letter the breaker `name` still keeps, in queue order."""
+    from prefect_ft.deadletter.queue import DeadLetterQueue
+
+    out = []
+    for letter in DeadLetterQueue(name).all_items():
+        try:
+            out.append((int(letter.inputs()[0][0]), letter.status))
+        except (ValueError, IndexError, TypeError):  # unreadable inputs: keep the status
+            out.append((-1, letter.status))
+    return out
 
 
 @flow(name="chaos", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -297,12 +347,15 @@ def chaos_flow(
     work = _work_task(setup, name)
     stop, moved = threading.Event(), threading.Event()
     helpers: list[threading.Thread] = []
+    drained: dict[str, Any] = {}
     transitions: list[tuple[float, str]] = []
     listener = None
     if setup == "prefect-ft":
         transitions, listener = _transitions(name, dep, moved)
         helpers = [
-            threading.Thread(target=_replay_loop, args=(name, stop, moved), daemon=True),
+            threading.Thread(
+                target=lambda: drained.update(_replay_loop(name, stop, moved)), daemon=True
+            ),
             threading.Thread(target=_supervisor, args=(name, dep, stop), daemon=True),
         ]
         for helper in helpers:
@@ -324,6 +377,11 @@ def chaos_flow(
 
             remove_global_listener(listener)
     row = {"setup": setup, "seed": seed, **metrics(dep, items)}
+    if setup == "prefect-ft":  # the end of the run's drain, and what became of each lost item
+        row["drain"] = {**drained, "errors": drained.get("errors", [])[:3]}
+        if row["lost"]:
+            lost = set(range(items)) - {i for _, good, i in dep.calls if good}
+            row["lost_dead_letters"] = lost_by_dead_letter(lost, _dead_letters(name))
     if transitions:  # when the breaker moved, against the outage window
         row["outage"] = tuple(round(t, 2) for t in dep.schedule.down)
         row["transitions"] = transitions
