@@ -36,6 +36,15 @@ Setups, alternated (each seed starts with another one), the same retries in all 
   replaying until no dead letter is left (at most 120 s; the row's `drain`), and a lost item is
   reported with its dead letter's status (`lost_dead_letters`).
 
+What holds (c)'s "back to full" after the outage (the first 1 s window after its end with 80 %
+of the pre-fault rate of successful calls, replays included): noticing the return (a poll every
+k seconds costs k/2 on average, hence the announcement: its path is a store write, one check
+and a store write), the half-open work probe (one call must succeed first; the replay thread,
+woken by the half-open, usually makes it), and the ramp (the preset's 2 s ramp admits 10 % of
+calls at first). After a verified readiness the policy's `ready_recovery_seconds=0` drops the
+ramp: the supervisor's deep check, the breaker's own check and a successful work call stand in
+for it. The replayed backlog of dead letters then fills the first window.
+
 Printed per run: goodput (items completed per minute of wall time; an item is completed when a
 call for it succeeded, by its task or by a replay), work calls that reached the dependency while
 it was down (wasted work), health checks that reached it while down (probes, their own column),
