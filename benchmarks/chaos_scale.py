@@ -14,8 +14,10 @@ back from the run's logs. `--pairs` sends two runs at once, one per worker (fast
 share the 2 cores), otherwise one at a time, alternating workers.
 
 The dependency is chaos.py's, inside the flow-run process (its call log is the measurement), so
-each run is measured on its own; `chaos_scale_split.py` splits one load over both workers
-against one HTTP dependency to show the breaker shared between them.
+each run is measured on its own, and a run's end drains its dead letters as chaos.py's does (the
+row's `drain` and, for a loss, `lost_dead_letters`). One breaker shared between workers through
+Redis is what `tests/scale/test_scaled_stack.py` checks (the split-load variant,
+`chaos_scale_split.py`, was a second copy of this flow and is gone).
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         k = seed % len(args.setups)
         jobs += [(s, seed) for s in args.setups[k:] + args.setups[:k]]
     rows: list[dict[str, Any]] = []
-    with ScaleStack(workers=2, worker_limit=1, deployments=()) as stack:
-        stack.prefect("--no-prompt", "deploy", "benchmarks/chaos_scale.py:chaos_scaled",
-                      "--name", "chaos", "--pool", stack.pool)  # fmt: skip
+    deploy = ["prefect", "--no-prompt", "deploy", "benchmarks/chaos_scale.py:chaos_scaled",
+              "--name", "chaos", "--pool", "ft-pool"]  # fmt: skip
+    with ScaleStack(workers=2, worker_limit=1, deployments=(), setup=(deploy,)) as stack:
         print(f"stack up and deployed in {time.monotonic() - t0:.0f} s {stack.timings}", flush=True)
         api = StackAPI(stack.api_url)
         try:

@@ -38,6 +38,7 @@ if _typing.TYPE_CHECKING:
         RecoveryPolicy,
     )
     from prefect_ft.bulkhead.permits import Bulkhead, GlobalConcurrencyBulkhead
+    from prefect_ft.recovery.readiness import announce_ready
     from prefect_ft.tasks.decorator import FaultTolerantTask, ft_task
     from prefect_ft.tasks.policies import FTPolicy, aresolve_policy, resolve_policy
     from prefect_ft.tasks.runner import FaultTolerantTaskRunner
@@ -56,6 +57,7 @@ _LAZY = {
     "ft_task": "prefect_ft.tasks.decorator",
     "GlobalConcurrencyBulkhead": "prefect_ft.bulkhead",
     "RecoveryPolicy": "prefect_ft.blocks",
+    "announce_ready": "prefect_ft.recovery.readiness",
     "aresolve_policy": "prefect_ft.tasks.policies",
     "resolve_policy": "prefect_ft.tasks.policies",
 }
@@ -91,6 +93,7 @@ __all__ = [
     "SlowCallRate",
     "StoreUnavailableError",
     "add_global_listener",
+    "announce_ready",
     "areplay",
     "aresolve_policy",
     "current_replay",

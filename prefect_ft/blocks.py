@@ -144,6 +144,18 @@ class CircuitBreakerPolicy(Block):
         default=None, ge=1, le=MAX_MINIMUM_CALLS, title="Confirm after failures",
         description="While closed, after this many consecutive failures check the component's deep /health once; a failed check opens the circuit at once. Empty: off.",
     )  # fmt: skip
+    probe_backoff: float = Field(
+        default=1.0, ge=1, le=100, title="Health check backoff",
+        description="While open, each failed check multiplies the interval to the next one by this (1: a fixed interval), up to the maximum interval. A readiness announcement (announce_ready) is checked at once.",
+    )  # fmt: skip
+    probe_max_interval_seconds: float | None = Field(
+        default=None, gt=0, le=MAX_PROBE_INTERVAL_SECONDS, title="Maximum health check interval (s)",
+        description="Cap on the backed-off interval. Empty: 16 x the health check interval.",
+    )  # fmt: skip
+    ready_recovery_seconds: float | None = Field(
+        default=None, ge=0, title="Ramp after a verified readiness (s)",
+        description="The recovery ramp when the component announced it is ready and the health check confirmed it; 0 closes after the half-open probe. Empty: the recovery ramp.",
+    )  # fmt: skip
     on_open: Literal["fail", "wait"] = Field(
         default="fail", title="When open",
         description="Fail a rejected call at once (fail) or wait for the circuit to admit it (wait).",
@@ -228,6 +240,9 @@ class CircuitBreakerPolicy(Block):
             recovery_failure_rate=self.recovery_failure_rate,
             probe_interval_seconds=self.probe_interval_seconds,
             probe_confirm_failures=self.probe_confirm_failures,
+            probe_backoff=self.probe_backoff,
+            probe_max_interval_seconds=self.probe_max_interval_seconds,
+            ready_recovery_seconds=self.ready_recovery_seconds,
         )
 
 

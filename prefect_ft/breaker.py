@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from prefect_ft.core import machine
+from prefect_ft.core import machine, readiness
 from prefect_ft.core.classify import Outcome, retry_after_of
 from prefect_ft.core.config import BreakerConfig
 from prefect_ft.core.ramp import ramp_admits
@@ -149,6 +149,7 @@ class CircuitBreaker(SharedRecordMixin):
         self._offset = 0.0
         self._record = BreakerRecord()
         self._version = 0
+        self._prober: Any = None
         self._set(self._record, 0)  # computes the fast-path flag
         self._pending_success = False
         self._dirty = False
@@ -157,8 +158,9 @@ class CircuitBreaker(SharedRecordMixin):
         self._cm_tokens: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
             f"prefect_ft_cm_{config.name}", default=()
         )
-        self._prober: Any = None
-        if config.probing:  # active health checks (core.probe): a thread only while needed
+        if (
+            config.health_check is not None
+        ):  # active health checks (core.probe): a thread only while needed
             from prefect_ft.recovery.prober import HealthProber
 
             self._prober = HealthProber(self, threaded=refresh_seconds is not None)
@@ -261,7 +263,7 @@ class CircuitBreaker(SharedRecordMixin):
                 offered, admitted = self._ramp
                 self._ramp[0] = offered + 1
                 if not ramp_admits(offered, admitted, adm.fraction):
-                    raise self._reject(min(1.0, self.config.recovery_seconds))
+                    raise self._reject(min(1.0, machine.ramp_seconds(self._record, self.config)))
                 self._ramp[1] = admitted + 1
             return ("r", holder, now)
         if self._record.state == CLOSED and self._record.overlay is None:
@@ -368,6 +370,8 @@ class CircuitBreaker(SharedRecordMixin):
                 self._window.clear()
             self._inflight.clear()
             self._window_since = self.now()
+        if self._prober is not None and record.ready_at != old.ready_at and readiness.pending(record):  # fmt: skip
+            self._prober.poke()  # an announcement, made here or seen in the store: verify it now
         self._record = record
         self._version = version
         self._fast = (
@@ -431,6 +435,19 @@ class CircuitBreaker(SharedRecordMixin):
         moved = t.record is not before
         reason = "" if moved else (machine.recovery_blocked(before) or "nothing to change")
         return RecoveryMove(moved, self.state, reason)
+
+    def ready(self) -> RecoveryMove:
+        """The component announces it is ready (its supervisor restarted it and its deep health
+        check passed): an OPEN breaker verifies it with one health check now and half-opens on
+        a pass, every process through the store (`prefect_ft.core.readiness`).
+
+        Returns whether the record moved (recorded the announcement, or half-opened when there
+        is no health check to verify it); `reason` says why not.
+        """
+        move = self._recovery_move(lambda r, n: readiness.announce(r, self.config, n))
+        if self._prober is not None and readiness.pending(self._record):
+            self._prober.poke()  # also when it was already recorded (a repeated announcement)
+        return move
 
     def add_listener(self, listener: BreakerListener) -> None:
         self._listeners.append(listener)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,23 @@ def test_the_dependency_refuses_work_and_checks_while_down() -> None:
     assert [c[1] for c in dep.calls] == [False] and [p[1] for p in dep.probes] == [False]
     dep.schedule = Schedule(burst=(90, 91), latency=(92, 93), down=(70.0, 80.0))
     assert dep(2) == 2 and dep.health() == {"healthy": True}
+
+
+def test_c_s_dependency_announces_its_return_when_the_outage_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from benchmarks.chaos import _supervisor
+    from prefect_ft import CircuitBreaker
+
+    monkeypatch.setenv("PREFECT_FT_STORE_URL", f"sqlite:///{tmp_path / 'ft.db'}")
+    name = "chaos-supervisor-test"
+    breaker = CircuitBreaker(name, refresh_seconds=None, failure_threshold=1, open_seconds=600)
+    with pytest.raises(ConnectionError):
+        breaker.call(lambda: (_ for _ in ()).throw(ConnectionError()))
+    dep = Dependency(1, Schedule(burst=(90, 91), latency=(92, 93), down=(0.0, 0.3)))
+    dep.t0 = time.monotonic()
+    _supervisor(name, dep, threading.Event())  # returns once it has announced
+    assert dep.now() >= 0.3
+    assert breaker.state == "HALF_OPEN"  # no health check here: the announcement half-opens it

@@ -74,6 +74,15 @@ class BreakerConfig:
         probe_confirm_failures: while CLOSED, after this many consecutive failures run
             `health_check` once; if it fails, open now instead of waiting for the trip
             condition (hard-down evidence). None: off.
+        probe_backoff: while OPEN, each failed check multiplies the interval to the next one by
+            this (>= 1; 1 = a fixed interval), up to `probe_max_interval_seconds`; a new open
+            period starts again at `probe_interval_seconds`. Fewer requests to a component that
+            stays down; its return is then noticed by a readiness announcement (`ready()`).
+        probe_max_interval_seconds: cap on the backed-off interval (default: 16 x
+            `probe_interval_seconds`).
+        ready_recovery_seconds: the RECOVERY ramp after a verified readiness (the component
+            announced it is ready, `announce_ready`, and the health check then passed), instead
+            of `recovery_seconds`; 0 closes after the half-open probes. None: `recovery_seconds`.
     """
 
     name: str
@@ -96,6 +105,9 @@ class BreakerConfig:
     health_check: Callable[[], object] | None = None
     probe_interval_seconds: float | None = None
     probe_confirm_failures: int | None = None
+    probe_backoff: float = 1.0
+    probe_max_interval_seconds: float | None = None
+    ready_recovery_seconds: float | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -165,6 +177,14 @@ class BreakerConfig:
         c = self.probe_confirm_failures
         ok = c is None or _int_in(c, 1, MAX_MINIMUM_CALLS)
         require(ok, "probe_confirm_failures", f"an integer in [1, {MAX_MINIMUM_CALLS}] or None", c)
+        b = self.probe_backoff
+        require(_num(b) and 1 <= b <= 100, "probe_backoff", "in [1, 100]", b)
+        pm = self.probe_max_interval_seconds
+        ok = pm is None or (_num(pm) and 0 < pm <= MAX_PROBE_INTERVAL_SECONDS and (pi is None or pm >= pi))  # fmt: skip
+        require(ok, "probe_max_interval_seconds", f">= probe_interval_seconds and <= {MAX_PROBE_INTERVAL_SECONDS} seconds, or None", pm)  # fmt: skip
+        rr = self.ready_recovery_seconds
+        ok = rr is None or (_num(rr) and rr >= 0)
+        require(ok, "ready_recovery_seconds", ">= 0 seconds or None", rr)
 
     @property
     def probing(self) -> bool:

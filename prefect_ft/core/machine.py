@@ -49,6 +49,7 @@ __all__ = [
     "mark_recovered",
     "mark_recovery_failed",
     "on_outcome",
+    "ramp_seconds",
     "recovery_blocked",
     "seconds_until_admission",
     "set_overlay",
@@ -115,6 +116,8 @@ def _open(
         probe_successes=0,
         recovery_calls=0,
         recovery_failures=0,
+        ready_at=None,  # a readiness announced before this trip says nothing about this outage
+        ready_verified=False,
     )
     event = BreakerEvent("opened", rec.effective_state, new.effective_state, now, reason, seconds)
     return Transition(new, (event,))
@@ -132,6 +135,15 @@ def _close(rec: BreakerRecord, now: float, reason: str) -> Transition:
         recovery_failures=0,
     )
     return Transition(new, (BreakerEvent("closed", rec.effective_state, CLOSED, now, reason),))
+
+
+def ramp_seconds(rec: BreakerRecord, cfg: BreakerConfig) -> float:
+    """The RECOVERY ramp's length: `ready_recovery_seconds` when this open period ended on a
+    verified readiness announcement (`core.readiness`), else `recovery_seconds`."""
+    ready = rec.ready_verified and rec.ready_at is not None and rec.ready_at >= rec.opened_at
+    if ready and cfg.ready_recovery_seconds is not None:
+        return cfg.ready_recovery_seconds
+    return cfg.recovery_seconds
 
 
 def _live_probes(rec: BreakerRecord, now: float) -> tuple[tuple[str, float], ...]:
@@ -189,12 +201,12 @@ def admit(
         wait = min((p[1] for p in live), default=now) - now
         return Admission("reject", rec, retry_after=max(wait, 0.0))
     # RECOVERY
-    elapsed = now - rec.recovery_started_at
-    if elapsed >= cfg.recovery_seconds:
-        t = _close(rec, now, f"recovery ramp of {cfg.recovery_seconds:g} s completed")
+    elapsed, window = now - rec.recovery_started_at, ramp_seconds(rec, cfg)
+    if elapsed >= window:
+        t = _close(rec, now, f"recovery ramp of {window:g} s completed")
         return Admission("admit", t.record, t.events)
     fraction = recovery_fraction(
-        elapsed, cfg.recovery_seconds, cfg.recovery_min_fraction, cfg.recovery_aggression
+        elapsed, window, cfg.recovery_min_fraction, cfg.recovery_aggression
     )
     return Admission("ramp", rec, fraction=fraction)
 
@@ -298,7 +310,8 @@ def on_outcome(
         successes = rec.probe_successes + 1
         if successes < cfg.half_open_calls:
             return Transition(replace(rec, probes=others, probe_successes=successes))
-        if cfg.recovery_seconds <= 0:
+        window = ramp_seconds(rec, cfg)
+        if window <= 0:
             return _close(rec, now, f"{successes} half-open probe(s) succeeded")
         new = replace(
             rec,
@@ -309,7 +322,7 @@ def on_outcome(
             recovery_calls=0,
             recovery_failures=0,
         )
-        reason = f"{successes} probe(s) succeeded; ramping over {cfg.recovery_seconds:g} s"
+        reason = f"{successes} probe(s) succeeded; ramping over {window:g} s"
         return Transition(new, (BreakerEvent("recovering", HALF_OPEN, RECOVERY, now, reason),))
     if state == RECOVERY and ramp and outcome != "ignored":
         calls = rec.recovery_calls + 1

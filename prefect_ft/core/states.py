@@ -34,6 +34,9 @@ class BreakerRecord:
 
     Times are in the store's clock (seconds). `probes` holds the half-open leases as
     `(holder, expires_at)` pairs: a prober that dies loses its lease at `expires_at`.
+    `ready_at` is when the component last announced it is ready (`core.readiness`) and
+    `ready_verified` whether a health check confirmed it; both count only for the open period
+    they fall in (`ready_at >= opened_at`).
     """
 
     state: StateName = CLOSED
@@ -48,6 +51,8 @@ class BreakerRecord:
     recovery_started_at: float = 0.0
     recovery_calls: int = 0
     recovery_failures: int = 0
+    ready_at: float | None = None
+    ready_verified: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON (the stores keep records as text)."""

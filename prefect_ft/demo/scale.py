@@ -3,14 +3,18 @@
 `ScaleStack` starts, on free loopback ports in one temporary directory:
 
 1. PostgreSQL (`initdb`, `pg_ctl`; as the `postgres` user when run as root, because PostgreSQL
-   refuses to run as root), with its unix socket in that directory and a `prefect` database;
-2. Redis (`redis-server`, no persistence), the breaker store of every process
+   refuses to run as root), with its unix socket in that directory and a `prefect` database,
+   and alongside it Redis (`redis-server`, no persistence), the breaker store of every process
    (`PREFECT_FT_STORE_URL=redis://...`);
-3. `prefect server start` with `PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`;
-4. a `process` work pool (`ft-pool`, the pool `deployments/prefect.yaml` names) and the
-   deployments of `deployments/prefect.yaml` (`prefect --no-prompt deploy --name ...`);
-5. `workers` processes `prefect worker start --pool ft-pool --type process` (each at most
-   `worker_limit` flow runs at once).
+2. `prefect server start` with `PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`;
+3. `workers` processes `prefect worker start --pool ft-pool --type process` (each at most
+   `worker_limit` flow runs at once; the first creates the pool, `deployments/prefect.yaml`'s);
+4. the deployments of `deployments/prefect.yaml` (`prefect --no-prompt deploy --name ...`) and
+   any `setup` commands, once the pool exists.
+
+Each Prefect process is spawned at once through `prefect_ft.demo.scale_launch`, which imports
+Prefect (seconds of CPU each) and then waits for what the process needs (PostgreSQL up, the API
+healthy, the pool made): the imports overlap instead of following one another.
 
 Every process gets the same environment (the API URL, the Redis store, one dead-letter key, the
 repository first on `PYTHONPATH`) plus a marker variable; `close()` stops them newest first and
@@ -26,7 +30,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,57 +40,18 @@ from typing import Any
 
 import httpx
 
+from prefect_ft.demo.scale_host import (
+    MARKER,
+    StackError,
+    _free_port,
+    _pg,
+    have_services,
+    marked_processes,
+)
+
 __all__ = ["REPO", "ScaleStack", "StackError", "have_services", "marked_processes"]
 
 REPO = Path(__file__).resolve().parents[2]
-PG_LIB = Path("/usr/lib/postgresql")
-MARKER = "PREFECT_FT_SCALE_STACK"
-
-
-class StackError(RuntimeError):
-    """A part of the stack did not come up; the message holds its log tail."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_tool(name: str) -> str | None:
-    """PostgreSQL's `name` on PATH, else under Debian's /usr/lib/postgresql/<newest>/bin."""
-    bins = sorted(
-        PG_LIB.glob("*/bin"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-        reverse=True,
-    )
-    return shutil.which(name) or next((str(b / name) for b in bins if (b / name).exists()), None)
-
-
-def _pg(name: str) -> str:
-    found = _pg_tool(name)
-    if found is None:
-        raise StackError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
-    return found
-
-
-def have_services() -> bool:
-    """Whether PostgreSQL (initdb, pg_ctl, createdb) and redis-server are installed."""
-    tools = ("initdb", "pg_ctl", "createdb")
-    return all(_pg_tool(t) for t in tools) and shutil.which("redis-server") is not None
-
-
-def marked_processes(token: str) -> list[int]:
-    """Pids of live processes whose environment carries this stack's marker."""
-    needle = f"{MARKER}={token}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                pids.append(int(proc.name))
-    return pids
 
 
 class ScaleStack:
@@ -102,17 +66,21 @@ class ScaleStack:
         deployments: tuple[str, ...] = ("ran-pipeline", "recover"),
         repo: Path = REPO,
         extra_env: dict[str, str] | None = None,
+        setup: tuple[list[str], ...] = (),
     ) -> None:
         if not 1 <= workers <= 8:
             raise ValueError(f"workers must be between 1 and 8, got {workers}")
         self.workers, self.worker_limit, self.pool = workers, worker_limit, pool
         self.deployments, self.repo = deployments, repo
+        self.setup = setup  # commands run once the pool exists, alongside the deploy
         self.token = uuid.uuid4().hex
         self.dir = Path(tempfile.mkdtemp(prefix="prefect-ft-scale-"))
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.worker_names = [f"ft-worker-{i + 1}" for i in range(workers)]
         self.pg_port, self.redis_port, self.api_port = _free_port(), _free_port(), _free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}/api"
+        self._health_url = f"{self.api_url}/health"
+        self._pool_url = f"{self.api_url}/work_pools/{pool}"
         self.db_url = f"postgresql+asyncpg://prefect@127.0.0.1:{self.pg_port}/prefect"
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self._pg_started = False
@@ -140,19 +108,27 @@ class ScaleStack:
 
     # start-up ---------------------------------------------------------------------------------
     def __enter__(self) -> ScaleStack:
+        # Every Prefect process imports Prefect (seconds of CPU, tens of seconds on a loaded
+        # machine) while what it needs comes up: the server while PostgreSQL starts, the
+        # workers and the deploy while the server starts (`scale_launch` waits, then runs it).
         try:
+            self.start_server(wait=False)
+            redis = self.spawn_redis()
             self._step("postgres", self.start_postgres)
-            self._step("redis", self.start_redis)
-            self._step("server", self.start_server)
-            # a worker creates its pool when it is missing (type process): the first worker
-            # makes it (one CLI start-up, 10-20 s on a busy machine, less), the others start
-            # while the deployments are made
-            self.start_worker(self.worker_names[0])
-            self._step("pool", self.wait_pool)
-            for name in self.worker_names[1:]:
-                self.start_worker(name)
+            (self.dir / "pg.ready").touch()  # the server launcher goes on
+            self._step("redis", lambda: self._wait_redis(redis))
+            for i, name in enumerate(self.worker_names):
+                # the first worker creates the pool (type process, its default job template);
+                # the others wait for it so that they do not race to create it
+                self.start_worker(name, wait_url=self._health_url if i == 0 else self._pool_url)
+            setup = list(self.setup)
             if self.deployments:
-                self._step("deploy", lambda: self.deploy(*self.deployments))
+                setup.insert(0, ["prefect", *self._deploy_args(*self.deployments)])
+            jobs = [(f"setup-{i}", cmd) for i, cmd in enumerate(setup)]
+            procs = [(name, self._launch(name, cmd, self._pool_url)) for name, cmd in jobs]
+            self._step("server", self.wait_server)
+            self._step("pool", self.wait_pool)
+            self._step("setup", lambda: [self._wait_exit(name, p) for name, p in procs])
             self._step("workers", self.wait_workers_online)
         except BaseException:
             self.close()
@@ -212,21 +188,55 @@ class ScaleStack:
         return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
 
     def start_redis(self) -> None:
-        proc = self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind",
+        self._wait_redis(self.spawn_redis())
+
+    def spawn_redis(self) -> Any:
+        return self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind",
                                     "127.0.0.1", "--save", "", "--appendonly", "no",
                                     "--dir", str(self.dir)])  # fmt: skip
+
+    def _wait_redis(self, proc: Any) -> None:
         self._wait(lambda: "Ready to accept connections" in self.tail("redis"), proc, "redis", 30)
 
-    def start_server(self, timeout: float = 240) -> None:
-        proc = self.spawn("server", [sys.executable, "-m", "prefect", "server", "start",
-                                     "--host", "127.0.0.1", "--port", str(self.api_port),
-                                     "--no-ui", "--analytics-off"])  # fmt: skip
+    def _launch(self, name: str, command: list[str], wait_url: str | None = None,
+                wait_file: Path | None = None, imports: tuple[str, ...] = ()) -> Any:  # fmt: skip
+        """Spawn `command` (`[module or module:function, *args]`) through `scale_launch`."""
+        args = [sys.executable, "-m", "prefect_ft.demo.scale_launch"]
+        for module in ("prefect.cli", *imports):
+            args += ["--import", module]
+        if wait_url:
+            args += ["--wait-url", wait_url]
+        if wait_file:
+            args += ["--wait-file", str(wait_file)]
+        return self.spawn(name, [*args, "--", *command])
 
+    def _wait_exit(self, name: str, proc: Any, timeout: float = 300) -> None:
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise StackError(
+                f"{name} did not finish within {timeout} s:\n{self.tail(name)}"
+            ) from None
+        if code != 0:
+            raise StackError(f"{name} failed ({code}):\n{self.tail(name)}")
+
+    def start_server(self, timeout: float = 240, *, wait: bool = True) -> None:
+        """Start the server; with `wait=False` it imports its app now and starts serving once
+        `pg.ready` exists in the stack's directory (`wait_server` then waits for it)."""
+        command = ["prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                   str(self.api_port), "--no-ui", "--analytics-off"]  # fmt: skip
+        ready = None if wait else self.dir / "pg.ready"
+        self._launch("server", command, wait_file=ready, imports=("prefect.server.api.server",))
+        if wait:
+            self.wait_server(timeout)
+
+    def wait_server(self, timeout: float = 240) -> None:
         def healthy() -> bool:
             with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{self.api_url}/health", timeout=5).status_code == 200
+                return httpx.get(self._health_url, timeout=5).status_code == 200
             return False
 
+        proc = next(p for name, p in self.procs if name == "server")
         self._wait(healthy, proc, "server", timeout)
 
     def prefect(self, *args: str, timeout: float = 240) -> str:
@@ -256,16 +266,19 @@ class ScaleStack:
 
     def deploy(self, *names: str) -> None:
         """Deploy these deployments of deployments/prefect.yaml (all when none is named)."""
-        which = [a for n in names for a in ("--name", n)] or ["--all"]
-        self.prefect("--no-prompt", "deploy", "--prefect-file",
-                     str(self.repo / "deployments" / "prefect.yaml"), *which)  # fmt: skip
+        self.prefect(*self._deploy_args(*names))
 
-    def start_worker(self, name: str) -> None:
-        args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool,
-                "--type", "process", "--name", name]  # fmt: skip
+    def _deploy_args(self, *names: str) -> list[str]:
+        which = [a for n in names for a in ("--name", n)] or ["--all"]
+        return ["--no-prompt", "deploy", "--prefect-file",
+                str(self.repo / "deployments" / "prefect.yaml"), *which]  # fmt: skip
+
+    def start_worker(self, name: str, wait_url: str | None = None) -> None:
+        args = ["prefect", "worker", "start", "--pool", self.pool, "--type", "process",
+                "--name", name]  # fmt: skip
         if self.worker_limit:
             args += ["--limit", str(self.worker_limit)]
-        self.spawn(name, args)
+        self._launch(name, args, wait_url, imports=("prefect.workers.process",))
 
     def online_workers(self) -> list[str]:
         response = httpx.post(f"{self.api_url}/work_pools/{self.pool}/workers/filter", json={},

@@ -7,8 +7,10 @@ breaker's compare-and-set path.
 
 The thread starts when the breaker opens (in this process or, seen through the store, in another
 one) or when a failure asks for a confirming check, and ends when no check is due (the breaker
-left OPEN); it holds the breaker weakly. Every process that has the breaker open checks on its
-own: N processes send N checks per interval.
+left OPEN); it holds the breaker weakly. The checks of an open period are run by one process
+at a time, the holder of the prober lease (`core.probe.take_lease`, a compare-and-set key next
+to the breaker's record): the others wait an interval and look again. A store that cannot be
+reached does not stop the checks: then every process checks on its own.
 
 `DeepHealth(url)` is the check for a component with a control channel: its deep `/health`.
 """
@@ -17,14 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
+import os
+import socket
 import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from prefect_ft.core import probe
+from prefect_ft.core import probe, readiness
 from prefect_ft.core.events import BreakerEvent
+from prefect_ft.core.states import OPEN
 
 __all__ = ["DeepHealth", "HealthProber", "run_check"]
 
@@ -81,6 +87,11 @@ class HealthProber:
         self._confirm = False
         self.last_at: float | None = None  # when the last check started (store clock)
         self.checks = 0
+        # the lease is per process (host and pid), not per prober: a breaker rebuilt in the same
+        # process takes its predecessor's lease over at once instead of waiting it out
+        self._me = f"{socket.gethostname()}:{os.getpid()}"
+        self._period: float | None = None  # opened_at of the open period being checked
+        self.period_checks = 0  # checks run in that period: the backoff's exponent
 
     def __call__(self, breaker: Any, event: BreakerEvent) -> None:
         if event.kind == "opened":
@@ -108,8 +119,10 @@ class HealthProber:
         with self._guard:  # take the request first: the record read after it shows its failure
             asked, self._confirm = self._confirm, False
         cfg, rec, now = breaker.config, breaker.record, breaker.now()
+        if rec.opened_at != self._period:  # a new open period: the backoff starts over
+            self._period, self.period_checks = rec.opened_at, 0
         confirm = asked and probe.confirm_wanted(rec, cfg)
-        delay = probe.probe_delay(rec, cfg, now, self.last_at)
+        delay = probe.probe_delay(rec, cfg, now, self.last_at, self.period_checks)
         if not confirm and delay is None:
             return None
         if not confirm and delay:
@@ -122,12 +135,43 @@ class HealthProber:
                 with self._guard:
                     self._confirm = True
                 return self.last_at + spacing - now
+        if not confirm and not readiness.pending(rec) and not self._leased(breaker, now):
+            return probe.probe_interval(cfg, self.period_checks) or 1.0  # another process checks
         self.last_at = now
         self.checks += 1
+        if rec.state == OPEN:
+            self.period_checks += 1
+        k = self.period_checks
         healthy = run_check(cfg.health_check)
         u = breaker._rng()
-        breaker._apply(lambda r, n: probe.on_health(r, cfg, n, healthy, u=u))
-        return probe.probe_delay(breaker.record, cfg, breaker.now(), self.last_at)
+        t = breaker._apply(
+            lambda r, n: probe.on_health(r, cfg, n, healthy, u=u, checks=k, started=now)
+        )
+        if t.record.state == OPEN and t.events:  # this (confirming) check opened the breaker:
+            # it is the open period's first check, not a reason to run another at once
+            self._period, self.period_checks = t.record.opened_at, 1
+            k = 1
+            self.last_at = t.record.opened_at
+        return probe.probe_delay(breaker.record, cfg, breaker.now(), self.last_at, k)
+
+    def _leased(self, breaker: Any, now: float) -> bool:
+        """Take or renew the prober lease (compare-and-set); True when this prober holds it."""
+        store, key = breaker.store, f"prefect-ft:prober:{breaker.name}"
+        ttl = probe.lease_ttl(breaker.config, self.period_checks + 1)
+        try:
+            for _ in range(4):
+                v = store.read(key)
+                lease = tuple(json.loads(v.data)) if v.data else None
+                mine, new = probe.take_lease(lease, self._me, v.store_time, ttl)  # type: ignore[arg-type]
+                if not mine:
+                    return False
+                ok, _ = store.cas(key, v.version, json.dumps(new))
+                if ok:
+                    return True
+            return False  # lost four races in a row: someone else is checking
+        except Exception as exc:  # no store: check anyway (the component must not stay shut out)
+            log.debug("prober lease for %s unavailable: %s", breaker.name, exc)
+            return True
 
     def _run(self) -> None:
         while True:

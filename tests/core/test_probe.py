@@ -9,9 +9,22 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from prefect_ft.core import BreakerConfig, BreakerRecord, ConsecutiveFailures, admit, on_outcome
-from prefect_ft.core.machine import trip
-from prefect_ft.core.probe import confirm_wanted, healthy_answer, on_health, probe_delay
+from prefect_ft.core import (
+    BreakerConfig,
+    BreakerRecord,
+    ConsecutiveFailures,
+    admit,
+    on_outcome,
+    readiness,
+)
+from prefect_ft.core.machine import ramp_seconds, trip
+from prefect_ft.core.probe import (
+    confirm_wanted,
+    healthy_answer,
+    on_health,
+    probe_delay,
+    probe_interval,
+)
 from prefect_ft.exceptions import ConfigurationError
 
 
@@ -140,15 +153,38 @@ def test_bad_probe_settings_name_the_field_and_range(field: str, value: object, 
 
 
 class ProbedBreaker(RuleBasedStateMachine):
-    """Random work outcomes, health answers and time: a failing check never lets work through."""
+    """Random work outcomes, health answers, readiness announcements and time: a failing check
+    never lets work through, an announcement makes a check due at once and never moves the
+    state by itself, and only a verified one shortens the ramp."""
 
-    @initialize(n=st.integers(1, 4))
-    def setup(self, n: int) -> None:
-        self.cfg = cfg(probe_confirm_failures=n, trip=ConsecutiveFailures(6))
+    @initialize(n=st.integers(1, 4), backoff=st.sampled_from([1.0, 2.0]))
+    def setup(self, n: int, backoff: float) -> None:
+        self.cfg = cfg(
+            probe_confirm_failures=n,
+            trip=ConsecutiveFailures(6),
+            probe_backoff=backoff,
+            probe_max_interval_seconds=4.0,
+            ready_recovery_seconds=0.0,
+        )
         self.rec = BreakerRecord()
         self.now = 0.0
         self.last_check: tuple[float, bool] | None = None
         self.k = 0
+        self.checks = 0  # checks in the current open period (the driver's count)
+        self.period = -1.0
+
+    @rule()
+    def announce(self) -> None:
+        before = self.rec
+        after = readiness.announce(before, self.cfg, self.now).record
+        assert after.state == before.state  # with a health check, only the check moves it
+        if before.state == "OPEN" and before.overlay is None:
+            assert readiness.pending(after)
+            last = self.last_check[0] if self.last_check else None
+            assert probe_delay(after, self.cfg, self.now, last, self.checks) == 0.0
+        else:
+            assert after is before
+        self.rec = after
 
     @rule(dt=st.floats(0, 3))
     def advance(self, dt: float) -> None:
@@ -174,13 +210,20 @@ class ProbedBreaker(RuleBasedStateMachine):
     @rule(healthy=st.booleans())
     def health_check(self, healthy: bool) -> None:
         before = self.rec
-        t = on_health(before, self.cfg, self.now, healthy)
+        if before.opened_at != self.period:
+            self.period, self.checks = before.opened_at, 0
+        self.checks += before.state == "OPEN"
+        t = on_health(before, self.cfg, self.now, healthy, checks=self.checks)
         after = t.record
         if healthy:
             assert after.state == ("HALF_OPEN" if before.state == "OPEN" else before.state)
+            if before.state == "OPEN":  # verified exactly when an announcement was pending
+                assert readiness.verified(after) == readiness.pending(before)
         elif before.state == "OPEN":
             assert after.state == "OPEN"
-            assert after.open_until >= self.now + 2 * self.cfg.probe_interval_seconds - 1e-9  # type: ignore[operator]
+            interval = probe_interval(self.cfg, self.checks)
+            assert after.open_until >= self.now + 2 * interval - 1e-9  # type: ignore[operator]
+            assert not readiness.pending(after)  # an unconfirmed announcement is dropped
         elif before.state == "CLOSED":
             n = self.cfg.probe_confirm_failures
             want = "OPEN" if before.consecutive_failures >= n else "CLOSED"  # type: ignore[operator]
@@ -189,6 +232,13 @@ class ProbedBreaker(RuleBasedStateMachine):
             assert after is before
         self.rec = after
         self.last_check = (self.now, healthy)
+
+    @invariant()
+    def only_a_verified_readiness_shortens_the_ramp(self) -> None:
+        if self.rec.state in ("HALF_OPEN", "RECOVERY") and not readiness.verified(self.rec):
+            assert ramp_seconds(self.rec, self.cfg) == self.cfg.recovery_seconds
+        if self.rec.state == "RECOVERY":  # a verified readiness closes after its probe (0 s)
+            assert not readiness.verified(self.rec)
 
     @invariant()
     def open_after_a_failed_check_admits_nothing_within_the_interval(self) -> None:

@@ -11,10 +11,10 @@ state went through Redis. After teardown no process of the stack is left.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,18 +39,42 @@ needs_services = pytest.mark.skipif(
 )
 
 
-def _apply_policy(stack: ScaleStack, tmp: Path) -> None:
+def _policy_blocks(tmp: Path) -> Path:
+    """The ml-inference policy block file with POLICY's numbers, for `prefect-ft blocks apply`."""
     src = REPO / "blocks" / "ft-circuit-breaker-policy" / "ml-inference.yaml"
     doc = {**yaml.safe_load(src.read_text()), **POLICY}
     target = tmp / "blocks" / "ft-circuit-breaker-policy"
     target.mkdir(parents=True)
     (target / "ml-inference.yaml").write_text(yaml.safe_dump(doc))
-    cli = "from prefect_ft.cli import main; main()"
-    out = subprocess.run(
-        [sys.executable, "-c", cli, "blocks", "apply", "--path", str(tmp / "blocks")],
-        env=stack.env, capture_output=True, text=True, timeout=180, cwd=REPO,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
+    return tmp / "blocks"
+
+
+def _model(tmp: Path) -> Any:
+    from prefect_ft.demo.ran.documents import corpus_paths, read_document
+    from prefect_ft.demo.ran.model import ensure_model
+    from prefect_ft.demo.ran.model_server import start_model_server
+    from prefect_ft.demo.ran.train import TrainBudget
+
+    texts = [read_document(p) for p in corpus_paths()]
+    model_dir = ensure_model(tmp / "models", texts, TrainBudget(max_seconds=5))
+    # started alongside the stack: its start-up (imports, the model load) shares a loaded CPU
+    return start_model_server(model_dir, concurrency=16, log_dir=tmp, timeout=600)
+
+
+def _shared_refusals(api: StackAPI, since: float) -> tuple[list[Any], list[Any], list[Any]]:
+    """(opened, rejected, refusals that follow a trip won by another flow run)."""
+    opened = api.events("prefect-ft.breaker.opened", since)
+    rejected = api.events("prefect-ft.breaker.rejected", since)
+    seen_from_other = []
+    for ev in rejected:
+        breaker = ev["resource"]["prefect.resource.id"]
+        before = [
+            o for o in opened
+            if o["resource"]["prefect.resource.id"] == breaker and o["occurred"] <= ev["occurred"]
+        ]  # fmt: skip
+        if before and related_flow_run(before[-1]) not in (None, related_flow_run(ev)):
+            seen_from_other.append((breaker, related_flow_run(ev)))
+    return opened, rejected, seen_from_other
 
 
 def _lost(work_dir: Path) -> tuple[int, list[str]]:
@@ -79,22 +103,19 @@ def _left_behind(stack: ScaleStack) -> list[str]:
 
 @needs_services
 def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> None:
-    from prefect_ft.demo.ran.documents import corpus_paths, read_document
-    from prefect_ft.demo.ran.model import ensure_model
-    from prefect_ft.demo.ran.model_server import start_model_server
-    from prefect_ft.demo.ran.train import TrainBudget
-
-    texts = [read_document(p) for p in corpus_paths()]
-    model_dir = ensure_model(tmp_path / "models", texts, TrainBudget(max_seconds=5))
-    model = start_model_server(model_dir, concurrency=16, log_dir=tmp_path)
-    stack = ScaleStack(workers=2, worker_limit=1)
+    # the policy is applied, and the model trained, while the stack starts
+    apply = ["prefect_ft.cli:main", "blocks", "apply", "--path", str(_policy_blocks(tmp_path))]
+    stack = ScaleStack(workers=2, worker_limit=1, setup=(apply,))
+    building = ThreadPoolExecutor(1)
+    model_started = building.submit(_model, tmp_path)
     t0 = time.monotonic()
     try:
         with stack:
             print(f"[scale] stack up in {time.monotonic() - t0:.0f} s: {stack.timings}")
+            model = model_started.result(timeout=600)
+            print(f"[scale] model up at {time.monotonic() - t0:.0f} s")
             assert stack.db_url.startswith("postgresql+asyncpg://")
             assert sorted(stack.online_workers()) == stack.worker_names
-            _apply_policy(stack, tmp_path)
             api = StackAPI(stack.api_url)
             since = time.time()
             fault = httpx.post(f"{model.url}/faults", json={"kind": "error_burst", "rate": 1.0})
@@ -103,7 +124,7 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
                 api.run_deployment(
                     "ran-pipeline/ran-pipeline",
                     {"model_url": model.url, "work_dir": str(tmp_path / f"out-{i}"),
-                     "max_docs": DOCS, "deadline_seconds": 150},
+                     "max_docs": DOCS, "deadline_seconds": 600},
                 ): tmp_path / f"out-{i}"
                 for i in range(2)
             }  # fmt: skip
@@ -133,20 +154,13 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
             assert {api.submitted_by(r) for r in runs} == set(stack.worker_names), logs
 
             # shared through Redis: some refusal in one run follows a trip won by the other run
-            time.sleep(3)  # events reach the API about a second after they are emitted
-            opened = api.events("prefect-ft.breaker.opened", since)
-            rejected = api.events("prefect-ft.breaker.rejected", since)
+            # (events reach the API a second or more after they are emitted: polled, 60 s)
+            deadline = time.monotonic() + 60
+            opened, rejected, seen_from_other = _shared_refusals(api, since)
+            while not seen_from_other and time.monotonic() < deadline:
+                time.sleep(1)
+                opened, rejected, seen_from_other = _shared_refusals(api, since)
             assert opened and rejected, (opened, rejected)
-            seen_from_other = []
-            for ev in rejected:
-                breaker = ev["resource"]["prefect.resource.id"]
-                before = [
-                    o for o in opened
-                    if o["resource"]["prefect.resource.id"] == breaker
-                    and o["occurred"] <= ev["occurred"]
-                ]  # fmt: skip
-                if before and related_flow_run(before[-1]) not in (None, related_flow_run(ev)):
-                    seen_from_other.append((breaker, related_flow_run(ev)))
             assert seen_from_other, [(related_flow_run(o), o["occurred"]) for o in opened]
             assert {run for _, run in seen_from_other} <= set(runs)
             # and the breaker's record is in Redis (the store every process used)
@@ -156,7 +170,9 @@ def test_ran_pipeline_on_postgres_two_process_workers_and_redis(tmp_path) -> Non
             assert keys, "no ml-inference record in Redis"
             api.close()
     finally:
-        model.stop()
+        building.shutdown(wait=True)  # a model still building when the stack failed: stopped too
+        if model_started.exception() is None:
+            model_started.result().stop()
     print(f"[scale] torn down at {time.monotonic() - t0:.0f} s; load {os.getloadavg()}")
     assert _left_behind(stack) == []
     assert not stack.dir.exists()

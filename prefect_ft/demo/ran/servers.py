@@ -144,9 +144,27 @@ class ModelServer:
 
     def restore(self) -> None:
         with self._lock:
-            if self.down or not self.proc.alive:
+            respawned = self.down or not self.proc.alive
+            if respawned:
                 self.proc.respawn()  # same port: the clients keep their URL
             self.down = False
+        if respawned:
+            self.announce_ready()
+
+    def announce_ready(self) -> None:
+        """The supervisor's readiness push: once the restarted server's deep check passes, the
+        breakers of the components it serves verify it and half-open at once
+        (`prefect_ft.announce_ready`) instead of waiting out their open time."""
+        from prefect_ft.core.probe import healthy_answer
+        from prefect_ft.recovery.readiness import announce_ready
+
+        if not healthy_answer(self.health(deep=True)):
+            return
+        for name in SERVED:
+            try:
+                announce_ready(name)
+            except Exception as exc:  # a store hiccup must not fail the restart itself
+                print(f"model server: announcing {name} ready failed: {exc}", file=sys.stderr)
 
     def stop(self) -> None:
         global current
@@ -193,6 +211,8 @@ class ModelServer:
         return self._forward("resources", body)
 
 
+# the components whose calls the model server answers (as `apply.SERVED`)
+SERVED = ("ml-inference", "ipc")
 # the running demo's model server, for `python:` control endpoints (set by `serve_model`)
 current: ModelServer | None = None
 CONTROL_ENDPOINT = "python:prefect_ft.demo.ran.servers:current"
