@@ -99,6 +99,7 @@ class MinuteBaseline:
         "min_scale",
         "res",
         "scales",
+        "slope",
         "smooth",
         "trail",
     )
@@ -118,6 +119,9 @@ class MinuteBaseline:
         # expected, beyond it only the cap is, and the CUSUM still sees the rest
         self.max_slope = max_slope
         self.trail: deque[float] = deque(maxlen=SLOPE_N)
+        # re-estimated with the level (every refresh): it moves slowly, and two medians of an
+        # hour every minute cost ~0.1 s per 24-h pass of four components
+        self.slope = 0.0
         self.long: deque[float] = deque(maxlen=LONG_N)
         self.local: deque[float] = deque(maxlen=LOCAL_N)
         # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
@@ -161,20 +165,22 @@ class MinuteBaseline:
 
     def _local(self) -> float | None:
         # the median of the last half hour, which lags a trend by (LOCAL_N + 1) / 2 minutes,
-        # plus that lag times the trailing slope (within [0, max_slope])
+        # plus that lag times the trailing slope (set by `refresh`)
         if len(self.local) < LOCAL_N // 2:
             return None
-        med = _median(self.local)
+        return _median(self.local) + self.slope * (len(self.local) + 1) / 2.0
+
+    def _trail_slope(self) -> float:
+        # within [0, max_slope]: upward only, because the trailing slope lags the current one
+        # by an hour, so after a fall it would still pull the prediction down as the series
+        # levels off (near a daily trough), and every detector on this baseline that alarms
+        # on a rise would then see one
         if self.max_slope <= 0.0 or len(self.trail) < SLOPE_N:
-            return med
+            return 0.0
         vals = list(self.trail)
         half = SLOPE_N // 2
         slope = (_median(vals[half:]) - _median(vals[:half])) / half
-        # upward only: the trailing slope lags the current one by an hour, so after a fall it
-        # would still pull the prediction down as the series levels off (near a daily trough),
-        # and every detector on this baseline that alarms on a rise would then see one
-        slope = min(max(slope, 0.0), self.max_slope)
-        return med + slope * (len(self.local) + 1) / 2.0
+        return min(max(slope, 0.0), self.max_slope)
 
     def _bin(self, t: float) -> float | None:
         # the median of the bin holding `t`, once it holds more than one day's slot
@@ -225,6 +231,7 @@ class MinuteBaseline:
 
     def refresh(self) -> None:
         """Recompute the 24-h level, the choice of predictor and the scales."""
+        self.slope = self._trail_slope()
         if not self.long:
             return
         arr = np.fromiter(self.long, float)
@@ -283,4 +290,5 @@ class MinuteBaseline:
         self.long.clear()
         self.local.clear()
         self.trail.clear()
+        self.slope = 0.0
         self.scales[0] = 0.0

@@ -121,6 +121,8 @@ def test_the_local_prediction_follows_a_rise_up_to_the_cap_and_never_a_fall() ->
         rise.observe(0.001 * m)  # +6 %/h: below the cap, followed
         fall.observe(-0.001 * m)  # a fall is not carried forward (see `_local`)
         steep.observe(0.01 * m)  # +60 %/h: a degradation, carried only at the cap
+    for b in (rise, fall, steep):
+        b.refresh()  # the slope is re-estimated with the level
     lag = (LOCAL_N + 1) / 2.0
     last = SLOPE_N - 1
     med = last - (LOCAL_N - 1) / 2.0  # the local median's minute
@@ -131,4 +133,5 @@ def test_the_local_prediction_follows_a_rise_up_to_the_cap_and_never_a_fall() ->
     plain = MinuteBaseline()
     for m in range(SLOPE_N):
         plain.observe(0.01 * m)
+    plain.refresh()
     assert plain.predictions(0.0)[1] == pytest.approx(0.01 * med, abs=1e-9)
