@@ -47,7 +47,10 @@ class DegradationTracker(MinuteTracker):
     def __init__(self, name: str, th: Thresholds) -> None:
         # the 24-h median (as before), the last half hour or the same phase of past days,
         # whichever predicts best: a daily load is a baseline, not a degradation
-        super().__init__(name, th)
+        # The local median follows a daily rise along its trailing slope, up to the slowest
+        # rise the trend test calls a degradation (`ts_min_ratio_per_hour`): the evening rise
+        # of a daily load is expected, not a 15-minute lag to alarm on
+        super().__init__(name, th, max_slope=math.log(th.ts_min_ratio_per_hour) / 60.0)
         self.recent: deque[list[float]] = deque(maxlen=th.mk_window_min)
         self.med = 0.0  # the 24-h level
 

@@ -10,7 +10,11 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
   which follows a slow daily swing on the first day, before any season is known, with a lag of
   about 15 minutes (a step still stands out for minutes, long enough for the CUSUM; carrying
   it forward along its own slope removed the lag but made its errors autocorrelated, which fed
-  the CUSUM false alarms); and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
+  the CUSUM false alarms). With `max_slope` (the degradation detector) it is carried forward
+  along a steadier slope, the last hour's median against the hour before, upward only and at
+  most `max_slope`: the evening rise of a daily load is then expected instead of lagged (it
+  fed 7 of 12 false alarms on the daily-load benchmark, 2026-12-02), while a degradation,
+  steeper than the cap, still outruns the prediction; and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
   bins (the seasonal sub-series of STL, Cleveland et al. 1990, made causal as in
   `baselines.py`), speaking once a bin holds more than one day's slot. A challenger is used only
   while its median absolute error over the last 4 h is clearly below the reference's (`ENTER`,
@@ -45,6 +49,11 @@ __all__ = ["MinuteBaseline"]
 
 LONG_N = 1440  # minutes in the reference median (24 h)
 LOCAL_N = 30  # minutes in the local median
+# minutes of the trailing slope that carries the local median forward: the median of the last
+# hour minus the hour before. Two hour-medians are steady (their noise moves the 15.5-minute lag
+# correction by ~0.005 in log units, 1/16 of a minute's scale), where a slope over the local
+# window itself made the local errors autocorrelated (CUSUM false alarms)
+SLOPE_N = 120
 BIN_S = 900.0  # width of a daily phase bin
 K_DAYS = 3  # days the daily predictor looks back
 # residuals the predictors are compared on (24 h). Over 4 h, a slow ramp (a degradation) that
@@ -86,19 +95,33 @@ class MinuteBaseline:
         "level",
         "local",
         "long",
+        "max_slope",
         "min_scale",
         "res",
         "scales",
+        "slope",
         "smooth",
+        "trail",
     )
 
-    def __init__(self, min_scale: float = 0.0, smooth: bool = False) -> None:
+    def __init__(
+        self, min_scale: float = 0.0, smooth: bool = False, max_slope: float = 0.0
+    ) -> None:
         # smooth=True (the resource detector): the daily predictor speaks after one day,
         # interpolated between bin centres, errors compared over 24 h, the season preferred
         # over `local`. False keeps the degradation/throughput behaviour measured in
         # RESULTS.md: these settings raised day-1 false alarms there (see the module docstring)
         self.smooth = smooth
         self.min_scale = min_scale
+        # the local median is carried forward along the trailing slope, capped at `max_slope`
+        # per minute (0: not at all). A daily swing rises slower than a degradation does, so
+        # the cap is the slowest rise the caller calls a degradation: within it the rise is
+        # expected, beyond it only the cap is, and the CUSUM still sees the rest
+        self.max_slope = max_slope
+        self.trail: deque[float] = deque(maxlen=SLOPE_N)
+        # re-estimated with the level (every refresh): it moves slowly, and two medians of an
+        # hour every minute cost ~0.1 s per 24-h pass of four components
+        self.slope = 0.0
         self.long: deque[float] = deque(maxlen=LONG_N)
         self.local: deque[float] = deque(maxlen=LOCAL_N)
         # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
@@ -114,7 +137,7 @@ class MinuteBaseline:
         self.choice = 0
 
     def state(self) -> dict[str, Any]:
-        return dump_slots(self, skip=())
+        return dump_slots(self, skip=("max_slope",))  # configuration, from the thresholds
 
     def load(self, data: dict[str, Any]) -> None:
         load_slots(self, data)
@@ -136,9 +159,28 @@ class MinuteBaseline:
         """Each predictor's forecast for the minute ending at `t` (None while it cannot)."""
         return [
             self.level if self.scales[0] > 0.0 else None,
-            _median(self.local) if len(self.local) >= LOCAL_N // 2 else None,
+            self._local(),
             self._daily(t - 30.0) if self.smooth else self._bin(t),
         ]
+
+    def _local(self) -> float | None:
+        # the median of the last half hour, which lags a trend by (LOCAL_N + 1) / 2 minutes,
+        # plus that lag times the trailing slope (set by `refresh`)
+        if len(self.local) < LOCAL_N // 2:
+            return None
+        return _median(self.local) + self.slope * (len(self.local) + 1) / 2.0
+
+    def _trail_slope(self) -> float:
+        # within [0, max_slope]: upward only, because the trailing slope lags the current one
+        # by an hour, so after a fall it would still pull the prediction down as the series
+        # levels off (near a daily trough), and every detector on this baseline that alarms
+        # on a rise would then see one
+        if self.max_slope <= 0.0 or len(self.trail) < SLOPE_N:
+            return 0.0
+        vals = list(self.trail)
+        half = SLOPE_N // 2
+        slope = (_median(vals[half:]) - _median(vals[:half])) / half
+        return min(max(slope, 0.0), self.max_slope)
 
     def _bin(self, t: float) -> float | None:
         # the median of the bin holding `t`, once it holds more than one day's slot
@@ -161,6 +203,8 @@ class MinuteBaseline:
     def observe(self, x: float) -> None:
         """Feed the current minute's value to the local predictor, after predicting it."""
         self.local.append(x)
+        if self.max_slope > 0.0:
+            self.trail.append(x)
 
     def pick(self, preds: list[float | None], up: bool) -> int | None:
         """Index of the prediction to judge a sample by: the chosen one once the errors are
@@ -187,6 +231,7 @@ class MinuteBaseline:
 
     def refresh(self) -> None:
         """Recompute the 24-h level, the choice of predictor and the scales."""
+        self.slope = self._trail_slope()
         if not self.long:
             return
         arr = np.fromiter(self.long, float)
@@ -244,4 +289,6 @@ class MinuteBaseline:
         the predictors' errors and the choice among them are kept."""
         self.long.clear()
         self.local.clear()
+        self.trail.clear()
+        self.slope = 0.0
         self.scales[0] = 0.0

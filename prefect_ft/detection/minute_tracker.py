@@ -44,10 +44,12 @@ class MinuteTracker:
     )
     _CONFIG = ("name", "th", "base")
 
-    def __init__(self, name: str, th: Thresholds, min_scale: float = 0.0) -> None:
+    def __init__(
+        self, name: str, th: Thresholds, min_scale: float = 0.0, max_slope: float = 0.0
+    ) -> None:
         self.name = name
         self.th = th
-        self.base = MinuteBaseline(min_scale=min_scale)
+        self.base = MinuteBaseline(min_scale=min_scale, max_slope=max_slope)
         self.pending: deque[list[float]] = deque()  # [end, value, *predictions]
         self.cusum = GaussianCusum(th.deg_k, th.deg_h)
         self.scale = 0.0  # 0 while learning

@@ -47,56 +47,26 @@ from typing import Any
 import numpy as np
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
-from prefect_ft.detection.alarms import Alarm, FailureType, Pattern, Severity
-from prefect_ft.detection.exhaustion import TimeToLimit, time_to_limit
+from prefect_ft.detection.alarms import Alarm, FailureType, Pattern
+from prefect_ft.detection.exhaustion import (
+    BLOCK_S,
+    exhaustion_severity,
+    gate,
+    is_linear,
+    long_fit,
+    long_windows,
+    time_to_limit,
+)
 from prefect_ft.detection.minute_baseline import MinuteBaseline
 from prefect_ft.detection.thresholds import Thresholds
-from prefect_ft.detection.trend import theil_sen_slope
 
 __all__ = ["ResourceTracker", "exhaustion_severity"]
 
 _FLOOR_MINUTES = 3
 _REF_MINUTES = 360
-_BLOCK_S = 300.0  # long windows use 5-minute block means of the floor
 _STEEPER = 3.0  # a short-window slope overrides a linear long trend only if this much steeper
-_LIN_Z = 3.0  # the halves' slopes must differ by this many standard errors to count as a bend
 _SEASON_DELAY_S = 600.0  # a level joins the seasonal baseline this much later
 _SEASON_REFRESH = 15  # minutes between refreshes of the seasonal baseline
-
-
-def exhaustion_severity(tte_s: float) -> Severity:
-    """< 15 min CRITICAL, < 1 h HIGH, < 6 h MEDIUM, else LOW (research/detection.md 2.6)."""
-    if tte_s < 900:
-        return Severity.CRITICAL
-    if tte_s < 3600:
-        return Severity.HIGH
-    if tte_s < 6 * 3600:
-        return Severity.MEDIUM
-    return Severity.LOW
-
-
-def _linear(t: np.ndarray, x: np.ndarray, est: TimeToLimit, tol: float) -> bool:
-    """True unless the Theil-Sen slope of either half departs from the window's slope both
-    materially (more than `tol` of it) and significantly (more than `_LIN_Z` standard errors).
-
-    A window reaching back before a leak's onset has a flat first half; a level step (a flash
-    crowd) has two flat halves around a steep full-window slope; a ramp has neither.
-    """
-    half = t.size // 2
-    s1, _ = theil_sen_slope(t[:half], x[:half])
-    s2, _ = theil_sen_slope(t[half:], x[half:])
-    th = t[half:] - t[half:].mean()
-    se = est.noise / math.sqrt(max(float((th * th).sum()), 1e-9))
-    return max(abs(s1 - est.slope), abs(s2 - est.slope)) <= max(tol * abs(est.slope), _LIN_Z * se)
-
-
-def _windows(th: Thresholds) -> tuple[int, ...]:
-    """Long windows in blocks, longest first: exh_long_window_s halved while >= 2 x short."""
-    out, w = [], th.exh_long_window_s
-    while w >= 2 * th.exh_window_s and w >= 8 * _BLOCK_S:
-        out.append(int(w // _BLOCK_S))
-        w /= 2
-    return tuple(out)
 
 
 class ResourceTracker:
@@ -123,11 +93,11 @@ class ResourceTracker:
         self.name = name
         self.kind = kind
         self.th = th
-        self.wins = _windows(th)
+        self.wins = long_windows(th)
         self.mins: deque[list[float]] = deque(maxlen=_FLOOR_MINUTES)
         self.series: deque[list[float]] = deque(maxlen=max(10, int(th.exh_window_s // 60)))
         self.raw: deque[float] = deque(maxlen=self.series.maxlen)  # levels before the offset
-        n_blk = max(int(th.exh_long_window_s // _BLOCK_S), _REF_MINUTES * 60 // int(_BLOCK_S))
+        n_blk = max(int(th.exh_long_window_s // BLOCK_S), _REF_MINUTES * 60 // int(BLOCK_S))
         self.blocks: deque[list[float]] = deque(maxlen=n_blk)
         self.blk = [0.0, 0.0, 0.0, -1.0]  # time sum, level sum, minutes, block index
         self.limit = 100.0
@@ -152,55 +122,6 @@ class ResourceTracker:
             del data["mins"]  # untimed floors of that version: refill within 3 minutes
         load_slots(self, data)
 
-    def _long_fit(self, end: float, limit: float, noisy: float) -> tuple[TimeToLimit, float] | None:
-        """The longest significant and linear long-window fit, or None."""
-        nb = len(self.blocks)
-        arr = None
-        for n in self.wins:
-            if nb < n:
-                continue
-            if arr is None:
-                arr = np.asarray(self.blocks, dtype=float)
-            t, x = arr[-n:, 0], arr[-n:, 1]
-            if x[-1] >= limit or (x[-1] - x[0]) <= 0:
-                continue
-            est = time_to_limit(t, x, limit, end, self.th.exh_alpha)
-            if est is None or est.slope_lo <= 0:
-                continue
-            span = t[-1] - t[0]
-            if est.slope * span <= self.th.exh_min_ratio * max(est.noise, noisy):
-                continue
-            if _linear(t, x, est, self.th.exh_lin_tol):
-                return est, span
-        return None
-
-    def _gate(self, limit: float, x_now: float) -> tuple[bool, bool]:
-        """Cheap pure-Python tests: could the limit be within 3 horizons, by the short window's
-        slope (Bartlett's three-group method: the mean of the last third against the first;
-        Bartlett 1949) and by the longest long window's end points? CPU also needs half its
-        minimum rise over the window."""
-        reach = 3 * self.th.exh_horizon_s
-        half_rise = 0.5 * self.th.exh_cpu_min_rise if self.kind == "cpu" else 0.0
-        pts = list(self.series)
-        k = len(pts) // 3
-        t0 = x0 = t1 = x1 = 0.0
-        for (ta, xa), (tb, xb) in zip(pts[:k], pts[-k:], strict=True):
-            t0 += ta
-            x0 += xa
-            t1 += tb
-            x1 += xb
-        span = pts[-1][0] - pts[0][0]
-        short = (
-            x1 > x0
-            and (limit - x_now) * (t1 - t0) / (x1 - x0) <= reach
-            and (x1 - x0) * span / (t1 - t0) > half_rise
-        )
-        for n in self.wins:
-            if len(self.blocks) >= n:
-                (t0, x0), (t1, x1) = self.blocks[-n], self.blocks[-1]
-                return short, x1 - x0 > half_rise and (limit - x1) * (t1 - t0) / (x1 - x0) <= reach
-        return short, False
-
     def close_minute(self, end: float, values: np.ndarray, limit: float) -> Alarm | None:
         """Close the minute ending at `end` with that minute's samples (NaNs ignored)."""
         values = values[np.isfinite(values)]
@@ -224,7 +145,7 @@ class ResourceTracker:
         level -= offset
         limit -= offset
         self.series.append([at, level])
-        blk, idx = self.blk, float(end // _BLOCK_S)
+        blk, idx = self.blk, float(end // BLOCK_S)
         if idx != blk[3]:
             if blk[2] > 0:
                 self.blocks.append([blk[0] / blk[2], blk[1] / blk[2]])
@@ -234,7 +155,9 @@ class ResourceTracker:
         blk[2] += 1.0
         if len(self.series) < 10 or int(end // 60) % 2:
             return None  # every other minute: a minute of lead time is not worth the cost
-        short_ok, long_ok = self._gate(limit, level)
+        short_ok, long_ok = gate(
+            self.series, self.blocks, self.wins, self.th, self.kind == "cpu", limit, level
+        )
         if not (short_ok or long_ok):
             return None
         return self._evaluate(end, limit, short_ok, long_ok, offset)
@@ -298,19 +221,23 @@ class ResourceTracker:
                 and rise > min_rise
             ):
                 est = short
-        fit = self._long_fit(end, limit, noisy) if long_ok or est is not None else None
+        fit = (
+            long_fit(self.blocks, self.wins, th, end, limit, noisy)
+            if long_ok or est is not None
+            else None
+        )
         if fit is not None:
             lest, lspan = fit
             if lest.tte_lo_s < th.exh_horizon_s and lest.slope * lspan > min_rise:
                 est = lest  # the long linear fit has the better slope, hence the better TTE
             elif est is not None and (
-                est.slope_lo <= _STEEPER * lest.slope or not _linear(t, x, est, th.exh_lin_tol)
+                est.slope_lo <= _STEEPER * lest.slope or not is_linear(t, x, est, th.exh_lin_tol)
             ):
                 # the short window only saw noise or a load step around the long trend (its
                 # interval is too narrow: 3-minute floors overlap, so its points are not
                 # independent); a new, faster leak is both much steeper and linear
                 est = None
-        elif est is not None and self.kind == "cpu" and not _linear(t, x, est, th.exh_lin_tol):
+        elif est is not None and self.kind == "cpu" and not is_linear(t, x, est, th.exh_lin_tol):
             est = None  # a CPU step (a flash crowd) is saturation, not a trend to a limit
         if est is None:
             return None
@@ -318,7 +245,7 @@ class ResourceTracker:
         self.hold_until = end + th.holdoff_s
         if held:
             return None
-        ref_n = min(len(self.blocks), _REF_MINUTES * 60 // int(_BLOCK_S))
+        ref_n = min(len(self.blocks), _REF_MINUTES * 60 // int(BLOCK_S))
         ref = float(np.median([b[1] for b in list(self.blocks)[-ref_n:]])) if ref_n else est.level
         onset = max(end - _REF_MINUTES * 60.0, end - max(0.0, est.level - ref) / est.slope)
         unit = "MB" if self.kind == "memory" else "%"

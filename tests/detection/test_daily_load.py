@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
 
 from prefect_ft.detection import DetectionEngine, EngineConfig, Pattern
+from prefect_ft.detection.minute_baseline import LOCAL_N, SLOPE_N, MinuteBaseline
 from prefect_ft.detection.synthetic import EpisodeSpec, Scenario, generate, to_bytes
 
 
@@ -93,3 +95,43 @@ def test_throughput_state_round_trip_gives_the_same_alarms_as_one_run() -> None:
         t, r = hist.tasks.between(lo, hi), hist.resources.between(lo, hi)
         pieces += engine.update(t, r, until=hi).alarms
     assert [a.to_dict() for a in pieces] == [a.to_dict() for a in whole]
+
+
+def test_two_days_of_a_daily_load_without_faults_raise_no_duration_alarm() -> None:
+    # 48 h of seed 3 with no episode and no negative control: before the local median was
+    # carried along its trailing slope, ml-inference alarmed at 21.6 h (degradation, the
+    # evening rise) on nothing but the daily load
+    hist = generate(3, Scenario(hours=48.0, episodes=(), negative_controls=False, daily_load=0.3))
+    alarms = DetectionEngine().update(hist.tasks, hist.resources, until=hist.end_ts).alarms
+    # after the warm-up. Exhaustion is left out: ml-inference's memory and CPU follow its queue,
+    # which fills every busy morning, and its detector alarms once at 28.5 h (a known gap, not
+    # the duration baseline's)
+    late = [
+        a for a in alarms if a.at - hist.start_ts >= 2 * 3600.0 and a.pattern != Pattern.EXHAUSTION
+    ]
+    assert [
+        (a.pattern.value, a.components, round((a.at - hist.start_ts) / 3600, 1)) for a in late
+    ] == []
+
+
+def test_the_local_prediction_follows_a_rise_up_to_the_cap_and_never_a_fall() -> None:
+    cap = math.log(1.1) / 60.0  # +10 %/h in log units per minute
+    rise, fall, steep = (MinuteBaseline(max_slope=cap) for _ in range(3))
+    for m in range(SLOPE_N):
+        rise.observe(0.001 * m)  # +6 %/h: below the cap, followed
+        fall.observe(-0.001 * m)  # a fall is not carried forward (see `_local`)
+        steep.observe(0.01 * m)  # +60 %/h: a degradation, carried only at the cap
+    for b in (rise, fall, steep):
+        b.refresh()  # the slope is re-estimated with the level
+    lag = (LOCAL_N + 1) / 2.0
+    last = SLOPE_N - 1
+    med = last - (LOCAL_N - 1) / 2.0  # the local median's minute
+    assert rise.predictions(0.0)[1] == pytest.approx(0.001 * (med + lag), abs=1e-9)
+    assert fall.predictions(0.0)[1] == pytest.approx(-0.001 * med, abs=1e-9)
+    assert steep.predictions(0.0)[1] == pytest.approx(0.01 * med + cap * lag, abs=1e-9)
+    # off by default: the throughput and resource baselines are unchanged
+    plain = MinuteBaseline()
+    for m in range(SLOPE_N):
+        plain.observe(0.01 * m)
+    plain.refresh()
+    assert plain.predictions(0.0)[1] == pytest.approx(0.01 * med, abs=1e-9)
