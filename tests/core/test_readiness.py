@@ -9,7 +9,6 @@ import pytest
 from prefect_ft.core import (
     BreakerConfig,
     BreakerRecord,
-    ConsecutiveFailures,
     admit,
     on_outcome,
     readiness,
@@ -17,33 +16,20 @@ from prefect_ft.core import (
 from prefect_ft.core.machine import mark_recovered, ramp_seconds, set_overlay
 from prefect_ft.core.probe import on_health, probe_delay, probe_interval
 from prefect_ft.exceptions import ConfigurationError
-
-
-def check() -> bool:
-    return True
+from tests.core.test_probe import cfg as probe_cfg
+from tests.core.test_probe import opened
 
 
 def cfg(**kw: object) -> BreakerConfig:
+    """`test_probe`'s configuration with backoff and a verified-readiness ramp of 0."""
     fields: dict[str, object] = {
-        "trip": ConsecutiveFailures(8),
-        "open_seconds": 5.0,
-        "recovery_seconds": 2.0,
-        "health_check": check,
-        "probe_interval_seconds": 0.5,
+        "probe_confirm_failures": None,
         "probe_backoff": 2.0,
         "probe_max_interval_seconds": 10.0,
         "ready_recovery_seconds": 0.0,
     }
     fields.update(kw)
-    return BreakerConfig("ipc", **fields)  # type: ignore[arg-type]
-
-
-def opened(c: BreakerConfig, now: float = 10.0) -> BreakerRecord:
-    rec = BreakerRecord()
-    for _ in range(8):
-        rec = on_outcome(rec, c, now, "failure").record
-    assert rec.state == "OPEN"
-    return rec
+    return probe_cfg(**fields)
 
 
 def test_the_interval_doubles_per_failed_check_up_to_the_cap() -> None:

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from prefect_ft.detection import detect_metric
-
-T0 = 1_735_689_600.0
-
-
-def noisy(seed: int, n: int, dt: float = 300.0, level: float = 50.0):
-    rng = np.random.default_rng(seed)
-    return T0 + dt * np.arange(n), level + rng.standard_normal(n)
-
-
-def rows(ts, alarms) -> list[int]:
-    return [int(np.searchsorted(ts, a.at)) for a in alarms]
+from tests.detection.test_robust_records import noisy, rows
 
 
 def test_a_second_anomaly_half_a_day_after_the_first_is_found() -> None:
