@@ -49,11 +49,17 @@ def chaos_scaled(
     return row
 
 
-def _row(api: Any, run_id: str) -> dict[str, Any] | None:
-    for message in api.logs(run_id):
-        if message.startswith(_ROW):
-            return dict(json.loads(message[len(_ROW) :]))
-    return None
+def _row(api: Any, run_id: str, wait_s: float = 30.0) -> dict[str, Any] | None:
+    # The run's last log lines reach the API after its final state (the log worker flushes
+    # in batches): a single read right after COMPLETED missed the row of 2 of 9 runs.
+    deadline = time.monotonic() + wait_s
+    while True:
+        for message in api.logs(run_id):
+            if message.startswith(_ROW):
+                return dict(json.loads(message[len(_ROW) :]))
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(1.0)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
