@@ -158,9 +158,9 @@ class CircuitBreaker(SharedRecordMixin):
         self._cm_tokens: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
             f"prefect_ft_cm_{config.name}", default=()
         )
-        if (
-            config.health_check is not None
-        ):  # active health checks (core.probe): a thread only while needed
+        # active health checks (core.probe) and readiness (core.readiness): a thread only
+        # while a check is due
+        if config.health_check is not None:
             from prefect_ft.recovery.prober import HealthProber
 
             self._prober = HealthProber(self, threaded=refresh_seconds is not None)
