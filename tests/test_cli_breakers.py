@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,34 @@ def test_create_acts_on_a_new_name_and_forget_removes_it(tmp_path: Path) -> None
     assert store.read("prefect-ft:breaker:canary").data is None
     again = cli("breakers", "forget", "canary", "--store", url)
     assert again.returncode == 2 and "unknown breaker 'canary'" in again.stderr
+
+
+def test_forget_also_removes_the_prober_lease(tmp_path: Path, clock: Any) -> None:
+    """A breaker with an active health check leaves a prober lease next to its record;
+    forgetting the name removes both (the lease would otherwise stay in the store for good)."""
+    from tests.test_prober import Component, fail
+
+    url = f"sqlite:///{tmp_path / 'ft.db'}"
+    comp = Component()
+    b = CircuitBreaker(
+        "retired",
+        store=url,
+        clock=clock,
+        refresh_seconds=None,
+        failure_threshold=8,
+        health_check=comp.health,
+        probe_interval_seconds=0.5,
+        probe_confirm_failures=2,
+    )
+    comp.down = True
+    fail(b, comp, 2)
+    b.health_prober.step()  # the confirming check opens it
+    clock.advance(1.0)
+    b.health_prober.step()  # the open period's check: this prober takes the lease first
+    store = shared_store(url)
+    assert comp.checks == 2 and b.state == "OPEN"
+    assert store.read("prefect-ft:prober:retired").data is not None
+    gone = cli("breakers", "forget", "retired", "--store", url)
+    assert gone.returncode == 0, gone.stderr
+    assert store.read("prefect-ft:breaker:retired").data is None
+    assert store.read("prefect-ft:prober:retired").data is None

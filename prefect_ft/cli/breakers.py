@@ -185,7 +185,7 @@ def clear(name: str, store: str | None = None, create: bool = False, reason: str
 
 @breakers_app.command(name="forget")
 def forget(name: str, store: str | None = None) -> int:
-    """Delete a breaker's shared record and remove it from the store's list of breakers.
+    """Delete a breaker's shared record (and its prober lease) and unlist it from the store.
 
     Meant for a name nothing uses any more (a typo made with `--create`, a retired component):
     a process still using the breaker writes a fresh record and lists it again. Dead letters
@@ -203,6 +203,9 @@ def forget(name: str, store: str | None = None) -> int:
         if not b.store_available:
             return _fail(f"store {b.store.url} is unavailable; nothing changed")
         b.store.delete(b.key)
+        # the health prober's lease lives beside the record (recovery/prober.py); it only
+        # expires logically, so a forgotten name would keep it in the store for good
+        b.store.delete(f"prefect-ft:prober:{name}")
         unregister_breaker(b.store, name)  # after the delete: building `b` listed the name
         print(f"{name}: forgotten")
     except (ConfigurationError, StoreUnavailableError) as exc:
