@@ -108,8 +108,8 @@ _COMPONENT_DEFAULTS: dict[str, FailureType] = {
 _NOT_FAILED_STATES = frozenset(
     {"COMPLETED", "RUNNING", "PENDING", "SCHEDULED", "PAUSED", "CANCELLED", "CANCELLING"}
 )
-# A breaker's own rejection is not a failure of the dependency (DESIGN.md section 4).
-_IGNORED_STATE_NAMES = frozenset({"circuitopen", "cancelled", "cancelling"})
+# A breaker's or bulkhead's own rejection is not a failure of the dependency (DESIGN.md section 4).
+_IGNORED_STATE_NAMES = frozenset({"circuitopen", "bulkheadfull", "cancelled", "cancelling"})
 
 
 @dataclass(frozen=True, slots=True)

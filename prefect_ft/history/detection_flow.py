@@ -25,6 +25,7 @@ from prefect_ft.detection import (
     EngineConfig,
     ResourceBatch,
     Skipped,
+    TaskRunBatch,
 )
 from prefect_ft.history.reader import MAX_RETRIED_RUNS, read_history, read_resource_samples
 from prefect_ft.stores import BreakerStore, shared_store
@@ -34,9 +35,11 @@ __all__ = [
     "DEFAULT_STATE_KEY",
     "FAULT_EVENT",
     "detect",
+    "dump_history",
     "emit_alarm",
     "engine_config",
     "load_detection_state",
+    "load_history",
     "save_detection_state",
 ]
 
@@ -145,6 +148,41 @@ def emit_alarm(alarm: Alarm) -> None:
     alert_on(FAULT_EVENT, first, alarm.to_dict())
 
 
+_BATCH_FIELDS = ("start", "end", "failed", "failure_type", "component", "duration")
+_RES_FIELDS = ("ts", "component", "memory_mb", "memory_limit_mb", "cpu_pct")
+
+
+def dump_history(path: str, batch: TaskRunBatch, res: ResourceBatch, until: float | None) -> None:
+    """Write one pass's input as JSON (NaN as null), for `load_history`."""
+
+    def col(a: Any) -> list[Any]:
+        return [None if isinstance(v, float) and v != v else v for v in a.tolist()]
+
+    data = {
+        "until": until,
+        "components": list(batch.components or res.components),
+        "tasks": {k: col(getattr(batch, k)) for k in _BATCH_FIELDS},
+        "resources": {k: col(getattr(res, k)) for k in _RES_FIELDS},
+    }
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def load_history(path: str) -> tuple[TaskRunBatch, ResourceBatch, float | None]:
+    """The input `dump_history` wrote: `engine.update(tasks, resources, until=until)` replays it."""
+    with open(path) as f:
+        data = json.load(f)
+    comps = tuple(data["components"])
+
+    def col(v: list[Any]) -> list[float]:
+        return [float("nan") if x is None else x for x in v]
+
+    t, r = data["tasks"], data["resources"]
+    batch = TaskRunBatch(comps, *(col(t[k]) for k in _BATCH_FIELDS))
+    res = ResourceBatch(comps, *(col(r[k]) for k in _RES_FIELDS))
+    return batch, res, data["until"]
+
+
 def _markdown(summary: dict[str, Any], alarms: tuple[Alarm, ...]) -> str:
     lines = [
         "# Fault detection",
@@ -187,6 +225,8 @@ def detect(
     emit: bool = True,
     max_retried_runs: int = MAX_RETRIED_RUNS,
     run_baseline_min_tasks: int = 0,
+    config: EngineConfig | None = None,
+    history_out: str | None = None,
 ) -> dict[str, Any]:
     """One detection pass (the `detect-failures` flow calls this).
 
@@ -207,12 +247,16 @@ def detect(
             one API call); the rest are reported as skipped input.
         run_baseline_min_tasks: > 0 learns burst baselines from each component's own earlier
             tasks (`EngineConfig.run_baseline_min_tasks`), for a history of a short run.
+        config: the whole engine config (its components and edges win over `components` and
+            `edges`), for the short-history knobs of `EngineConfig`.
+        history_out: a JSON file to write the rows and samples read (`load_history` reads it
+            back), so a pass can be replayed offline against the same input.
 
     Returns:
         A JSON-ready summary: alarms, skipped input, watermark, counts, whether the state saved.
     """
     log = _logger()
-    config = engine_config(components, edges)
+    config = config if config is not None else engine_config(components, edges)
     if run_baseline_min_tasks:
         config = replace(config, run_baseline_min_tasks=run_baseline_min_tasks)
     engine, after, version, skipped = load_detection_state(config, key=state_key, store=store)
@@ -252,6 +296,8 @@ def detect(
             )
         )
     res: ResourceBatch = read_resource_samples(config.components, after, hist.until, store=store)
+    if history_out:
+        dump_history(history_out, hist.batch, res, hist.until)
     result = engine.update(hist.batch, res, until=hist.until)
     skipped += list(result.skipped)
     for s in skipped:

@@ -105,6 +105,15 @@ def test_non_failures_and_breaker_rejections_are_not_classified(state_type, name
     assert classify_state(state_type, name, "msg") is None
 
 
+def test_a_bulkhead_refusal_is_no_failure_of_the_dependency() -> None:
+    # the demo's history: 12 `BulkheadFull` refusals of ml-inference in 0.1 s were counted as
+    # ModelInferenceError failures (by the component default) and raised a burst alarm
+    msg = (
+        "bulkhead 'ml-inference' is full (4 concurrent); waited 0.000 s; inputs kept as dead letter"
+    )
+    assert classify_state("FAILED", "BulkheadFull", msg, component="ml-inference") is None
+
+
 def test_rules_are_user_extensible() -> None:
     class GPUHang(Exception):
         pass

@@ -245,7 +245,8 @@ def _run_pipeline(
     timings["pipeline"] = time.monotonic() - t
     t = time.monotonic()
     emit_fault_events(records)
-    alarms = detect_alarms(t_history) if not args.no_detect else None
+    hist_out = str(work / "detection-history.json")  # the pass's input, to replay it offline
+    alarms = detect_alarms(t_history, hist_out) if not args.no_detect else None
     timings["detection"] = time.monotonic() - t
     rep = report.build_report(summary, records, transitions, alarms, recoveries)
     print(report.render(rep, t0=t_start), flush=True)

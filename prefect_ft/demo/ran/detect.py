@@ -44,10 +44,11 @@ def warm_up(
         pipeline.configure(None)
 
 
-def _detect_body(t_start: float) -> dict[str, Any]:
+def _detect_body(t_start: float, history_out: str | None = None) -> dict[str, Any]:
     from prefect_ft.history.detection_flow import detect
 
     return detect(
+        history_out=history_out,
         lag_s=1.0,
         max_age_s=time.time() - t_start + 60,
         emit=True,
@@ -57,13 +58,14 @@ def _detect_body(t_start: float) -> dict[str, Any]:
     )
 
 
-def detect_alarms(t_start: float) -> list[dict[str, Any]]:
-    """Alarms of one detection pass over the task runs that ended since `t_start`."""
+def detect_alarms(t_start: float, history_out: str | None = None) -> list[dict[str, Any]]:
+    """Alarms of one detection pass over the task runs that ended since `t_start`; the rows and
+    samples it read are saved to `history_out` when given (`detection_flow.load_history`)."""
     from prefect import flow
 
     time.sleep(3.0)  # task-run history reaches the API about a second after the events
     run = flow(name="ran-demo-detection", log_prints=True)(_detect_body)
-    return run(t_start)["alarms"]
+    return run(t_start, history_out)["alarms"]
 
 
 def emit_fault_events(records: list[dict[str, Any]]) -> None:
