@@ -114,6 +114,15 @@ def test_a_bulkhead_refusal_is_no_failure_of_the_dependency() -> None:
     assert classify_state("FAILED", "BulkheadFull", msg, component="ml-inference") is None
 
 
+@pytest.mark.parametrize("exc", ["CircuitOpenError", "prefect_ft.exceptions.BulkheadFullError"])
+def test_a_nested_guards_refusal_is_no_failure_of_the_enclosing_component(exc: str) -> None:
+    # the demo's history: ml-inference task runs ended Failed with "CircuitOpenError: circuit
+    # breaker 'ipc' is OPEN" (its nested ipc call was refused); ml-inference's own breaker ignores
+    # such a refusal, detection counted 46 of them as ModelInferenceError and alarmed
+    msg = "Task run encountered an exception CircuitOpenError: circuit breaker 'ipc' is OPEN"
+    assert classify_state("FAILED", "Failed", msg, exc, component="ml-inference") is None
+
+
 def test_rules_are_user_extensible() -> None:
     class GPUHang(Exception):
         pass
