@@ -16,7 +16,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_BASELINE_MIN_TASKS", "detect_alarms", "emit_fault_events", "warm_up"]
+__all__ = [
+    "RUN_BASELINE_MIN_TASKS",
+    "demo_engine_config",
+    "detect_alarms",
+    "emit_fault_events",
+    "warm_up",
+]
 
 # With no failure among 20 tasks the Jeffreys rate is 2.4 %, low enough that the frozen fast chart
 # (p1 = 30 x p0) crosses after 4 failures in a row; fewer tasks leave p0 so high that a burst the
@@ -44,6 +50,17 @@ def warm_up(
         pipeline.configure(None)
 
 
+def demo_engine_config() -> Any:
+    """The engine the demo's detection pass runs: the production detectors and thresholds, with
+    the short-history knobs of `EngineConfig` on (what a user's deployment of minutes needs):
+    burst baselines from each component's own earlier tasks, and the burst hold-off per failure
+    type (a model-server crash refusing connections after a burst of model errors on the same
+    component is a second episode, not more of the first)."""
+    from prefect_ft.detection import EngineConfig
+
+    return EngineConfig(run_baseline_min_tasks=RUN_BASELINE_MIN_TASKS, burst_holdoff_by_type=True)
+
+
 def _detect_body(t_start: float, history_out: str | None = None) -> dict[str, Any]:
     from prefect_ft.history.detection_flow import detect
 
@@ -54,7 +71,7 @@ def _detect_body(t_start: float, history_out: str | None = None) -> dict[str, An
         emit=True,
         artifact_key="ran-demo-detection",
         state_key=f"ran-demo:{t_start:.0f}",
-        run_baseline_min_tasks=RUN_BASELINE_MIN_TASKS,
+        config=demo_engine_config(),
     )
 
 
