@@ -21,6 +21,7 @@ __all__ = [
     "demo_engine_config",
     "detect_alarms",
     "emit_fault_events",
+    "read_observed",
     "warm_up",
 ]
 
@@ -83,6 +84,17 @@ def detect_alarms(t_start: float, history_out: str | None = None) -> list[dict[s
     time.sleep(3.0)  # task-run history reaches the API about a second after the events
     run = flow(name="ran-demo-detection", log_prints=True)(_detect_body)
     return run(t_start, history_out)["alarms"]
+
+
+def read_observed(path: str) -> dict[str, Any] | None:
+    """The detection pass's saved input (`detection_flow.dump_history`) as plain data for the
+    report; None when the pass did not run or wrote nothing."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def emit_fault_events(records: list[dict[str, Any]]) -> None:
