@@ -18,6 +18,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from prefect_ft.detection import (
     PIPELINE,
     Alarm,
@@ -152,6 +154,23 @@ _BATCH_FIELDS = ("start", "end", "failed", "failure_type", "component", "duratio
 _RES_FIELDS = ("ts", "component", "memory_mb", "memory_limit_mb", "cpu_pct")
 
 
+def _with_replays(
+    batch: TaskRunBatch, after: float | None, until: float, store: BreakerStore | str | None
+) -> TaskRunBatch:
+    """`batch` plus the replay attempts that ended in `(after, until]` (`clean` sorts them)."""
+    from prefect_ft.history.reader import rows_to_batch
+    from prefect_ft.history.replays import read_replay_rows
+
+    rows = read_replay_rows(batch.components, after, until, store=store)
+    if not rows:
+        return batch
+    more, _, _ = rows_to_batch(rows, batch.components)
+    return TaskRunBatch(
+        batch.components,
+        *(np.concatenate([getattr(batch, k), getattr(more, k)]) for k in _BATCH_FIELDS),
+    )
+
+
 def dump_history(path: str, batch: TaskRunBatch, res: ResourceBatch, until: float | None) -> None:
     """Write one pass's input as JSON (NaN as null), for `load_history`."""
 
@@ -227,6 +246,7 @@ def detect(
     run_baseline_min_tasks: int = 0,
     config: EngineConfig | None = None,
     history_out: str | None = None,
+    replays: bool = False,
 ) -> dict[str, Any]:
     """One detection pass (the `detect-failures` flow calls this).
 
@@ -296,6 +316,8 @@ def detect(
             )
         )
     res: ResourceBatch = read_resource_samples(config.components, after, hist.until, store=store)
+    if replays:
+        hist = replace(hist, batch=_with_replays(hist.batch, after, hist.until, store))
     if history_out:
         dump_history(history_out, hist.batch, res, hist.until)
     result = engine.update(hist.batch, res, until=hist.until)

@@ -3,10 +3,14 @@ alarms over the run's task-run history (scored against the faults by `report.sco
 
 The pass runs as a flow (`ran-demo-detection`), as a user's detection deployment would, so its
 artifact belongs to a flow run. A demo's history is minutes long, not the hours the burst
-detector's baseline is calibrated on, so each component's normal failure rate is learnt from its
-own earlier task runs in the history (the warm-up pass and the calls before a fault), once
-`RUN_BASELINE_MIN_TASKS` of them were seen; the CUSUM charts and their decision intervals are the
-frozen production ones. The detectors do not know the schedule.
+detector's baseline is calibrated on, so `demo_engine_config` turns on the short-history knobs of
+`EngineConfig`: each component's normal failure rate is learnt from its own earlier task runs in
+the history (the warm-up pass and the calls before a fault) once `RUN_BASELINE_MIN_TASKS` of them
+were seen, and the burst hold-off is kept per failure type; the pass also reads the dead-letter
+replay attempts (`detect(replays=True)`), calls that leave no task run. The CUSUM charts and
+their decision intervals are the frozen production ones. The detectors do not know the schedule. The pass's
+input is saved (`history_out`), so the report can say what detection had in each fault's window
+and a run can be replayed offline (`detection_flow.load_history`).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def _detect_body(t_start: float, history_out: str | None = None) -> dict[str, An
         artifact_key="ran-demo-detection",
         state_key=f"ran-demo:{t_start:.0f}",
         config=demo_engine_config(),
+        replays=True,  # dead-letter replays are calls too (they leave no task runs)
     )
 
 
