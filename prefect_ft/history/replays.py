@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 
+from prefect_ft.exceptions import BulkheadFullError
 from prefect_ft.history.attempts import HistoryRow
 from prefect_ft.stores import BreakerStore, shared_store
 
@@ -41,9 +42,16 @@ def record_replay_attempt(
 ) -> bool:
     """Append one replay attempt of `component` (failed when `error` is given); never raises.
 
+    An attempt refused by a nested guard (an exception marked as a rejection, or a full
+    bulkhead) is not recorded: like the component's own breaker, detection ignores it.
+
     Returns:
         True when it was written.
     """
+    if error is not None and (
+        isinstance(error, BulkheadFullError) or getattr(error, "_prefect_ft_rejection", False)
+    ):
+        return False
     row = [
         float(start),
         float(end),

@@ -73,3 +73,12 @@ def test_the_detection_flow_merges_replays_into_the_task_rows_of_its_window() ->
     assert merged.end.tolist() == [T0 + 1.0, T0 + 3.0]
     assert merged.failed.tolist() == [False, True]
     assert _with_replays(batch, None, T0 + 1.5, st) is batch  # nothing in the window
+
+
+def test_a_nested_guards_refusal_is_not_recorded() -> None:
+    from prefect_ft.exceptions import CircuitOpenError
+
+    st = InMemoryBreakerStore()
+    refused = CircuitOpenError("ipc", 5.0)
+    assert record_replay_attempt("ml-inference", T0, T0 + 1, refused, store=st) is False
+    assert read_replay_rows(COMPS, None, T0 + 10, store=st) == []
