@@ -18,8 +18,6 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from prefect_ft.detection import (
     PIPELINE,
     Alarm,
@@ -27,9 +25,10 @@ from prefect_ft.detection import (
     EngineConfig,
     ResourceBatch,
     Skipped,
-    TaskRunBatch,
 )
 from prefect_ft.history.reader import MAX_RETRIED_RUNS, read_history, read_resource_samples
+from prefect_ft.history.replays import with_replays
+from prefect_ft.history.snapshot import dump_history, load_history
 from prefect_ft.stores import BreakerStore, shared_store
 from prefect_ft.tasks.events import component_resource_id
 
@@ -150,58 +149,6 @@ def emit_alarm(alarm: Alarm) -> None:
     alert_on(FAULT_EVENT, first, alarm.to_dict())
 
 
-_BATCH_FIELDS = ("start", "end", "failed", "failure_type", "component", "duration")
-_RES_FIELDS = ("ts", "component", "memory_mb", "memory_limit_mb", "cpu_pct")
-
-
-def _with_replays(
-    batch: TaskRunBatch, after: float | None, until: float, store: BreakerStore | str | None
-) -> TaskRunBatch:
-    """`batch` plus the replay attempts that ended in `(after, until]` (`clean` sorts them)."""
-    from prefect_ft.history.reader import rows_to_batch
-    from prefect_ft.history.replays import read_replay_rows
-
-    rows = read_replay_rows(batch.components, after, until, store=store)
-    if not rows:
-        return batch
-    more, _, _ = rows_to_batch(rows, batch.components)
-    return TaskRunBatch(
-        batch.components,
-        *(np.concatenate([getattr(batch, k), getattr(more, k)]) for k in _BATCH_FIELDS),
-    )
-
-
-def dump_history(path: str, batch: TaskRunBatch, res: ResourceBatch, until: float | None) -> None:
-    """Write one pass's input as JSON (NaN as null), for `load_history`."""
-
-    def col(a: Any) -> list[Any]:
-        return [None if isinstance(v, float) and v != v else v for v in a.tolist()]
-
-    data = {
-        "until": until,
-        "components": list(batch.components or res.components),
-        "tasks": {k: col(getattr(batch, k)) for k in _BATCH_FIELDS},
-        "resources": {k: col(getattr(res, k)) for k in _RES_FIELDS},
-    }
-    with open(path, "w") as f:
-        json.dump(data, f)
-
-
-def load_history(path: str) -> tuple[TaskRunBatch, ResourceBatch, float | None]:
-    """The input `dump_history` wrote: `engine.update(tasks, resources, until=until)` replays it."""
-    with open(path) as f:
-        data = json.load(f)
-    comps = tuple(data["components"])
-
-    def col(v: list[Any]) -> list[float]:
-        return [float("nan") if x is None else x for x in v]
-
-    t, r = data["tasks"], data["resources"]
-    batch = TaskRunBatch(comps, *(col(t[k]) for k in _BATCH_FIELDS))
-    res = ResourceBatch(comps, *(col(r[k]) for k in _RES_FIELDS))
-    return batch, res, data["until"]
-
-
 def _markdown(summary: dict[str, Any], alarms: tuple[Alarm, ...]) -> str:
     lines = [
         "# Fault detection",
@@ -317,7 +264,7 @@ def detect(
         )
     res: ResourceBatch = read_resource_samples(config.components, after, hist.until, store=store)
     if replays:
-        hist = replace(hist, batch=_with_replays(hist.batch, after, hist.until, store))
+        hist = replace(hist, batch=with_replays(hist.batch, after, hist.until, store=store))
     if history_out:
         dump_history(history_out, hist.batch, res, hist.until)
     result = engine.update(hist.batch, res, until=hist.until)

@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from prefect_ft.exceptions import BulkheadFullError
 from prefect_ft.history.attempts import HistoryRow
 from prefect_ft.stores import BreakerStore, shared_store
 
-__all__ = ["MAX_ATTEMPTS", "read_replay_rows", "record_replay_attempt", "replay_key"]
+if TYPE_CHECKING:
+    from prefect_ft.detection import TaskRunBatch
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "read_replay_rows",
+    "record_replay_attempt",
+    "replay_key",
+    "with_replays",
+]
 
 MAX_ATTEMPTS = 2000  # per component
 _log = logging.getLogger("prefect_ft.replays")
@@ -111,3 +121,27 @@ def read_replay_rows(
                 )
             )
     return out
+
+
+def with_replays(
+    batch: TaskRunBatch,
+    after: float | None,
+    until: float,
+    *,
+    store: BreakerStore | str | None = None,
+) -> TaskRunBatch:
+    """`batch` plus the replay attempts that ended in `(after, until]` (`clean` sorts them)."""
+    import numpy as np
+
+    from prefect_ft.detection import TaskRunBatch
+    from prefect_ft.history.reader import rows_to_batch
+    from prefect_ft.history.snapshot import BATCH_FIELDS
+
+    rows = read_replay_rows(batch.components, after, until, store=store)
+    if not rows:
+        return batch
+    more, _, _ = rows_to_batch(rows, batch.components)
+    return TaskRunBatch(
+        batch.components,
+        *(np.concatenate([getattr(batch, k), getattr(more, k)]) for k in BATCH_FIELDS),
+    )

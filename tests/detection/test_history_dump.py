@@ -1,4 +1,4 @@
-"""`dump_history` / `load_history`: a detection pass's input saved and replayed offline."""
+"""`history.snapshot`: a detection pass's input saved and replayed offline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from prefect_ft.detection import DetectionEngine, EngineConfig, ResourceBatch, TaskRunBatch
-from prefect_ft.history.detection_flow import dump_history, load_history
+from prefect_ft.history.snapshot import dump_history, load_history
 
 COMPS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
 

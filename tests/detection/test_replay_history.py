@@ -61,18 +61,18 @@ def test_recording_never_raises() -> None:
 
 
 def test_the_detection_flow_merges_replays_into_the_task_rows_of_its_window() -> None:
-    from prefect_ft.history.detection_flow import _with_replays
     from prefect_ft.history.reader import HistoryRow
+    from prefect_ft.history.replays import with_replays
 
     st = InMemoryBreakerStore()
     task = HistoryRow("a", "ipc", "COMPLETED", "Completed", None, T0, T0 + 1.0, 1.0)
     batch, _, _ = rows_to_batch([task], COMPS)
     record_replay_attempt("ipc", T0 + 2, T0 + 3, ConnectionResetError("cut"), store=st)
     record_replay_attempt("ipc", T0 + 50, T0 + 60, store=st)  # after the window
-    merged = _with_replays(batch, None, T0 + 10, st)
+    merged = with_replays(batch, None, T0 + 10, store=st)
     assert merged.end.tolist() == [T0 + 1.0, T0 + 3.0]
     assert merged.failed.tolist() == [False, True]
-    assert _with_replays(batch, None, T0 + 1.5, st) is batch  # nothing in the window
+    assert with_replays(batch, None, T0 + 1.5, store=st) is batch  # nothing in the window
 
 
 def test_a_nested_guards_refusal_is_not_recorded() -> None:
