@@ -138,6 +138,9 @@ def sweep(seed: int, pattern: str) -> Scenario:
 def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any]:
     """Generate one history and run the engine once per threshold set."""
     seed, kind, hours, th_sets = job
+    # "+bt": the burst hold-off per failure type (`EngineConfig.burst_holdoff_by_type`)
+    by_type = "+bt" in kind
+    kind = kind.replace("+bt", "")
     # "+tp": each threshold set runs twice, without and with the throughput detector
     both = kind.endswith("+tp")
     kind, _, load = kind.removesuffix("+tp").partition("@")  # "drawn@0.3": daily load of 0.3
@@ -153,7 +156,9 @@ def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any
     hist = generate(seed, scenario)
     runs = []
     for th, tput in ((t, tp) for t in th_sets for tp in ((False, True) if both else (False,))):
-        config = EngineConfig(thresholds=Thresholds.from_dict(th), throughput=tput)
+        config = EngineConfig(
+            thresholds=Thresholds.from_dict(th), throughput=tput, burst_holdoff_by_type=by_type
+        )
         engine = DetectionEngine(config)
         t0 = time.perf_counter()
         alarms = engine.update(hist.tasks, hist.resources).alarms
@@ -555,6 +560,12 @@ def main() -> None:
         action="store_true",
         help="also score every set with the throughput detector on (a second table per set)",
     )
+    ap.add_argument(
+        "--holdoff-by-type",
+        action="store_true",
+        help="run the engine with the burst hold-off per failure type "
+        "(EngineConfig.burst_holdoff_by_type)",
+    )
     args = ap.parse_args()
     if args.calibrate:
         calibrate(
@@ -607,8 +618,12 @@ def main() -> None:
     if args.only:
         sets = {k: v for k, v in sets.items() if args.only in k}
     print(f"thresholds v{THRESHOLDS_VERSION}: {json.dumps(th)}\n")
+    if args.holdoff_by_type:
+        print("engine: burst hold-off per failure type (burst_holdoff_by_type=True)\n")
     for name, jobs in sets.items():
         t0 = time.perf_counter()
+        if args.holdoff_by_type:
+            jobs = [(s, f"{k}+bt", h, ths) for s, k, h, ths in jobs]
         if args.throughput:
             jobs = [(s, f"{k}+tp", h, ths) for s, k, h, ths in jobs]
         results = run_jobs(jobs, args.workers)

@@ -69,6 +69,7 @@ from prefect_ft.deadletter.queue import (
     render,
 )
 from prefect_ft.exceptions import ConfigurationError
+from prefect_ft.history.replays import record_replay_attempt
 from prefect_ft.stores import BreakerStore, shared_store
 
 # Prefect (and the modules that need it) is imported on first use, so that `prefect_ft` can bind
@@ -262,12 +263,15 @@ def _replay_queue(
             report.in_doubt.append(item.id)
         info = ReplayInfo(claimed.replay_key, claimed.id, claimed.attempts, taken_over)
         token = _current.set(info)
+        ran_at = time.time()
         try:
             out = _run(gate, fn, claimed)
         except Exception as exc:
             budget[0] -= 1
             queue.fail(claimed, f"{type(exc).__name__}: {exc}", max_attempts)
             report.failed.append(item.id)
+            # a replay is a call that leaves no task run: detection reads this record instead
+            record_replay_attempt(claimed.component, ran_at, time.time(), exc, store=queue.store)
             continue
         finally:
             _current.reset(token)
@@ -288,6 +292,7 @@ def _replay_queue(
         budget[0] -= 1
         queue.complete(claimed, str(render(out, 200)))
         report.done.append(item.id)
+        record_replay_attempt(claimed.component, ran_at, time.time(), store=queue.store)
 
 
 def _run(gate: Gate, fn: Callable[..., Any], item: DeadLetter) -> Any:

@@ -52,11 +52,13 @@ class BurstTracker:
         "a",
         "b",
         "base",
+        "by_type",
         "cur_k",
         "cur_n",
         "exclude_until",
         "held_k",
         "held_n",
+        "hold_types",
         "hold_until",
         "k_ep",
         "n_ep",
@@ -74,11 +76,17 @@ class BurstTracker:
         "zero_at",
     )
 
-    def __init__(self, name: str, th: Thresholds, run_min_tasks: int = 0) -> None:
+    def __init__(
+        self, name: str, th: Thresholds, run_min_tasks: int = 0, by_type: bool = False
+    ) -> None:
         if run_min_tasks < 0:
             raise ValueError(f"run_min_tasks must be >= 0 (got {run_min_tasks})")
         self.name = name
         self.th = th
+        # hold-off per failure type (False: one per component): after a burst of model errors,
+        # a crash refusing connections is another episode, not more of the same burst
+        self.by_type = by_type
+        self.hold_types = [NEVER] * len(FAILURE_TYPES)
         # run-relative baseline (0: off): tasks learnt, failures among them, tasks of the open
         # episode (they join the baseline only if the episode ends without an alarm)
         self.run_min = run_min_tasks
@@ -103,7 +111,7 @@ class BurstTracker:
         self.b = [0.0] * j  # per-chart increment on a success
 
     def state(self) -> dict[str, Any]:
-        return dump_slots(self, skip=("name", "th", "run_min"))
+        return dump_slots(self, skip=("name", "th", "run_min", "by_type"))
 
     def load(self, data: dict[str, Any]) -> None:
         load_slots(self, data)
@@ -209,10 +217,13 @@ class BurstTracker:
                     fired = j
                 s[j] = v
             if fired >= 0:
-                if t >= self.hold_until:
+                kind = self._dominant(fired)
+                held = self.hold_types[kind] if self.by_type else self.hold_until
+                if t >= held:
                     alarms.append(self._alarm(t, fired))
                     self.exclude_until = t + self.th.holdoff_s
                 self.hold_until = t + self.th.holdoff_s
+                self.hold_types[kind] = t + self.th.holdoff_s
                 for j in charts:  # every chart restarts after an alarm
                     s[j] = 0.0
                     zero_at[j] = t
@@ -224,14 +235,17 @@ class BurstTracker:
                 zero_at[j] = idle_t
         return alarms
 
+    def _dominant(self, j: int) -> int:
+        """The code of chart `j`'s most frequent failure type since its onset."""
+        types = self.types[j]
+        return int(np.argmax(types)) if any(types) else FailureType.PROCESSING_ERROR.code
+
     def _alarm(self, t: float, j: int) -> Alarm:
         """The alarm of chart `j`, which crossed its interval at `t` (its episode is still open)."""
         n, k, p0, s = self.n_ep[j], self.k_ep[j], self.p0, self.s[j]
         rate = k / n if n else 0.0
         ratio = rate / p0
-        types = self.types[j]
-        best = int(np.argmax(types)) if any(types) else FailureType.PROCESSING_ERROR.code
-        ftype = FAILURE_TYPES[best]
+        ftype = FAILURE_TYPES[self._dominant(j)]
         pval = float(stats.binomtest(k, n, p0, alternative="greater").pvalue) if n else 1.0
         # minutes since the onset must not teach the baseline that the burst is normal
         onset = self.zero_at[j]

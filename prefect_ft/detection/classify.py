@@ -108,8 +108,11 @@ _COMPONENT_DEFAULTS: dict[str, FailureType] = {
 _NOT_FAILED_STATES = frozenset(
     {"COMPLETED", "RUNNING", "PENDING", "SCHEDULED", "PAUSED", "CANCELLED", "CANCELLING"}
 )
-# A breaker's own rejection is not a failure of the dependency (DESIGN.md section 4).
-_IGNORED_STATE_NAMES = frozenset({"circuitopen", "cancelled", "cancelling"})
+# A breaker's or bulkhead's own rejection is not a failure of the dependency (DESIGN.md section 4).
+_IGNORED_STATE_NAMES = frozenset({"circuitopen", "bulkheadfull", "cancelled", "cancelling"})
+# A nested guard's refusal ends the enclosing task run plain Failed with the guard's exception;
+# the enclosing breaker ignores it (the refusing component's own failures are counted there).
+_REJECTION_EXCEPTIONS = frozenset({"CircuitOpenError", "BulkheadFullError"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +279,8 @@ def classify_state(
 
     Returns:
         The classification, or None when the state is not a failure of the dependency (a
-        completed or cancelled run, or a breaker's own `CircuitOpen` rejection).
+        completed or cancelled run, a breaker's or bulkhead's own rejection, or a run that
+        ended with a nested guard's `CircuitOpenError` / `BulkheadFullError`).
     """
     stype = (state_type or "").strip().upper().replace("StateType.", "")
     name = (state_name or "").strip()
@@ -287,6 +291,8 @@ def classify_state(
     names: list[str] = []
     if exception_type:
         names.append(exception_type.rsplit(".", 1)[-1])
+        if names[0] in _REJECTION_EXCEPTIONS:
+            return None
     if name.lower() in {"timedout", "timed out"}:
         names.append("TimedOut")
     text = " ".join(filter(None, [message or "", exception_type or ""]))

@@ -27,6 +27,8 @@ from prefect_ft.detection import (
     Skipped,
 )
 from prefect_ft.history.reader import MAX_RETRIED_RUNS, read_history, read_resource_samples
+from prefect_ft.history.replays import with_replays
+from prefect_ft.history.snapshot import dump_history, load_history
 from prefect_ft.stores import BreakerStore, shared_store
 from prefect_ft.tasks.events import component_resource_id
 
@@ -34,9 +36,11 @@ __all__ = [
     "DEFAULT_STATE_KEY",
     "FAULT_EVENT",
     "detect",
+    "dump_history",
     "emit_alarm",
     "engine_config",
     "load_detection_state",
+    "load_history",
     "save_detection_state",
 ]
 
@@ -187,6 +191,9 @@ def detect(
     emit: bool = True,
     max_retried_runs: int = MAX_RETRIED_RUNS,
     run_baseline_min_tasks: int = 0,
+    config: EngineConfig | None = None,
+    history_out: str | None = None,
+    replays: bool = False,
 ) -> dict[str, Any]:
     """One detection pass (the `detect-failures` flow calls this).
 
@@ -207,12 +214,16 @@ def detect(
             one API call); the rest are reported as skipped input.
         run_baseline_min_tasks: > 0 learns burst baselines from each component's own earlier
             tasks (`EngineConfig.run_baseline_min_tasks`), for a history of a short run.
+        config: the whole engine config (its components and edges win over `components` and
+            `edges`), for the short-history knobs of `EngineConfig`.
+        history_out: a JSON file to write the rows and samples read (`load_history` reads it
+            back), so a pass can be replayed offline against the same input.
 
     Returns:
         A JSON-ready summary: alarms, skipped input, watermark, counts, whether the state saved.
     """
     log = _logger()
-    config = engine_config(components, edges)
+    config = config if config is not None else engine_config(components, edges)
     if run_baseline_min_tasks:
         config = replace(config, run_baseline_min_tasks=run_baseline_min_tasks)
     engine, after, version, skipped = load_detection_state(config, key=state_key, store=store)
@@ -252,6 +263,10 @@ def detect(
             )
         )
     res: ResourceBatch = read_resource_samples(config.components, after, hist.until, store=store)
+    if replays:
+        hist = replace(hist, batch=with_replays(hist.batch, after, hist.until, store=store))
+    if history_out:
+        dump_history(history_out, hist.batch, res, hist.until)
     result = engine.update(hist.batch, res, until=hist.until)
     skipped += list(result.skipped)
     for s in skipped:

@@ -105,6 +105,24 @@ def test_non_failures_and_breaker_rejections_are_not_classified(state_type, name
     assert classify_state(state_type, name, "msg") is None
 
 
+def test_a_bulkhead_refusal_is_no_failure_of_the_dependency() -> None:
+    # the demo's history: 12 `BulkheadFull` refusals of ml-inference in 0.1 s were counted as
+    # ModelInferenceError failures (by the component default) and raised a burst alarm
+    msg = (
+        "bulkhead 'ml-inference' is full (4 concurrent); waited 0.000 s; inputs kept as dead letter"
+    )
+    assert classify_state("FAILED", "BulkheadFull", msg, component="ml-inference") is None
+
+
+@pytest.mark.parametrize("exc", ["CircuitOpenError", "prefect_ft.exceptions.BulkheadFullError"])
+def test_a_nested_guards_refusal_is_no_failure_of_the_enclosing_component(exc: str) -> None:
+    # the demo's history: ml-inference task runs ended Failed with "CircuitOpenError: circuit
+    # breaker 'ipc' is OPEN" (its nested ipc call was refused); ml-inference's own breaker ignores
+    # such a refusal, detection counted 46 of them as ModelInferenceError and alarmed
+    msg = "Task run encountered an exception CircuitOpenError: circuit breaker 'ipc' is OPEN"
+    assert classify_state("FAILED", "Failed", msg, exc, component="ml-inference") is None
+
+
 def test_rules_are_user_extensible() -> None:
     class GPUHang(Exception):
         pass

@@ -86,6 +86,14 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     # component, and says so in the report
     found = [d for d in report["detection"] if d["detected"]]
     assert any(d["alarm_component"] == d["component"] for d in found), report["detection"]
+    # the dropped connections (8 failed ipc task runs in a row) are found on ipc itself, and
+    # no alarm matches no fault (breaker and bulkhead refusals are not failures)
+    assert report["detection"][1]["detected"], report["detection"]
+    assert report["detection"][1]["alarm_component"] == "ipc"
+    assert report["false_alarms"] == [], report["false_alarms"]
+    # the pass's input is saved, and the report says what each fault's window held
+    assert (home / "ran-output" / "detection-history.json").is_file()
+    assert len(report["observed"]) == 4 and report["observed"][1]["failed"] >= 4
     assert "warm-up without faults: 8 documents" in out
     assert "injected faults detected" in out
     assert "Artifact creation outside of a flow" not in proc.stderr + out

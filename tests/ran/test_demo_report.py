@@ -176,3 +176,28 @@ def test_an_episode_spanning_two_faults_of_a_component_is_credited_to_the_first(
     alarm = _alarm("burst", "ml-inference", 99.0, 305.0, failure_type="ModelInferenceError")
     rows = score_alarms([FAULTS[0], CRASH], [alarm])
     assert [r["detected"] for r in rows] == [True, False] and rows[0]["delay"] == 205.0
+
+
+def test_an_undetected_fault_says_what_the_history_held_in_its_window() -> None:
+    # what detection read (`detection_flow.dump_history`): components, and per row its end time,
+    # component index and whether it failed; resource samples per component
+    observed = {
+        "components": ["doc-processing", "ml-inference", "ipc", "quality-validation"],
+        "tasks": {
+            "end": [101.0, 102.0, 103.0, 150.0, 202.0, 203.0],
+            "component": [1, 1, 1, 1, 2, 2],
+            "failed": [True, True, False, True, False, False],
+        },
+        "resources": {"ts": [95.0, 120.0], "component": [1, 3]},
+    }
+    rep = build_report(SUMMARY, [FAULTS[0], FAULTS[1], LEAK], [], [], "not run", observed)
+    assert [e["task_runs"] for e in rep["observed"]] == [3, 2, 4]
+    assert [e["failed"] for e in rep["observed"]] == [2, 0, 3]
+    assert rep["observed"][2]["samples"] == 1  # the leak's component's samples in its window
+    text = render(rep, t0=100.0)
+    assert "not detected (in its window: 3 task runs, 2 failed)" in text
+    assert "drop_connections on ipc: +100.0s .. +105.0s, 0 calls hit; not detected (in its" in text
+    assert "not detected (in its window: 4 task runs, 3 failed; 1 resource sample)" in text
+    # without the history the line stays as it was
+    plain = render(build_report(SUMMARY, [FAULTS[1]], [], [], "not run"), t0=100.0)
+    assert "0 calls hit; not detected; recovered -" in plain

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events, warm_up
+from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events, read_observed, warm_up
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
 from prefect_ft.demo.ran.servers import (
     CONTROL_ENDPOINT,
@@ -245,9 +245,12 @@ def _run_pipeline(
     timings["pipeline"] = time.monotonic() - t
     t = time.monotonic()
     emit_fault_events(records)
-    alarms = detect_alarms(t_history) if not args.no_detect else None
+    hist_out = str(work / "detection-history.json")  # the pass's input, to replay it offline
+    alarms = detect_alarms(t_history, hist_out) if not args.no_detect else None
     timings["detection"] = time.monotonic() - t
-    rep = report.build_report(summary, records, transitions, alarms, recoveries)
+    rep = report.build_report(
+        summary, records, transitions, alarms, recoveries, read_observed(hist_out)
+    )
     print(report.render(rep, t0=t_start), flush=True)
     return rep
 

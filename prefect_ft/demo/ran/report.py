@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_report", "false_alarms", "render", "score_alarms", "time_to_recover"]
+__all__ = [
+    "build_report",
+    "false_alarms",
+    "observed_in_windows",
+    "render",
+    "score_alarms",
+    "time_to_recover",
+]
 
 SLACK_S = 5.0
 _FAILING = frozenset({"burst", "cascade", "cyclic"})
@@ -101,6 +108,38 @@ def false_alarms(
     return [a for a, c in zip(alarms, _assign(faults, alarms, slack), strict=True) if c < 0]
 
 
+def observed_in_windows(
+    faults: list[dict[str, Any]], observed: dict[str, Any], slack: float = SLACK_S
+) -> list[dict[str, int] | None]:
+    """Per fault, what the detection pass read in its window (widened by `slack`) on the
+    components it shows on: task runs, failed ones, and resource samples; None for a fault that
+    never started. `observed` is the pass's input as `detection_flow.dump_history` wrote it.
+
+    Why a fault went undetected is mostly here: a fault no call saw leaves no failed run."""
+    comps = list(observed.get("components", []))
+    tasks, res = observed.get("tasks", {}), observed.get("resources", {})
+    cols = (tasks.get("end", []), tasks.get("component", []), tasks.get("failed", []))
+    rows = list(zip(*cols, strict=True))
+    samples = list(zip(res.get("ts", []), res.get("component", []), strict=True))
+    out: list[dict[str, int] | None] = []
+    for f in faults:
+        start, end = f.get("start"), f.get("end")
+        if start is None:
+            out.append(None)
+            continue
+        lo, hi = start - slack, (end if end is not None else start) + slack
+        mine = {comps.index(c) for c in (f["component"], *SEEN_ON.get(f["kind"], ())) if c in comps}
+        hit = [bad for t, c, bad in rows if c in mine and lo <= t <= hi]
+        out.append(
+            {
+                "task_runs": len(hit),
+                "failed": sum(bool(b) for b in hit),
+                "samples": sum(1 for t, c in samples if c in mine and lo <= t <= hi),
+            }
+        )
+    return out
+
+
 def _open_spans(
     transitions: list[dict[str, Any]], breaker: str, until: float
 ) -> list[tuple[float, float]]:
@@ -146,11 +185,13 @@ def build_report(
     transitions: list[dict[str, Any]],
     alarms: list[dict[str, Any]] | None,
     recoveries: str | list[dict[str, Any]],
+    observed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as data (what `render` prints and the demo saves as `report.json`).
 
     `recoveries` is the list of recovery records (`RecoveryReport.to_dict()` plus the breaker's
-    `opened_at` and the run's `ended_at`), or a sentence saying why none ran.
+    `opened_at` and the run's `ended_at`), or a sentence saying why none ran. `observed` is the
+    detection pass's input (`detection_flow.dump_history`), summarised per fault window.
     """
     runs = recoveries if isinstance(recoveries, list) else []
     dl = summary.get("dead_letters", {})
@@ -177,6 +218,7 @@ def build_report(
         "detection": None if alarms is None else score_alarms(faults, alarms),
         "false_alarms": None if alarms is None else false_alarms(faults, alarms),
         "alarms": alarms,
+        "observed": None if observed is None else observed_in_windows(faults, observed),
         "time_to_recover": time_to_recover(faults, transitions),
         "recoveries": recoveries,
         "recoveries_run": len(runs),
@@ -220,10 +262,12 @@ def render(report: dict[str, Any], t0: float | None = None) -> str:
     ] or ["  none"]
     lines.append("injected faults (true start/end), alarms found, time to recover:")
     det = r["detection"] or [None] * len(r["faults"])
-    for f, s, ttr in zip(r["faults"], det, r["time_to_recover"], strict=True):
+    seen = r.get("observed") or [None] * len(r["faults"])
+    for f, s, o, ttr in zip(r["faults"], det, seen, r["time_to_recover"], strict=True):
         lines.append(
             f"  {f['kind']} on {f['component']}: {rel(f.get('start'))} .. {rel(f.get('end'))}, "
-            f"{f.get('calls_hit', 0)} calls hit; {_found(s)}; recovered {_secs(ttr)}"
+            f"{f.get('calls_hit', 0)} calls hit; {_found(s)}{_seen(f, s, o)}; "
+            f"recovered {_secs(ttr)}"
         )
     lines += _detection_lines(r, rel)
     lines += _recovery_lines(r, rel)
@@ -240,6 +284,17 @@ def _found(s: dict[str, Any] | None) -> str:
         f"detected: {s['pattern']}{on} ({s['severity']}, {s['failure_type']}) "
         f"after {_secs(s['delay'])}"
     )
+
+
+def _seen(f: dict[str, Any], s: dict[str, Any] | None, o: dict[str, int] | None) -> str:
+    """For an undetected fault: what detection had to go on in its window."""
+    if s is None or s.get("detected") or o is None:
+        return ""
+    extra = ""
+    if f["kind"] == "memory_leak":
+        n = o["samples"]
+        extra = f"; {n} resource sample{'' if n == 1 else 's'}"
+    return f" (in its window: {o['task_runs']} task runs, {o['failed']} failed{extra})"
 
 
 def _detection_lines(r: dict[str, Any], rel: Any) -> list[str]:
