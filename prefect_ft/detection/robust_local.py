@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from prefect_ft.detection.baselines import RollingMedian, SlidingOrder
+from prefect_ft.detection.baselines import RollingMedian, SlidingMax, SlidingOrder
 
 __all__ = ["LocalDeviation"]
 
@@ -37,13 +37,17 @@ class LocalDeviation:
         n: samples the local median is taken over (before the current one).
         scale_n: first differences the noise scale is taken over.
         record_n: local z values the record remembers.
+        k: the record is the k-th largest (and k-th smallest) local z of the memory.
         refresh: samples between scale refreshes (the scale moves slowly; sorting is not free).
     """
 
-    def __init__(self, n: int, scale_n: int, record_n: int, refresh: int = 10) -> None:
+    def __init__(self, n: int, scale_n: int, record_n: int, k: int = 1, refresh: int = 10) -> None:
         self.window = RollingMedian(n)
         self.diffs = RollingMedian(scale_n)
-        self.record = SlidingOrder(record_n)
+        self.k = k
+        # k = 1 needs only the two extremes: two monotonic deques cost a third of a sorted window
+        self.order = SlidingOrder(record_n) if k > 1 else None
+        self.hi, self.lo = SlidingMax(record_n), SlidingMax(record_n)
         self.refresh = refresh
         self.scale = 0.0
         self.prev: float | None = None
@@ -68,3 +72,19 @@ class LocalDeviation:
                 # quantised data: most steps are 0; the mean step is still a scale
                 s = self.diffs.sorted
                 self.scale = 1.2533 * (sum(s) / len(s)) / _SQRT2
+
+    def push(self, z: float) -> None:
+        """Add a local z to the record."""
+        if self.order is not None:
+            self.order.push(z)
+        else:
+            self.hi.push(z)
+            self.lo.push(-z)
+
+    def record_up(self) -> float:
+        """The k-th largest local z of the memory (0 before any)."""
+        return self.order.largest(self.k) if self.order is not None else self.hi.max()
+
+    def record_down(self) -> float:
+        """Minus the k-th smallest local z of the memory (0 before any)."""
+        return -self.order.smallest(self.k) if self.order is not None else self.lo.max()

@@ -96,7 +96,8 @@ class RobustStream:
         self.need, self.holdoff = th.rm_record_min, th.rm_holdoff
         self.count = 0
         self.local: LocalDeviation | None = None
-        self.alarm_z = 0.0  # |z| of the last alarm, which an escalation must exceed
+        self.alarm_z = 0.0  # z of the last alarm, which an escalation must exceed
+        self.alarm_ref = (0.0, 0.0)  # the prediction and scale the last alarm was measured by
 
     def _start(self, t: float) -> None:
         th, warm_t = self.th, self.warm_t
@@ -117,7 +118,7 @@ class RobustStream:
         )
         rec_n = _at_most(th.rm_record_n, th.rm_record_max_s, dt)
         if th.rm_local_n > 0:
-            self.local = LocalDeviation(th.rm_local_n, th.rm_local_scale_n, rec_n)
+            self.local = LocalDeviation(th.rm_local_n, th.rm_local_scale_n, rec_n, th.rm_local_k)
         for tw, xw in zip(warm_t, self.warm_x, strict=True):
             yw = apply_transform(self.tf, self.c, xw)
             model.learn(tw, yw, model.predictions(tw), th.rm_clip)
@@ -177,7 +178,7 @@ class RobustStream:
         zl = local.z(y) if local is not None else None
         if local is not None:
             local.learn(y)
-        if p is None or not model.ready() or self.hold > 0:
+        if p is None or model.scales[model.choice] <= 0.0 or self.hold > 0:
             escalated = self._escalation(t, x, y, p) if self.hold > 0 else None
             if escalated is not None:
                 model.learn(t, y, preds, th.rm_clip)
@@ -234,14 +235,14 @@ class RobustStream:
         if fired is None or th.rm_record_alarms:
             self._push(z, up, down, mean)
         if zl is not None and local is not None and (fired is None or th.rm_local_record_alarms):
-            local.record.push(zl)
+            local.push(zl)
         if fired is not None:
             how, onset, score = fired
             alarm = make_alarm(
                 how, onset, t, score, self.kind, x, p, z, self.tf, self.c, model.model_name
             )
             self.hold = self.holdoff
-            self.alarm_z = abs(z)
+            self.alarm_z, self.alarm_ref = z, (p, model.scale)
             self.up = self.down = 0.0
             self.win.clear()
             self.win_sum = 0.0
@@ -256,32 +257,39 @@ class RobustStream:
         The hold-off keeps one episode to one alarm, but a small precursor (a rise a few samples
         before an outage) would otherwise swallow the outage itself: a |z| of `rm_escalate`
         times the last alarm's, and above `rm_spike_z`, is reported and restarts the hold-off.
+        The z is measured by the alarm's own scale, and by its prediction unless a seasonal one
+        follows the time of day: the flat level relearnt after the alarm knows too little yet.
         """
         th, model = self.th, self.model
-        if th.rm_escalate <= 0 or p is None or model is None or not model.ready():
+        ref, scale = self.alarm_ref
+        if th.rm_escalate <= 0 or model is None or scale <= 0.0:
             return None
-        z = (y - p) / model.scale
-        if not ((z > 0 and self.up_ok) or (z < 0 and self.down_ok)):
+        if p is not None and model.choice > 0:
+            ref = p
+        z = (y - ref) / scale
+        # the same episode growing: the direction of the last alarm, far beyond it
+        if z * self.alarm_z <= 0.0 or not ((z > 0 and self.up_ok) or (z < 0 and self.down_ok)):
             return None
-        if abs(z) <= max(th.rm_spike_z, th.rm_escalate * self.alarm_z):
+        if abs(z) <= max(th.rm_spike_z, th.rm_escalate * abs(self.alarm_z)):
             return None
         self.hold = self.holdoff
-        self.alarm_z = abs(z)
+        self.alarm_z, self.alarm_ref = z, (ref, scale)
         return make_alarm(
-            "escalation", t, t, abs(z), self.kind, x, p, z, self.tf, self.c, model.model_name
+            "escalation", t, t, abs(z), self.kind, x, ref, z, self.tf, self.c, model.model_name
         )
 
     def _local(
         self, t: float, zl: float, z: float, margin: float
     ) -> tuple[str, float, float] | None:
         """The second family's decision (`robust_local`): a local z beating its own record."""
-        th, rec = self.th, self.local.record  # type: ignore[union-attr]
-        k = th.rm_local_k
+        th, local = self.th, self.local
+        if local is None:
+            return None
         margin *= th.rm_local_margin
         c = th.rm_local_confirm
-        if zl > th.rm_local_z and self.up_ok and zl > margin * rec.largest(k) and z > c:
+        if zl > th.rm_local_z and self.up_ok and zl > margin * local.record_up() and z > c:
             return ("local spike", t, zl)
-        if -zl > th.rm_local_z and self.down_ok and -zl > margin * -rec.smallest(k) and -z > c:
+        if -zl > th.rm_local_z and self.down_ok and -zl > margin * local.record_down() and -z > c:
             return ("local drop", t, -zl)
         return None
 
