@@ -61,3 +61,22 @@ def test_an_episode_that_grows_far_beyond_its_first_alarm_alarms_again() -> None
         ts, analyse_metric(ts, v2, kind="generic", thresholds=replace(th, rm_escalate=2.0)).alarms
     )
     assert 1005 not in drop, drop
+
+
+def test_escalation_keeps_the_prefix_property() -> None:
+    from dataclasses import replace
+
+    from prefect_ft.detection import analyse_metric, load_thresholds
+
+    ts, v = noisy(7, 2880)
+    v[1000] += 12.0
+    v[1005:1030] += 60.0
+    v[2000:2003] -= 15.0
+    th = replace(load_thresholds(), rm_escalate=2.0)
+    full = [a.at for a in analyse_metric(ts, v, kind="generic", thresholds=th).alarms]
+    assert len(full) >= 3, full
+    for end in (1003, 1006, 1500, 2001, 2880):
+        part = [
+            a.at for a in analyse_metric(ts[:end], v[:end], kind="generic", thresholds=th).alarms
+        ]
+        assert part == [t for t in full if t <= ts[end - 1]], end
