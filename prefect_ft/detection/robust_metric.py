@@ -44,7 +44,9 @@ Thresholds v5 add a second detector family, `robust_local`'s local deviation (a 
 on the neighbourhood of the last `rm_local_n` samples, scaled by the first-difference noise), for
 the spikes and sharp drops that a lagging baseline hides in its own residuals. It has its own
 record (`rm_local_k`, `rm_local_margin`) and the two combine by OR: an alarm when either family's
-statistic sets a clear record, so the false-alarm bound is at most the sum of the two.
+statistic sets a clear record, so the false-alarm bound is at most the sum of the two. An
+escalation rule (`rm_escalate`, off in v5) may alarm inside a hold-off when the episode grows far
+beyond the alarm that started it.
 """
 
 from __future__ import annotations
