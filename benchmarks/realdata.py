@@ -32,6 +32,7 @@ from prefect_ft.detection.thresholds import load_thresholds
 
 V1 = load_thresholds("1")
 V2 = load_thresholds("2")
+V4 = load_thresholds("4")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = {
@@ -225,6 +226,11 @@ def det_v2(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V2).alarms)
 
 
+def det_v4(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
+    """`detect_metric` with thresholds v4 (the baseline family alone, before v5's local one)."""
+    return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V4).alarms)
+
+
 def det_realdata(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     """`detect_metric` as it stands in this tree (the detector under development)."""
     return _rows(ts, detect_metric(ts, vs, kind=kind))
@@ -235,6 +241,7 @@ DETECTORS: dict[str, Callable[[np.ndarray, np.ndarray, str], list[int]]] = {
     "baseline": det_baseline,
     "baseline_throughput": det_baseline_throughput,
     "v2": det_v2,
+    "v4": det_v4,
     "current": det_realdata,
 }
 

@@ -60,7 +60,7 @@ def make_alarm(
         ratio = x / base if kind == "latency" else base / max(x, 1e-12)
         severity = degradation_severity(ratio if base > 0 else 1.0)
     else:
-        pattern = Pattern.SPIKE if how == "spike" else Pattern.LEVEL_SHIFT
+        pattern = Pattern.SPIKE if how.endswith("spike") else Pattern.LEVEL_SHIFT
         ftype = (
             FailureType.PERFORMANCE_DEGRADATION
             if kind == "throughput"

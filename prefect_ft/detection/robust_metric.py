@@ -39,6 +39,14 @@ Thresholds v4 change numbers only: the hold-off is 72 samples instead of a day, 
 per episode is the discipline NAB rewards, but a day of silence also swallowed the next episode
 hours later; the spike record becomes the 2nd largest z (k/(M+1) halved) and the first-day margin
 factor 1.3, which keeps the false alarms below v3's with the shorter hold-off.
+
+Thresholds v5 add a second detector family, `robust_local`'s local deviation (a Hampel identifier
+on the neighbourhood of the last `rm_local_n` samples, scaled by the first-difference noise), for
+the spikes and sharp drops that a lagging baseline hides in its own residuals. It has its own
+record (`rm_local_k`, `rm_local_margin`) and the two combine by OR: an alarm when either family's
+statistic sets a clear record, so the false-alarm bound is at most the sum of the two. An
+escalation rule (`rm_escalate`, off in v5) may alarm inside a hold-off when the episode grows far
+beyond the alarm that started it.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from prefect_ft.detection.baselines import (
     choose_transform,
 )
 from prefect_ft.detection.robust_alarm import constant_series, make_alarm, z_severity
+from prefect_ft.detection.robust_local import LocalDeviation
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["RobustStream", "constant_series", "robust_shifts", "z_severity"]
@@ -88,6 +97,9 @@ class RobustStream:
         self.win_sum = 0.0
         self.need, self.holdoff = th.rm_record_min, th.rm_holdoff
         self.count = 0
+        self.local: LocalDeviation | None = None
+        self.alarm_z = 0.0  # z of the last alarm, which an escalation must exceed
+        self.alarm_ref = (0.0, 0.0)  # the prediction and scale the last alarm was measured by
 
     def _start(self, t: float) -> None:
         th, warm_t = self.th, self.warm_t
@@ -106,9 +118,14 @@ class RobustStream:
             season_gain=th.rm_season_gain,
             min_scale=1.0 if self.tf == "anscombe" else 0.0,
         )
+        rec_n = _at_most(th.rm_record_n, th.rm_record_max_s, dt)
+        if th.rm_local_n > 0:
+            self.local = LocalDeviation(th.rm_local_n, th.rm_local_scale_n, rec_n, th.rm_local_k)
         for tw, xw in zip(warm_t, self.warm_x, strict=True):
             yw = apply_transform(self.tf, self.c, xw)
             model.learn(tw, yw, model.predictions(tw), th.rm_clip)
+            if self.local is not None:
+                self.local.learn(yw)
         self.model = model
         self.warm_t, self.warm_x = [], []
         self.zero_up = self.zero_down = t
@@ -117,7 +134,7 @@ class RobustStream:
         # remember at most `rm_record_max_s`; a hold-off lasts at most a day
         self.need = _at_most(th.rm_record_min, 86400.0, dt)
         self.holdoff = _at_most(th.rm_holdoff, 86400.0, dt)
-        self.rec = [SlidingMax(_at_most(th.rm_record_n, th.rm_record_max_s, dt)) for _ in range(6)]
+        self.rec = [SlidingMax(rec_n) for _ in range(6)]
         self.zorder = SlidingOrder(self.rec[0].n)
         self.dt = dt
 
@@ -159,7 +176,15 @@ class RobustStream:
         y = apply_transform(self.tf, self.c, x)
         preds = model.predictions(t)
         p = preds[model.choice]
-        if p is None or not model.ready() or self.hold > 0:
+        local = self.local
+        zl = local.z(y) if local is not None else None
+        if local is not None:
+            local.learn(y)
+        if p is None or model.scales[model.choice] <= 0.0 or self.hold > 0:
+            escalated = self._escalation(t, x, y, p) if self.hold > 0 else None
+            if escalated is not None:
+                model.learn(t, y, preds, th.rm_clip)
+                return escalated
             self.hold = max(0, self.hold - 1)
             self.zero_up = self.zero_down = t
             model.learn(t, y, preds, th.rm_clip)
@@ -204,17 +229,22 @@ class RobustStream:
             fired = ("rise", t - (len(win) - 1) * self.dt, mean)
         elif -mean > mean_z and self.down_ok and -mean > margin * rec[5].max():
             fired = ("drop", t - (len(win) - 1) * self.dt, -mean)
+        elif zl is not None and local is not None:
+            fired = self._local(t, zl, z, margin)
         if fired is not None and learning and rec[2].i < th.rm_learn_min:
             fired = None
         alarm = None
         if fired is None or th.rm_record_alarms:
             self._push(z, up, down, mean)
+        if zl is not None and local is not None and (fired is None or th.rm_local_record_alarms):
+            local.push(zl)
         if fired is not None:
             how, onset, score = fired
             alarm = make_alarm(
                 how, onset, t, score, self.kind, x, p, z, self.tf, self.c, model.model_name
             )
             self.hold = self.holdoff
+            self.alarm_z, self.alarm_ref = z, (p, model.scale)
             self.up = self.down = 0.0
             self.win.clear()
             self.win_sum = 0.0
@@ -222,6 +252,48 @@ class RobustStream:
             model.relearn_level()
         model.learn(t, y, preds, th.rm_clip)
         return alarm
+
+    def _escalation(self, t: float, x: float, y: float, p: float | None) -> Alarm | None:
+        """An alarm inside a hold-off: the episode has grown far beyond what was reported.
+
+        The hold-off keeps one episode to one alarm, but a small precursor (a rise a few samples
+        before an outage) would otherwise swallow the outage itself: a |z| of `rm_escalate`
+        times the last alarm's, and above `rm_spike_z`, is reported and restarts the hold-off.
+        The z is measured by the alarm's own scale, and by its prediction unless a seasonal one
+        follows the time of day: the flat level relearnt after the alarm knows too little yet.
+        """
+        th, model = self.th, self.model
+        ref, scale = self.alarm_ref
+        if th.rm_escalate <= 0 or model is None or scale <= 0.0:
+            return None
+        if p is not None and model.choice > 0:
+            ref = p
+        z = (y - ref) / scale
+        # the same episode growing: the direction of the last alarm, far beyond it
+        if z * self.alarm_z <= 0.0 or not ((z > 0 and self.up_ok) or (z < 0 and self.down_ok)):
+            return None
+        if abs(z) <= max(th.rm_spike_z, th.rm_escalate * abs(self.alarm_z)):
+            return None
+        self.hold = self.holdoff
+        self.alarm_z, self.alarm_ref = z, (ref, scale)
+        return make_alarm(
+            "escalation", t, t, abs(z), self.kind, x, ref, z, self.tf, self.c, model.model_name
+        )
+
+    def _local(
+        self, t: float, zl: float, z: float, margin: float
+    ) -> tuple[str, float, float] | None:
+        """The second family's decision (`robust_local`): a local z beating its own record."""
+        th, local = self.th, self.local
+        if local is None:
+            return None
+        margin *= th.rm_local_margin
+        c = th.rm_local_confirm
+        if zl > th.rm_local_z and self.up_ok and zl > margin * local.record_up() and z > c:
+            return ("local spike", t, zl)
+        if -zl > th.rm_local_z and self.down_ok and -zl > margin * local.record_down() and -z > c:
+            return ("local drop", t, -zl)
+        return None
 
 
 def robust_shifts(

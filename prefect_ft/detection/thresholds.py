@@ -7,20 +7,23 @@ evaluation data). `thresholds_v2.json` extends v1 with the real-series metric de
 (`metric_model` "robust", the `rm_*` numbers), chosen once on the NAB and MSFT dev sets and frozen
 for every series (no per-file settings); `thresholds_v3.json` adds v3's record rules (alarms
 join the records, an earlier start, the window-mean rule); `thresholds_v4.json` shortens the
-hold-off after an alarm and tightens the spike record to pay for it. Change a number only by
+hold-off after an alarm and tightens the spike record to pay for it; `thresholds_v5.json` turns on
+a second detector family (`robust_local`, the local deviation) and an escalation rule inside the
+hold-off (off unless `rm_escalate` > 0). Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
 from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "4"
+VERSION = "5"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,18 @@ class Thresholds:
             (v3: 3; v4: 2, the false-alarm rate of k/(M+1) halved to pay for a shorter hold-off).
         rm_record_alarms: alarms' own statistics join the records (v3), so an event that keeps
             coming back becomes normal behaviour instead of alarming every time.
+        rm_local_n: samples of the local median of the second family (v5, `robust_local`;
+            0 turns it off): a sample's distance from it over the first-difference noise scale.
+        rm_local_z: local z a local alarm must exceed.
+        rm_local_scale_n: first differences the local noise scale is taken over.
+        rm_local_k: the local record is the k-th largest local z of the memory.
+        rm_local_margin: a local alarm must beat that record by this factor (times the
+            first-day factor while learning).
+        rm_local_record_alarms: local alarms' own z join the local record.
+        rm_local_confirm: a local alarm also needs the baseline family's z beyond this, in the
+            same direction (-inf: no confirmation).
+        rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
+            above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
 
     burst_h: float = 11.0
@@ -170,6 +185,14 @@ class Thresholds:
     rm_mean_z: float = 3.0
     rm_record_k: int = 1
     rm_record_alarms: bool = False
+    rm_local_n: int = 0
+    rm_local_z: float = 8.0
+    rm_local_scale_n: int = 500
+    rm_local_k: int = 2
+    rm_local_margin: float = 1.0
+    rm_escalate: float = 0.0
+    rm_local_record_alarms: bool = True
+    rm_local_confirm: float = -math.inf
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
