@@ -30,7 +30,7 @@ from prefect_ft.core.recovery import (
     record_outcome,
     rollback_for,
 )
-from prefect_ft.core.recovery_limits import ValidationTally
+from prefect_ft.core.recovery_limits import ValidationTally, down_is_final
 from prefect_ft.exceptions import ConfigurationError, ControlError, StoreUnavailableError
 from prefect_ft.ops.logs import bind_ids
 from prefect_ft.recovery.actions import arun_strategy
@@ -94,6 +94,7 @@ class _Run:
             required=self.options.checks,
             interval_seconds=self.options.check_interval_seconds,
             timeout_seconds=self.validation_timeout,
+            down_is_final=down_is_final(attempt.strategy),
         )
         why: str | None = None
         while tally.verdict(self.now()) == "pending":
@@ -102,15 +103,18 @@ class _Run:
                 await self.options.sleep(min(wait, max(0.0, tally.deadline - self.now())))
                 continue
             left = max(0.05, tally.deadline - self.now())
+            down = False
             try:
                 answer = await asyncio.wait_for(self.client.ahealth(deep=True), left)
                 ok = answer.get("healthy") is True
                 why = why if ok else str(answer.get("reason") or "unhealthy")
+                # a supervisor's "the process is not running" (control.py: `running`)
+                down = answer.get("running") is False
             except ControlError as exc:
                 ok, why = False, exc.reason
             except TimeoutError:
                 ok, why = False, "health check timed out"
-            tally.add(ok, self.now())
+            tally.add(ok, self.now(), down=down)
         attempt.checks = tally.checks
         attempt.validation = tally.verdict(self.now())
         if attempt.validation != "passed":  # the last reason it gave, for the one-line message

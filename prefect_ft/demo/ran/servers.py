@@ -189,7 +189,12 @@ class ModelServer:
 
     def health(self, deep: bool = False) -> dict[str, Any]:
         if self.down or not self.proc.alive:
-            return {"healthy": False, "reason": "the model server process is not running"}
+            # `running: false`: no wait makes this pass; only a restart (see the executor)
+            return {
+                "healthy": False,
+                "running": False,
+                "reason": "the model server process is not running",
+            }
         try:
             return self._client().health(deep=deep)
         except Exception as exc:  # unreachable: unhealthy, with the reason
