@@ -281,6 +281,14 @@ async def arecover(
         report.events.append(name or "prefect-ft.recovery.failed (not sent)")
         return report
     report.breaker_before = run.breaker.state
+    if options.only_if_open and report.breaker_before != "OPEN":
+        report.finish(
+            "refused",
+            f"breaker {component} is {report.breaker_before}, not OPEN: nothing to recover "
+            "(it moved on before this run started)",
+        )
+        report.breaker_after = report.breaker_before
+        return report
     held = False
     try:
         grant = await off_loop(

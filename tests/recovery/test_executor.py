@@ -353,3 +353,20 @@ async def test_a_process_that_is_not_running_fails_validation_at_once(world: Wor
     assert (second.strategy, second.validation) == ("graceful-restart", "passed")
     # the reset's 1 s backoff (jitter 0.99) and the restart's 3 checks, not 20 s of waiting
     assert world.clock() - start < 5.0
+
+
+async def test_a_run_for_an_opening_does_nothing_once_the_breaker_moved_on(world: World) -> None:
+    """The demo with `prefect-ft serve` (2026-12-02): the served run for ipc's opening started
+    16 s after the event, when the in-process recovery had already closed the breaker, and
+    restarted the healthy model server. A run asked `only_if_open` acts only on an OPEN breaker."""
+    patient = Patient(cures={"restart"})
+    spec = world.spec("late", patient)
+    breaker = world.open_breaker(spec)
+    breaker.mark_recovered()  # another recovery got there first: HALF_OPEN
+    report = await arecover("late", spec=spec, options=world.options(only_if_open=True))
+    assert report.outcome == "refused", report.message
+    assert "late is HALF_OPEN, not OPEN: nothing to recover" in report.message
+    assert report.attempts == [] and patient.calls == []
+    # without the flag (a detected fault) the same component is recovered
+    report = await arecover("late", spec=spec, options=world.options())
+    assert report.outcome == "succeeded", report.message

@@ -65,6 +65,8 @@ def prefect_server(
         "PREFECT_UI_API_URL": f"{url}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_URL": f"{url}/api",
+        # server.log then shows what the automations did (each run the actions service starts)
+        "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
     }
     log = open(home / "server.log", "w")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(
