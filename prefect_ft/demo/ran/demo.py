@@ -237,7 +237,7 @@ def _run_with_control(
             reason = f"{reason}: a served recovery run" if e.to_state == "HALF_OPEN" else reason
         transitions.append(
             {"breaker": b.name, "from": e.from_state, "to": e.to_state, "reason": reason,
-             "at": now}
+             "at": now, "remote": e.remote}
         )  # fmt: skip
 
     t_history = time.time()  # the detection pass reads task runs from here on
@@ -329,7 +329,9 @@ def _run_with_control(
     rep = report.build_report(summary, records, transitions, alarms, recoveries)
     rep["served_recover_runs"] = served_runs
     print(report.render(rep, t0=t_start), flush=True)
-    for line in served_lines(served_runs, args.recovery, serve is not None):
+    # each local opening emitted prefect-ft.breaker.opened, which asks for a served run
+    openings = sum(t["to"] == "OPEN" and not t["remote"] for t in transitions)
+    for line in served_lines(served_runs, args.recovery, serve is not None, openings):
         print(line, flush=True)
     return rep
 
