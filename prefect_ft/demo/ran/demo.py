@@ -315,10 +315,12 @@ def _run_with_control(
             recovery.close(timeout=0)
     timings["pipeline"] = time.monotonic() - t
     served_runs: list[dict[str, Any]] = []
+    failed: list[str] = []
     if serve is not None:
-        from prefect_ft.demo.ran.served import served_recoveries
+        from prefect_ft.demo.ran.served import failed_actions, served_recoveries
 
         served_runs = served_recoveries(t_start)
+        failed = failed_actions(t_start)
     recoveries = with_served(recoveries, served_runs, transitions)
     if not recoveries and args.recovery == "none":
         recoveries = "not run (--recovery none)"
@@ -331,7 +333,7 @@ def _run_with_control(
     print(report.render(rep, t0=t_start), flush=True)
     # each local opening emitted prefect-ft.breaker.opened, which asks for a served run
     openings = sum(t["to"] == "OPEN" and not t["remote"] for t in transitions)
-    for line in served_lines(served_runs, args.recovery, serve is not None, openings):
+    for line in served_lines(served_runs, args.recovery, serve is not None, openings, failed):
         print(line, flush=True)
     return rep
 

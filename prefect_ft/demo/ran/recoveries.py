@@ -186,7 +186,11 @@ def with_served(
 
 
 def served_lines(
-    served: list[dict[str, Any]], mode: str, started: bool, openings: int = 0
+    served: list[dict[str, Any]],
+    mode: str,
+    started: bool,
+    openings: int = 0,
+    failed_actions: list[str] | None = None,
 ) -> list[str]:
     """The report's lines about the served `recover` runs: how many of the `openings` (each
     one's event asks for a run) got a run before the end, and which acted."""
@@ -202,8 +206,10 @@ def served_lines(
     if len(served) < openings:
         lines.append(
             f"  {openings - len(served)} opening(s) got no run before the end: the automation "
-            "creates it through the busy API (up to a minute on 2 loaded cores, SQLite)"
+            "creates it through the busy API (a minute or more on 2 loaded cores, SQLite)"
         )
+    for reason in failed_actions or ():
+        lines.append(f"  automation action failed: {reason}")
     for r in served:
         took = (
             f", ran {r['ended_at'] - r['started_at']:.1f}s"

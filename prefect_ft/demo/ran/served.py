@@ -11,7 +11,9 @@ the dead-lettered calls.
 
 `served_recoveries(since)` reads the `recover` runs back from the API after the pipeline: each
 run's name, id, state, and the one line it logged (`recovery <outcome> of <component>: ...`),
-for the report's list of which recovery acted.
+for the report's list of which recovery acted. `failed_actions(since)` reads the automation
+actions that could not create their run (on 2 loaded cores the SQLite API answered the
+run-deployment action 503, "database is locked", after one to two minutes).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServeProcess", "served", "served_recoveries"]
+__all__ = ["ServeProcess", "failed_actions", "served", "served_recoveries"]
 
 READY_MARK = "being served"  # what prefect.serve prints once its runner polls
 _OUTCOME = re.compile(r"recovery (succeeded|failed|refused) of (\S+): (.*)")
@@ -201,3 +203,28 @@ def served_recoveries(since: float, wait_seconds: float = 60.0) -> list[dict[str
     import asyncio
 
     return asyncio.run(_aserved_recoveries(since, wait_seconds))
+
+
+async def _afailed_actions(since: float) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
+
+    async with get_client() as client:
+        page = await client.read_events(
+            filter=EventFilter(
+                occurred=EventOccurredFilter(since=datetime.fromtimestamp(since, UTC)),
+                event=EventNameFilter(name=["prefect.automation.action.failed"]),
+            ),
+            limit=50,  # the server's maximum (research/prefect.md 0.8)
+        )
+        return [str(e.payload.get("reason", "no reason given")) for e in page.events]
+
+
+def failed_actions(since: float) -> list[str]:
+    """The reasons of the automation actions that failed since `since` (epoch s)."""
+    import asyncio
+
+    try:
+        return asyncio.run(_afailed_actions(since))
+    except Exception as exc:  # the report says so rather than fail the demo
+        return [f"(could not read the automation events: {type(exc).__name__}: {exc})"]
