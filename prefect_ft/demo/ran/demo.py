@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prefect_ft.demo.ran.arguments import demo_parser
 from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events, warm_up
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
 from prefect_ft.demo.ran.servers import ModelServer, free_port, prefect_server, serve_model
@@ -63,7 +64,6 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
 WARMUP_DOCS = 8
 REPO = Path(__file__).resolve().parents[3]
 REPO_BLOCKS = REPO / "blocks"
-RECOVERY_MODES = ("both", "served", "in-process", "none")
 
 
 def _build_model(args: argparse.Namespace, texts: list[str]) -> Path:
@@ -346,60 +346,7 @@ def corpus_paths_of(args: argparse.Namespace) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prefect_ft.demo", description=__doc__)
-    parser.add_argument("--faults", help="YAML fault schedule (default: the scripted one)")
-    parser.add_argument(
-        "--corpus", help="directory of *.md documents (default: the bundled corpus)"
-    )
-    parser.add_argument("--docs", type=int, default=None, help="use only the first N documents")
-    parser.add_argument("--compress", type=float, default=1.0, help="multiply fault times by this")
-    parser.add_argument(
-        "--deadline", type=float, default=200.0, help="seconds to drain dead letters"
-    )
-    parser.add_argument(
-        "--home", help="working directory (default: a temporary one, removed after)"
-    )
-    parser.add_argument(
-        "--model-home",
-        default=os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect")),
-        help="where the model is kept between runs (default: your PREFECT_HOME)",
-    )
-    parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
-    parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
-    parser.add_argument(
-        "--warmup-docs",
-        type=int,
-        default=WARMUP_DOCS,
-        help="documents of a fault-free pass before the faults (0: none)",
-    )
-    parser.add_argument(
-        "--server-timeout",
-        type=float,
-        default=180.0,
-        help="seconds the Prefect server has to answer",
-    )
-    parser.add_argument(
-        "--model-start-timeout",
-        type=float,
-        default=180.0,
-        help="seconds the model server has to become ready",
-    )
-    parser.add_argument(
-        "--recovery",
-        choices=RECOVERY_MODES,
-        default="both",
-        help="who recovers an opened breaker: the served `recover` deployment and the in-process "
-        "listener sharing one lease (both), one of them alone, or none",
-    )
-    parser.add_argument("--no-recovery", action="store_true", help="the same as --recovery none")
-    parser.add_argument(
-        "--serve-timeout",
-        type=float,
-        default=240.0,
-        help="seconds `prefect-ft serve` has to start serving before the faults start",
-    )
-    parser.add_argument("--loopback", action="store_true", help="the older loopback breaker demo")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, WARMUP_DOCS).parse_args(argv)
     if args.no_recovery:
         args.recovery = "none"
     if args.loopback:
