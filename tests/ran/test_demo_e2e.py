@@ -67,6 +67,8 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
         "400",
         "--server-timeout",  # a fresh database migrates at start: minutes at load ~30
         "900",
+        "--serve-timeout",  # prefect-ft serve imports and registers 10 deployments first
+        "900",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     out = proc.stdout
