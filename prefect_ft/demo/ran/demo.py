@@ -322,8 +322,8 @@ def _run_with_control(
         served_runs = served_recoveries(t_start)
         failed = failed_actions(t_start)
     recoveries = with_served(recoveries, served_runs, transitions)
-    if not recoveries and args.recovery == "none":
-        recoveries = "not run (--recovery none)"
+    if not recoveries and (args.recovery == "none" or not REPO_BLOCKS.is_dir()):
+        recoveries = f"not run (--recovery {args.recovery}, or no blocks/)"
     t = time.monotonic()
     emit_fault_events(records)
     alarms = detect_alarms(t_history) if not args.no_detect else None
