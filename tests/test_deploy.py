@@ -29,8 +29,8 @@ def test_recovery_is_triggered_by_breaker_opened_and_fault_detected() -> None:
         assert {"component", "failure_type", "reason"} <= set(trigger["parameters"])
     # a run for an opening that arrives after the breaker moved on (another recovery, a
     # readiness push) does nothing; a detected fault is recovered whatever the breaker says
-    assert by_event["prefect-ft.breaker.opened"]["parameters"]["only_if_open"] is True
-    assert "only_if_open" not in by_event["prefect-ft.fault.detected"]["parameters"]
+    assert by_event["prefect-ft.breaker.opened"]["parameters"]["skip_if_closed"] is True
+    assert "skip_if_closed" not in by_event["prefect-ft.fault.detected"]["parameters"]
     names = {d.name for d in DEPLOYMENTS}
     assert {"detect-failures", "replay-dead-letters", "recover", "health-sweep"} <= names
     sweep = next(d for d in DEPLOYMENTS if d.name == "health-sweep")

@@ -281,11 +281,14 @@ async def arecover(
         report.events.append(name or "prefect-ft.recovery.failed (not sent)")
         return report
     report.breaker_before = run.breaker.state
-    if options.only_if_open and report.breaker_before != "OPEN":
+    # serving again (closed, or ramping up): a late run must not restart a healthy component.
+    # HALF_OPEN is not serving: its open time may simply have run out while the component is
+    # still down (a short open time is shorter than a served run's start on a busy machine)
+    if options.skip_if_closed and report.breaker_before in ("CLOSED", "RECOVERY"):
         report.finish(
             "refused",
-            f"breaker {component} is {report.breaker_before}, not OPEN: nothing to recover "
-            "(it moved on before this run started)",
+            f"breaker {component} is {report.breaker_before}: serving again, nothing to "
+            "recover (it recovered before this run started)",
         )
         report.breaker_after = report.breaker_before
         return report

@@ -355,18 +355,27 @@ async def test_a_process_that_is_not_running_fails_validation_at_once(world: Wor
     assert world.clock() - start < 5.0
 
 
-async def test_a_run_for_an_opening_does_nothing_once_the_breaker_moved_on(world: World) -> None:
+async def test_a_run_for_an_opening_does_nothing_once_the_component_serves_again(
+    world: World,
+) -> None:
     """The demo with `prefect-ft serve` (2026-12-02): the served run for ipc's opening started
     16 s after the event, when the in-process recovery had already closed the breaker, and
-    restarted the healthy model server. A run asked `only_if_open` acts only on an OPEN breaker."""
+    restarted the healthy model server. A run asked `skip_if_closed` leaves a breaker that
+    serves again (CLOSED, RECOVERY) alone, but still acts on one whose open time ran out."""
     patient = Patient(cures={"restart"})
     spec = world.spec("late", patient)
     breaker = world.open_breaker(spec)
-    breaker.mark_recovered()  # another recovery got there first: HALF_OPEN
-    report = await arecover("late", spec=spec, options=world.options(only_if_open=True))
+    breaker.mark_recovered()  # another recovery got there first: HALF_OPEN, then the probe
+    assert breaker.call(lambda: "ok") == "ok"
+    assert breaker.state in ("RECOVERY", "CLOSED")
+    report = await arecover("late", spec=spec, options=world.options(skip_if_closed=True))
     assert report.outcome == "refused", report.message
-    assert "late is HALF_OPEN, not OPEN: nothing to recover" in report.message
+    assert "serving again, nothing to recover" in report.message
     assert report.attempts == [] and patient.calls == []
-    # without the flag (a detected fault) the same component is recovered
-    report = await arecover("late", spec=spec, options=world.options())
+    # HALF_OPEN is not serving (its probe has not passed): the component may still be down
+    down = Patient(cures={"restart"})
+    spec = world.spec("probing", down)
+    world.open_breaker(spec).mark_recovered()
+    report = await arecover("probing", spec=spec, options=world.options(skip_if_closed=True))
+    assert report.breaker_before == "HALF_OPEN"
     assert report.outcome == "succeeded", report.message
