@@ -42,6 +42,7 @@ async def run_recovery(
     action_timeout_seconds: float,
     check_interval_seconds: float,
     max_run_seconds: float,
+    skip_if_closed: bool = False,
 ) -> dict[str, Any]:
     """The body every recovery flow shares."""
     logger = get_run_logger()
@@ -49,6 +50,7 @@ async def run_recovery(
         action_timeout_seconds=action_timeout_seconds,
         check_interval_seconds=check_interval_seconds,
         max_run_seconds=max_run_seconds,
+        skip_if_closed=skip_if_closed,
     )
     try:
         report = await arecover(component, strategy, failure_type, reason, options=options)
@@ -79,6 +81,7 @@ async def recover(
     action_timeout_seconds: float = 30.0,
     check_interval_seconds: float = 1.0,
     max_run_seconds: float = 300.0,
+    skip_if_closed: bool = False,
 ) -> dict[str, Any]:
     """Recover `component`; the escalation decides the strategy (immediate, short-, long-term).
 
@@ -89,10 +92,13 @@ async def recover(
         action_timeout_seconds: timeout of each control call.
         check_interval_seconds: spacing of the validating deep health checks.
         max_run_seconds: the run ends rather than back off past this.
+        skip_if_closed: do nothing when the breaker serves again (CLOSED or RECOVERY): the run
+            of an opening that arrives after the component recovered (set by the
+            `breaker.opened` trigger).
     """
     return await run_recovery(
         component, None, failure_type, reason, action_timeout_seconds, check_interval_seconds,
-        max_run_seconds,
+        max_run_seconds, skip_if_closed,
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-__all__ = ["Grant", "RecoverySlots", "ValidationTally", "Verdict"]
+__all__ = ["Grant", "RecoverySlots", "ValidationTally", "Verdict", "down_is_final"]
 
 Verdict = Literal["passed", "failed", "pending"]
 
@@ -90,6 +90,10 @@ class ValidationTally:
     `add(ok, now)` records one check: `passed` after `required` successes in a row, `failed`
     once `timeout_seconds` have gone by since `started_at` without that, else `pending`. A failed
     check starts the run of successes over. `next_check_at` spaces checks `interval_seconds` apart.
+
+    A check that found the component's process not running (`down=True`) fails validation at
+    once when `down_is_final` (the action taken cannot start a process: see `down_is_final()`):
+    waiting out the timeout would only delay the next phase, the restart that can.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class ValidationTally:
         required: int = 3,
         interval_seconds: float = 1.0,
         timeout_seconds: float = 30.0,
+        down_is_final: bool = True,
     ) -> None:
         if isinstance(required, bool) or not isinstance(required, int) or not 1 <= required <= 100:
             raise ValueError(f"required must be an int in 1..100 (got {required!r})")
@@ -108,6 +113,7 @@ class ValidationTally:
         self.required = required
         self.interval_seconds = interval_seconds
         self.timeout_seconds = timeout_seconds
+        self.down_is_final = down_is_final
         self.consecutive = 0
         self.checks = 0
         self.last_check_at: float | None = None
@@ -131,8 +137,9 @@ class ValidationTally:
             self._verdict = "failed"
         return self._verdict
 
-    def add(self, ok: bool, now: float) -> Verdict:
-        """Record one deep check that answered at `now`; a settled verdict never changes."""
+    def add(self, ok: bool, now: float, *, down: bool = False) -> Verdict:
+        """Record one deep check that answered at `now` (`down`: it found the process not
+        running); a settled verdict never changes."""
         if self._verdict != "pending":
             return self._verdict
         if now > self.deadline:  # an answer after the timeout does not count
@@ -143,4 +150,17 @@ class ValidationTally:
         self.consecutive = self.consecutive + 1 if ok else 0
         if self.consecutive >= self.required:
             self._verdict = "passed"
+        elif down and not ok and self.down_is_final:
+            self._verdict = "failed"
         return self.verdict(now)
+
+
+# the strategies that start a component's process: after them a "not running" answer may be
+# the process still coming up
+_STARTS_PROCESS = frozenset({"graceful-restart"})
+
+
+def down_is_final(strategy: str) -> bool:
+    """Whether a "process not running" answer settles the validation of `strategy`: only a
+    restart can bring a dead process back, so after any other action it never will."""
+    return strategy not in _STARTS_PROCESS

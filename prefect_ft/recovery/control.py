@@ -18,6 +18,11 @@ with serve_control(MyModelServer()) as server:
 | `POST /reset-connections` | `reset_connections(body)` | 200 `{"ok": true, ...}` |
 | `POST /resources` | `set_resources(body)` with `memory_mb` and/or `concurrency` | 200 `{"ok": true, ...}` |
 
+A supervisor answering for a process that is not running adds `"running": false` to its
+unhealthy answer: recovery then fails the validation of an action that cannot start a process
+(a connection reset, a reload) at once and moves on to a restart, instead of waiting out its
+timeout (`core.recovery_limits.down_is_final`).
+
 Failures answer `{"ok": false, "reason": "one line"}`: 422 for bad JSON or a bad budget (the
 reason names the field and the allowed range), 409 when the handler refuses (it returned
 `{"ok": false, ...}`), 501 when it lacks the method, 500 when it raised. A health check that

@@ -147,6 +147,9 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
                         "breaker {{ event.resource.name }} opened: "
                         "{{ event.payload.get('reason') or 'no reason given' }}"
                     ),
+                    # a run that starts after the component recovered (another recovery, a
+                    # readiness push) must not act on a component that is serving again
+                    "skip_if_closed": True,
                 },
             ),
             _event_trigger(

@@ -30,7 +30,7 @@ from prefect_ft.core.recovery import (
     record_outcome,
     rollback_for,
 )
-from prefect_ft.core.recovery_limits import ValidationTally
+from prefect_ft.core.recovery_limits import ValidationTally, down_is_final
 from prefect_ft.exceptions import ConfigurationError, ControlError, StoreUnavailableError
 from prefect_ft.ops.logs import bind_ids
 from prefect_ft.recovery.actions import arun_strategy
@@ -94,6 +94,7 @@ class _Run:
             required=self.options.checks,
             interval_seconds=self.options.check_interval_seconds,
             timeout_seconds=self.validation_timeout,
+            down_is_final=down_is_final(attempt.strategy),
         )
         why: str | None = None
         while tally.verdict(self.now()) == "pending":
@@ -102,15 +103,18 @@ class _Run:
                 await self.options.sleep(min(wait, max(0.0, tally.deadline - self.now())))
                 continue
             left = max(0.05, tally.deadline - self.now())
+            down = False
             try:
                 answer = await asyncio.wait_for(self.client.ahealth(deep=True), left)
                 ok = answer.get("healthy") is True
                 why = why if ok else str(answer.get("reason") or "unhealthy")
+                # a supervisor's "the process is not running" (control.py: `running`)
+                down = answer.get("running") is False
             except ControlError as exc:
                 ok, why = False, exc.reason
             except TimeoutError:
                 ok, why = False, "health check timed out"
-            tally.add(ok, self.now())
+            tally.add(ok, self.now(), down=down)
         attempt.checks = tally.checks
         attempt.validation = tally.verdict(self.now())
         if attempt.validation != "passed":  # the last reason it gave, for the one-line message
@@ -277,6 +281,17 @@ async def arecover(
         report.events.append(name or "prefect-ft.recovery.failed (not sent)")
         return report
     report.breaker_before = run.breaker.state
+    # serving again (closed, or ramping up): a late run must not restart a healthy component.
+    # HALF_OPEN is not serving: its open time may simply have run out while the component is
+    # still down (a short open time is shorter than a served run's start on a busy machine)
+    if options.skip_if_closed and report.breaker_before in ("CLOSED", "RECOVERY"):
+        report.finish(
+            "refused",
+            f"breaker {component} is {report.breaker_before}: serving again, nothing to "
+            "recover (it recovered before this run started)",
+        )
+        report.breaker_after = report.breaker_before
+        return report
     held = False
     try:
         grant = await off_loop(

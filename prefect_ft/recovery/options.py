@@ -30,6 +30,9 @@ class RecoveryOptions:
         store: the breaker store (object or URL); None for the spec's `store_url` or the default.
         clock, sleep, rng: injected so tests run on a fake clock (`clock` as for CircuitBreaker).
         emit: `emit_recovery`-like sender of `prefect-ft.recovery.*` (tests record instead).
+        skip_if_closed: do nothing when the breaker serves again (CLOSED or RECOVERY) as the
+            run starts: a run started by `prefect-ft.breaker.opened` that arrives after another
+            recovery or a readiness push healed the component finds nothing to recover.
     """
 
     checks: int = 3
@@ -43,6 +46,7 @@ class RecoveryOptions:
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     emit: Callable[[str, str, str, str, dict[str, Any]], str | None] = emit_recovery
+    skip_if_closed: bool = False
 
 
 def check_request(component: Any, strategy: Any = None, failure_type: Any = None) -> None:

@@ -66,3 +66,33 @@ def test_validation_times_out_even_without_an_answer() -> None:
 def test_bad_tally_input_names_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         ValidationTally(0.0, **kwargs)
+
+
+def test_a_check_that_finds_the_process_down_settles_validation_unless_it_may_still_start() -> None:
+    # after a connection reset or a reload, a process that is not running will not start by
+    # itself: waiting out the timeout only delays the next phase (a restart)
+    tally = ValidationTally(0.0, required=3, interval_seconds=1.0, timeout_seconds=20.0)
+    assert tally.add(False, 0.1, down=True) == "failed"
+    assert tally.checks == 1
+    # after a restart the process may still be coming up: a down answer is one failed check
+    patient = ValidationTally(
+        0.0, required=3, interval_seconds=1.0, timeout_seconds=20.0, down_is_final=False
+    )
+    assert patient.add(False, 0.1, down=True) == "pending"
+    assert [patient.add(True, t) for t in (1.1, 2.1, 3.1)] == ["pending", "pending", "passed"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "final"),
+    [
+        ("connection-reset", True),
+        ("model-reload", True),
+        ("resource-reallocation", True),
+        ("validation-reset", True),
+        ("graceful-restart", False),
+    ],
+)
+def test_only_a_restart_may_still_bring_a_down_process_up(strategy: str, final: bool) -> None:
+    from prefect_ft.core.recovery_limits import down_is_final
+
+    assert down_is_final(strategy) is final

@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @flow(name="stand-in-recover")
 def stand_in_recover(
-    component: str, failure_type: str | None = None, reason: str | None = None
+    component: str,
+    failure_type: str | None = None,
+    reason: str | None = None,
+    skip_if_closed: bool = False,
 ) -> None:
     """The parameters of flows/recovery.py:recover."""
 
@@ -114,6 +117,7 @@ def test_breaker_opened_starts_recover_with_the_component_and_reason(
     assert run.parameters["failure_type"] is None  # not "": the decisions refuse ""
     assert run.parameters["reason"].startswith(f"breaker {policy.name} opened: ")
     assert "2 consecutive failures" in run.parameters["reason"], run.parameters
+    assert run.parameters["skip_if_closed"] is True  # a late run leaves a moved-on breaker alone
 
 
 def test_fault_detected_starts_recover_with_the_component_and_failure_type(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,8 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
         "400",
         "--server-timeout",  # a fresh database migrates at start: minutes at load ~30
         "900",
+        "--serve-timeout",  # prefect-ft serve imports and registers 10 deployments first
+        "900",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     out = proc.stdout
@@ -72,6 +76,10 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     assert "=== RAN pipeline report ===" in out
     assert "lost 0" in out and "in == out" in out
     assert "Prefect UI: http://127.0.0.1:" in out
+    # prefect-ft serve ran beside the pipeline (its recover runs answer the openings, sharing
+    # the lease with the in-process listener), and was stopped with everything else
+    assert "prefect-ft serve started (pid " in out and "prefect-ft serve ready after" in out
+    assert "served recover runs (prefect-ft serve, on prefect-ft.breaker.opened): " in out
     assert "crash on ml-inference" in out
     report = json.loads((home / "ran-output" / "report.json").read_text())
     # every fault of the story hit calls (none fell where its component had no traffic)
@@ -97,7 +105,46 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     assert "warm-up without faults: 8 documents" in out
     assert "injected faults detected" in out
     assert "Artifact creation outside of a flow" not in proc.stderr + out
+    assert all(r["by"] for r in report["recoveries"]), report["recoveries"]
     assert _processes_mentioning(str(tmp_path)) == []
+
+
+def _wait_for(done, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
+def test_ctrl_c_while_serve_runs_leaves_no_process(tmp_path) -> None:
+    """Ctrl-C once `prefect-ft serve` serves (the faults start next): the demo stops the serve
+    process group, the model server and the Prefect server on its way out."""
+    home, models = tmp_path / "home", tmp_path / "models"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "user-home")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "prefect_ft.demo", "--docs", "2", "--home", str(home)]
+    cmd += ["--model-home", str(models), "--train-seconds", "5", "--warmup-docs", "0"]
+    cmd += ["--server-timeout", "900", "--serve-timeout", "900"]
+    out_path = tmp_path / "demo.out"
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        _wait_for(
+            lambda: "prefect-ft serve ready" in out_path.read_text() or proc.poll() is not None,
+            1200, "the demo's serve did not get ready",
+        )  # fmt: skip
+        assert proc.poll() is None, out_path.read_text()[-3000:]
+        assert _processes_mentioning(str(tmp_path / "home")), "serve and the servers run"
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the foreground process
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _wait_for(
+        lambda: _processes_mentioning(str(tmp_path)) == [], 60,
+        f"processes left: {_processes_mentioning(str(tmp_path))}",
+    )  # fmt: skip
 
 
 def test_a_model_server_that_never_starts_is_one_clear_line_and_leaves_no_process(

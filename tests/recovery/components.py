@@ -143,3 +143,17 @@ class SlowToWake(Patient):
             self.cold_checks -= 1
             return {"healthy": False, "reason": "warming up"}
         return super().health(deep)
+
+
+class CrashedProcess(Patient):
+    """A component whose process is not running: its supervisor answers health with
+    `running: false` until a restart respawns it; resetting connections cannot bring it back."""
+
+    def __init__(self) -> None:
+        super().__init__(cures={"restart"})
+
+    def health(self, deep: bool) -> dict[str, Any]:
+        if not self.healthy:
+            self.calls.append(("health", {"deep": deep}))
+            return {"healthy": False, "running": False, "reason": "the process is not running"}
+        return super().health(deep)

@@ -15,7 +15,13 @@ from prefect_ft.recovery.executor import RecoveryOptions, arecover
 from prefect_ft.recovery.records import SLOTS_KEY, acquire_slot, load_state
 from prefect_ft.stores.memory import InMemoryBreakerStore
 from tests.conftest import FakeClock
-from tests.recovery.components import Hanging, Patient, SlowToWake, endpoint_for
+from tests.recovery.components import (
+    CrashedProcess,
+    Hanging,
+    Patient,
+    SlowToWake,
+    endpoint_for,
+)
 
 
 class FixedRandom:
@@ -325,3 +331,51 @@ async def test_recoveries_reach_health_notes_and_metrics(world: World) -> None:
     assert (note["status"], note["strategy"]) == ("succeeded", "connection-reset")
     assert note["recovery_id"] == report.recovery_id
     assert count("succeeded") == before + 1
+
+
+async def test_a_process_that_is_not_running_fails_validation_at_once(world: World) -> None:
+    """The demo's ipc (2026-12-02): a connection reset of a crashed model server waited out its
+    20 s validation on answers saying the process was not running, then escalated to the restart
+    that helped, 27.8 s after the breaker opened. A check that finds the process down settles
+    validation of an action that does not start it; a restart still gets its timeout."""
+    crashed = CrashedProcess()
+    spec = world.spec("ipc", crashed, health_check_timeout_seconds=20)
+    world.open_breaker(spec)
+    start = world.clock()
+    report = await arecover(
+        "ipc", failure_type="ConnectionError", spec=spec, options=world.options()
+    )
+    assert report.outcome == "succeeded", report.message
+    first, second = report.attempts
+    assert (first.strategy, first.validation, first.checks) == ("connection-reset", "failed", 1)
+    assert "the process is not running" in (first.error or "")
+    assert first.seconds < 1.0, first.seconds
+    assert (second.strategy, second.validation) == ("graceful-restart", "passed")
+    # the reset's 1 s backoff (jitter 0.99) and the restart's 3 checks, not 20 s of waiting
+    assert world.clock() - start < 5.0
+
+
+async def test_a_run_for_an_opening_does_nothing_once_the_component_serves_again(
+    world: World,
+) -> None:
+    """The demo with `prefect-ft serve` (2026-12-02): the served run for ipc's opening started
+    16 s after the event, when the in-process recovery had already closed the breaker, and
+    restarted the healthy model server. A run asked `skip_if_closed` leaves a breaker that
+    serves again (CLOSED, RECOVERY) alone, but still acts on one whose open time ran out."""
+    patient = Patient(cures={"restart"})
+    spec = world.spec("late", patient)
+    breaker = world.open_breaker(spec)
+    breaker.mark_recovered()  # another recovery got there first: HALF_OPEN, then the probe
+    assert breaker.call(lambda: "ok") == "ok"
+    assert breaker.state in ("RECOVERY", "CLOSED")
+    report = await arecover("late", spec=spec, options=world.options(skip_if_closed=True))
+    assert report.outcome == "refused", report.message
+    assert "serving again, nothing to recover" in report.message
+    assert report.attempts == [] and patient.calls == []
+    # HALF_OPEN is not serving (its probe has not passed): the component may still be down
+    down = Patient(cures={"restart"})
+    spec = world.spec("probing", down)
+    world.open_breaker(spec).mark_recovered()
+    report = await arecover("probing", spec=spec, options=world.options(skip_if_closed=True))
+    assert report.breaker_before == "HALF_OPEN"
+    assert report.outcome == "succeeded", report.message

@@ -2,9 +2,21 @@
 
 Steps: a Prefect server with its UI on a free loopback port (SQLite under a temporary
 PREFECT_HOME), the block presets applied from `blocks/`, the tiny MLX model built (or reused) and
-served, then the `ran-pipeline` flow over the corpus with a live progress bar while the faults
-fire. At the end: the report (`prefect_ft.demo.ran.report`), also saved as `report.json` next to
-the dataset. Every process started here is stopped here, also on an error or Ctrl-C.
+served, `prefect-ft serve` started against that server (`served`: its automations start
+`recover` on `prefect-ft.breaker.opened` and `replay-dead-letters` on `prefect-ft.breaker.closed`),
+then the `ran-pipeline` flow over the corpus with a live progress bar while the faults fire. At
+the end: the report (`prefect_ft.demo.ran.report`), also saved as `report.json` next to the
+dataset. Every process started here is stopped here, also on an error or Ctrl-C.
+
+Recovery (`--recovery`): `both` (the default) runs the served `recover` deployment and the
+in-process listener (`recoveries.DemoRecovery`) on each opening; they share the component's
+recovery lease in the breaker store (`recovery_limits`: one per component), so one acts and the
+other is refused, and the report names which acted (a served run by its flow-run name and id).
+The listener stays because a served run starts seconds after the event on 2 busy cores, and the
+event carries no failure type (the listener classifies the component's last error, so a failed
+generation gets a model reload, not a restart). `served` and `in-process` run one path alone (to
+measure each); `none` runs neither. The control channel of the model server's supervisor is an
+HTTP endpoint on loopback (`recovery.serve_control`), so both processes reach the same one.
 """
 
 from __future__ import annotations
@@ -20,15 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prefect_ft.demo.ran.arguments import demo_parser
 from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events, read_observed, warm_up
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
-from prefect_ft.demo.ran.servers import (
-    CONTROL_ENDPOINT,
-    ModelServer,
-    free_port,
-    prefect_server,
-    serve_model,
-)
+from prefect_ft.demo.ran.servers import ModelServer, free_port, prefect_server, serve_model
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
@@ -55,7 +62,8 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
 # a fault-free pass first (`detect.warm_up`): 8 documents give each chunk step about 24 calls,
 # above the 20 earlier tasks the detection pass needs to judge a component's failure rate
 WARMUP_DOCS = 8
-REPO_BLOCKS = Path(__file__).resolve().parents[3] / "blocks"
+REPO = Path(__file__).resolve().parents[3]
+REPO_BLOCKS = REPO / "blocks"
 
 
 def _build_model(args: argparse.Namespace, texts: list[str]) -> Path:
@@ -132,7 +140,9 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
                 model_dir, server = model_future.result()
                 timings["model_ready"] = time.monotonic() - t
                 say(f"model {model_dir}; model server {server.url}")
-                rep = _run_pipeline(args, say, schedule, work, server, timings)
+                with contextlib.ExitStack() as procs:  # serve stops before the Prefect server
+                    serve = _start_serve(args, say, procs, home, work, server)
+                    rep = _run_pipeline(args, say, schedule, work, server, timings, serve)
         finally:
             with contextlib.suppress(Exception):
                 model_future.result()[1].stop()  # also when the Prefect server never started
@@ -143,6 +153,28 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     return rep
 
 
+def _start_serve(
+    args: argparse.Namespace,
+    say: Any,
+    procs: contextlib.ExitStack,
+    home: Path,
+    work: Path,
+    server: ModelServer,
+) -> Any:
+    """`prefect-ft serve` when the served path is on and the flows are here (else None)."""
+    if args.recovery not in ("both", "served") or not (REPO / "flows").is_dir():
+        return None
+    if not REPO_BLOCKS.is_dir():
+        return None
+    from prefect_ft.demo.ran.runtime import RUNTIME_ENV
+    from prefect_ft.demo.ran.served import served
+
+    runtime = json.dumps({"work_dir": str(work), "model_url": server.url})
+    serve = procs.enter_context(served(home, REPO, {RUNTIME_ENV: runtime}))
+    say(f"prefect-ft serve started (pid {serve.proc.pid}; log {serve.log_path})")
+    return serve
+
+
 def _run_pipeline(
     args: argparse.Namespace,
     say: Any,
@@ -150,31 +182,62 @@ def _run_pipeline(
     work: Path,
     server: ModelServer,
     timings: dict[str, float],
+    serve: Any = None,
 ) -> dict[str, Any]:
     # Prefect reads its settings when first imported: only now, with PREFECT_API_URL set
+    from prefect_ft.demo.ran.apply import apply_demo_blocks
+    from prefect_ft.recovery.control import serve_control
+
+    t = time.monotonic()
+    # the supervisor's control channel on loopback: served recovery runs (another process)
+    # reach the same supervisor, which can respawn a crashed model server
+    control = serve_control(server)
+    try:
+        if REPO_BLOCKS.is_dir():
+            apply_demo_blocks(REPO_BLOCKS, control.url, say)
+            timings["blocks"] = time.monotonic() - t
+        else:
+            say("no blocks/ directory next to the package: built-in presets, and no recovery")
+        return _run_with_control(args, say, schedule, work, server, timings, serve)
+    finally:
+        control.stop()
+
+
+def _run_with_control(
+    args: argparse.Namespace,
+    say: Any,
+    schedule: FaultSchedule,
+    work: Path,
+    server: ModelServer,
+    timings: dict[str, float],
+    serve: Any,
+) -> dict[str, Any]:
     from rich.progress import Progress
 
     from prefect_ft import add_global_listener, remove_global_listener
     from prefect_ft.demo.ran import pipeline, report
-    from prefect_ft.demo.ran.apply import SERVED, apply_demo_blocks
+    from prefect_ft.demo.ran.apply import SERVED
     from prefect_ft.demo.ran.ipc import ModelClient
-    from prefect_ft.demo.ran.recoveries import DemoRecovery
+    from prefect_ft.demo.ran.recoveries import DemoRecovery, served_lines, with_served
 
-    t = time.monotonic()
     recovery: DemoRecovery | None = None
-    if REPO_BLOCKS.is_dir():
-        apply_demo_blocks(REPO_BLOCKS, CONTROL_ENDPOINT, say)
-        timings["blocks"] = time.monotonic() - t
-    else:
-        say("no blocks/ directory next to the package: built-in presets, and no recovery")
     transitions: list[dict[str, Any]] = []
 
     def on_transition(b: Any, e: Any) -> None:
-        if e.remote:  # the same transition seen by another breaker object (recovery's)
-            return
+        now = time.time()
+        reason = e.reason
+        if e.remote:
+            # made by another breaker object: the in-process recovery's (already recorded by
+            # that object) or a served recovery run's, in the serve process (recorded here)
+            if any(
+                t["breaker"] == b.name and (t["from"], t["to"]) == (e.from_state, e.to_state)
+                and now - t["at"] < 60 for t in transitions[-20:]
+            ):  # fmt: skip
+                return
+            reason = f"{reason}: a served recovery run" if e.to_state == "HALF_OPEN" else reason
         transitions.append(
-            {"breaker": b.name, "from": e.from_state, "to": e.to_state, "reason": e.reason,
-             "at": time.time()}
+            {"breaker": b.name, "from": e.from_state, "to": e.to_state, "reason": reason,
+             "at": now, "remote": e.remote}
         )  # fmt: skip
 
     t_history = time.time()  # the detection pass reads task runs from here on
@@ -186,8 +249,18 @@ def _run_pipeline(
             f"{done.get('items_in', 0)} items (the history detection learns normal rates from)"
         )
         timings["warm_up"] = time.monotonic() - t
+    if serve is not None:
+        if serve.wait_ready(args.serve_timeout):
+            say(
+                f"prefect-ft serve ready after {serve.ready_after:.0f}s (recover, replay on events)"
+            )
+        else:
+            say(
+                f"prefect-ft serve not ready within {args.serve_timeout:.0f}s: see {serve.log_path}"
+            )
+    timings["serve_ready"] = serve.ready_after if serve and serve.ready_after else 0.0
     rt_box: list[Any] = []
-    if REPO_BLOCKS.is_dir() and not args.no_recovery:
+    if REPO_BLOCKS.is_dir() and args.recovery in ("both", "in-process"):
         recovery = DemoRecovery(SERVED, lambda c: rt_box[0].last_error(c) if rt_box else None)
     listeners = [on_transition, *([recovery] if recovery else [])]
     for listener in listeners:
@@ -234,15 +307,23 @@ def _run_pipeline(
                 records = [r.to_dict() for r in injector.close()]
                 rt.close()
                 pipeline.configure(None)
-        recoveries: Any = (
-            recovery.close() if recovery is not None else "not run (--no-recovery or no blocks/)"
-        )
+        recoveries: Any = recovery.close() if recovery is not None else []
     finally:
         for listener in listeners:
             remove_global_listener(listener)
         if recovery is not None:
             recovery.close(timeout=0)
     timings["pipeline"] = time.monotonic() - t
+    served_runs: list[dict[str, Any]] = []
+    failed: list[str] = []
+    if serve is not None:
+        from prefect_ft.demo.ran.served import failed_actions, served_recoveries
+
+        served_runs = served_recoveries(t_start)
+        failed = failed_actions(t_start)
+    recoveries = with_served(recoveries, served_runs, transitions)
+    if not recoveries and (args.recovery == "none" or not REPO_BLOCKS.is_dir()):
+        recoveries = f"not run (--recovery {args.recovery}, or no blocks/)"
     t = time.monotonic()
     emit_fault_events(records)
     hist_out = str(work / "detection-history.json")  # the pass's input, to replay it offline
@@ -251,7 +332,12 @@ def _run_pipeline(
     rep = report.build_report(
         summary, records, transitions, alarms, recoveries, read_observed(hist_out)
     )
+    rep["served_recover_runs"] = served_runs
     print(report.render(rep, t0=t_start), flush=True)
+    # each local opening emitted prefect-ft.breaker.opened, which asks for a served run
+    openings = sum(t["to"] == "OPEN" and not t["remote"] for t in transitions)
+    for line in served_lines(served_runs, args.recovery, serve is not None, openings, failed):
+        print(line, flush=True)
     return rep
 
 
@@ -263,49 +349,9 @@ def corpus_paths_of(args: argparse.Namespace) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prefect_ft.demo", description=__doc__)
-    parser.add_argument("--faults", help="YAML fault schedule (default: the scripted one)")
-    parser.add_argument(
-        "--corpus", help="directory of *.md documents (default: the bundled corpus)"
-    )
-    parser.add_argument("--docs", type=int, default=None, help="use only the first N documents")
-    parser.add_argument("--compress", type=float, default=1.0, help="multiply fault times by this")
-    parser.add_argument(
-        "--deadline", type=float, default=200.0, help="seconds to drain dead letters"
-    )
-    parser.add_argument(
-        "--home", help="working directory (default: a temporary one, removed after)"
-    )
-    parser.add_argument(
-        "--model-home",
-        default=os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect")),
-        help="where the model is kept between runs (default: your PREFECT_HOME)",
-    )
-    parser.add_argument("--train-seconds", type=float, default=None, help="training budget")
-    parser.add_argument("--no-detect", action="store_true", help="skip the detection pass")
-    parser.add_argument(
-        "--warmup-docs",
-        type=int,
-        default=WARMUP_DOCS,
-        help="documents of a fault-free pass before the faults (0: none)",
-    )
-    parser.add_argument(
-        "--server-timeout",
-        type=float,
-        default=180.0,
-        help="seconds the Prefect server has to answer",
-    )
-    parser.add_argument(
-        "--model-start-timeout",
-        type=float,
-        default=180.0,
-        help="seconds the model server has to become ready",
-    )
-    parser.add_argument(
-        "--no-recovery", action="store_true", help="do not recover components when breakers open"
-    )
-    parser.add_argument("--loopback", action="store_true", help="the older loopback breaker demo")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, WARMUP_DOCS).parse_args(argv)
+    if args.no_recovery:
+        args.recovery = "none"
     if args.loopback:
         from prefect_ft.demo.loopback import main as loopback
 

@@ -9,9 +9,12 @@ resumes well before the open time ends. At most one recovery per component runs 
 breaker that reopens after a failed recovery starts the next one. Each run's `RecoveryReport` is
 kept (`records()`) for the demo's report.
 
-In-process rather than through `prefect-ft serve`: on 2 busy cores a served deployment's run waits
-for the automation, the runner's poll and a new flow process, longer than the open times it is
-meant to shorten. The executor rather than the `recover` flow (`use_flow=True`) by default:
+Beside `prefect-ft serve` (the demo's default, `--recovery both`): the served `recover` run and
+this listener both answer an opening and share the component's recovery lease in the store, so
+one acts and the other is refused; `with_served` merges the served runs into the records and
+`served_lines` says which acted. The listener stays because on 2 busy cores a served run waits
+for the automation, the runner's poll and a new flow process, and the event carries no failure
+type. The executor rather than the `recover` flow (`use_flow=True`) by default:
 measured at load ~20, the flow's run began its first attempt 34 s after the breaker opened (flow
 run creation and state writes through a busy API), by which time a later fault had struck; the
 executor's first control call goes out at once. Its events (`prefect-ft.recovery.*`) are the same.
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DemoRecovery", "failure_type_of"]
+__all__ = ["DemoRecovery", "failure_type_of", "served_lines", "with_served"]
 
 log = logging.getLogger("prefect_ft.demo.recovery")
 FLOWS = Path(__file__).resolve().parents[3] / "flows" / "recovery.py"
@@ -112,7 +115,7 @@ class DemoRecovery:
                 "outcome": "failed",
                 "message": f"{type(exc).__name__}: {exc}",
             }
-        rec.update(opened_at=opened_at, ended_at=time.time())
+        rec.update(opened_at=opened_at, ended_at=time.time(), by="in-process listener")
         log.warning("recovery of %s: %s (%s)", comp, rec.get("outcome"), rec.get("message"))
         with self._lock:
             self._records.append(rec)
@@ -160,3 +163,61 @@ class DemoRecovery:
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
         return self.records()
+
+
+def with_served(
+    records: list[dict[str, Any]],
+    served: list[dict[str, Any]],
+    transitions: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The in-process records plus the served runs that acted (not those refused the lease),
+    each served one timed from its breaker's last opening before the run started."""
+    out = list(records)
+    for run in served:
+        if run["outcome"] == "refused":
+            continue
+        opens = [
+            t["at"] for t in transitions
+            if t["breaker"] == run["component"] and t["to"] == "OPEN"
+            and run["started_at"] is not None and t["at"] <= run["started_at"]
+        ]  # fmt: skip
+        out.append({**run, "opened_at": max(opens) if opens else run["started_at"]})
+    return sorted(out, key=lambda r: r.get("opened_at") or 0.0)
+
+
+def served_lines(
+    served: list[dict[str, Any]],
+    mode: str,
+    started: bool,
+    openings: int = 0,
+    failed_actions: list[str] | None = None,
+) -> list[str]:
+    """The report's lines about the served `recover` runs: how many of the `openings` (each
+    one's event asks for a run) got a run before the end, and which acted."""
+    if not started:
+        return [f"prefect-ft serve: not started (--recovery {mode})"]
+    acted = [r for r in served if r["outcome"] in ("succeeded", "failed")]
+    refused = [r for r in served if r["outcome"] == "refused"]
+    lines = [
+        f"served recover runs (prefect-ft serve, on prefect-ft.breaker.opened): {len(served)} "
+        f"for {openings} openings, {len(acted)} acted, {len(refused)} did nothing (the lease "
+        "was held, or the breaker had moved on)"
+    ]
+    if len(served) < openings:
+        lines.append(
+            f"  {openings - len(served)} opening(s) got no run before the end: the automation "
+            "creates it through the busy API (a minute or more on 2 loaded cores, SQLite)"
+        )
+    for reason in failed_actions or ():
+        lines.append(f"  automation action failed: {reason}")
+    for r in served:
+        took = (
+            f", ran {r['ended_at'] - r['started_at']:.1f}s"
+            if r["started_at"] and r["ended_at"]
+            else ""
+        )
+        lines.append(
+            f"  {r['flow_run_name']} ({r['flow_run_id']}): {r['component']} {r['outcome']}"
+            f"{took}: {r['message']}"
+        )
+    return lines

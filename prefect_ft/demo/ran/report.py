@@ -324,6 +324,7 @@ def _recovery_lines(r: dict[str, Any], rel: Any) -> list[str]:
         strategies = ", ".join(dict.fromkeys(a["strategy"] for a in rec.get("attempts", [])))
         head = f"  {rel(rec.get('opened_at'))} {rec['component']} ({rec.get('failure_type') or 'unknown'}): "
         head += f"{strategies or 'nothing run'} {rec.get('outcome')}"
+        head += f" by {rec['by']}" if rec.get("by") else ""  # in-process or a served run
         if rec.get("outcome") == "succeeded":
             took = rec["ended_at"] - rec["opened_at"]
             lines.append(

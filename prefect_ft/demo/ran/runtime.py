@@ -3,6 +3,12 @@ fault injector, the process pool and a progress callback (set with `configure` b
 
 Each step writes its output as one JSON file per item under `work_dir/<kind>/`, atomically, so a
 step replayed from a dead letter leaves the same trace as a live one.
+
+Another process that replays the pipeline's dead letters (a `replay-dead-letters` run of
+`prefect-ft serve`, started by a breaker's `closed` event) has no configured runtime: when
+`RUNTIME_ENV` holds `{"work_dir": ..., "model_url": ...}` (the demo sets it for the serve
+process it starts), `runtime()` builds one from it, without faults or progress, so the replayed
+call writes its output where the pipeline looks for it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from typing import Any
 
 from prefect_ft.demo.ran.faults import FaultInjector
 
-__all__ = ["Runtime", "configure", "configured", "runtime"]
+__all__ = ["RUNTIME_ENV", "Runtime", "configure", "configured", "runtime"]
+
+RUNTIME_ENV = "PREFECT_FT_DEMO_RUNTIME"
 
 
 class Runtime:
@@ -109,5 +117,29 @@ def configured() -> bool:
 
 def runtime() -> Runtime:
     if _runtime is None:
+        _from_environment()
+    if _runtime is None:
         raise RuntimeError("the RAN pipeline's runtime is not configured (call configure())")
     return _runtime
+
+
+_env_lock = threading.Lock()
+
+
+def _from_environment() -> None:
+    """Configure the runtime `RUNTIME_ENV` describes, once per process (see the docstring)."""
+    raw = os.environ.get(RUNTIME_ENV)
+    if not raw:
+        return
+    try:
+        spec = json.loads(raw)
+        work_dir, model_url = spec["work_dir"], spec["model_url"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RuntimeError(
+            f"{RUNTIME_ENV}: must be JSON with work_dir and model_url (got {raw!r}: {exc})"
+        ) from None
+    from prefect_ft.demo.ran.ipc import ModelClient
+
+    with _env_lock:
+        if _runtime is None:
+            configure(Runtime(work_dir, ModelClient(model_url)))

@@ -65,6 +65,8 @@ def prefect_server(
         "PREFECT_UI_API_URL": f"{url}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_URL": f"{url}/api",
+        # server.log then shows what the automations did (each run the actions service starts)
+        "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
     }
     log = open(home / "server.log", "w")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(
@@ -189,7 +191,12 @@ class ModelServer:
 
     def health(self, deep: bool = False) -> dict[str, Any]:
         if self.down or not self.proc.alive:
-            return {"healthy": False, "reason": "the model server process is not running"}
+            # `running: false`: no wait makes this pass; only a restart (see the executor)
+            return {
+                "healthy": False,
+                "running": False,
+                "reason": "the model server process is not running",
+            }
         try:
             return self._client().health(deep=deep)
         except Exception as exc:  # unreachable: unhealthy, with the reason
