@@ -304,7 +304,10 @@ def _replay_loop(
     while not stop.is_set():
         if moved is not None:
             moved.clear()
-        _replay_once(replay, name, 0.5, fns, errors)
+        # a pass waits for the breaker (woken by its transitions, not a poll) and goes on with
+        # the letters refused meanwhile: a replayer that re-read the whole queue every 0.5 s
+        # was reading it, not waiting, when the breaker half-opened
+        _replay_once(replay, name, 5.0, fns, errors)
         (moved or stop).wait(pause)
     # the run's end waits for its dead letters (a fixed number of passes once ended a scaled
     # run with 155 unreplayed): a loss counted after this is a real one, and reported
