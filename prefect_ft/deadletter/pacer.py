@@ -85,12 +85,11 @@ class Pacer:
     def acquire(self) -> bool:
         """Wait for a slot; True with one held (give it back with `release`), False when the
         deadline passed, the breaker will not admit without an operator, or `stop` was called."""
-        fresh = False
+        fresh = False  # the local view first: the refresher and our own transitions keep it
         while True:
             with self._cond:
                 moves = self._moves
             wait = self._admission_wait(fresh)  # store I/O outside the lock
-            fresh = True
             with self._cond:
                 if self.stopped is not None:
                     return False
@@ -107,6 +106,10 @@ class Pacer:
                     return False
                 if self._moves == moves:
                     self._cond.wait(min(POLL_SECONDS, max(0.01, wait), left))
+                # woken by a transition: the record it set is here already, no store read
+                # before the call (one round trip less on the way to the half-open probe);
+                # a timeout or a release re-reads it
+                fresh = self._moves == moves
 
     def release(self) -> None:
         with self._cond:
