@@ -43,7 +43,11 @@ and a store write), the half-open work probe (one call must succeed first; the r
 woken by the half-open, usually makes it), and the ramp (the preset's 2 s ramp admits 10 % of
 calls at first). After a verified readiness the policy's `ready_recovery_seconds=0` drops the
 ramp: the supervisor's deep check, the breaker's own check and a successful work call stand in
-for it. The replayed backlog of dead letters then fills the first window.
+for it. The replayed backlog of dead letters then fills the first window: `replay()` runs the
+policy's `replay_concurrency` (4) at once once the breaker is CLOSED (one at a time while
+HALF_OPEN: the first replayed call is usually the half-open probe), and a pass waiting for the
+breaker is woken by its transition. `--trace` prints each run's timeline after the outage's end
+(`benchmarks/chaos_trace.py`).
 
 Printed per run: goodput (items completed per minute of wall time; an item is completed when a
 call for it succeeded, by its task or by a replay), work calls that reached the dependency while
