@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefect_ft.core.replay_pace import replay_slots
@@ -82,9 +83,11 @@ class Pacer:
         b = self.breaker
         return replay_slots(b.record, b.config, b.now(), concurrency=self.concurrency, bulkhead=self.bulkhead)  # fmt: skip
 
-    def acquire(self) -> bool:
+    def acquire(self, idle: Callable[[], None] | None = None) -> bool:
         """Wait for a slot; True with one held (give it back with `release`), False when the
-        deadline passed, the breaker will not admit without an operator, or `stop` was called."""
+        deadline passed, the breaker will not admit without an operator, or `stop` was called.
+        `idle` runs before each wait for the breaker (the replay tops up its list of letters
+        then, so the backlog is known when the breaker admits)."""
         fresh = False  # the local view first: the refresher and our own transitions keep it
         while True:
             with self._cond:
@@ -100,10 +103,18 @@ class Pacer:
                     if self._inflight < self.slots():
                         self._inflight += 1
                         return True
-                    wait = POLL_SECONDS  # all slots busy: a release or a move wakes us
+                    if self._inflight:
+                        # a fellow worker holds the slot: its release wakes us; this is no
+                        # wait for the breaker, so `wait_seconds=0` does not end it
+                        self._cond.wait(POLL_SECONDS)
+                        continue
+                    wait = POLL_SECONDS
                 left = self.deadline - time.monotonic()
                 if wait is None or left <= 0:
                     return False
+            if idle is not None:
+                idle()  # outside the lock: store I/O
+            with self._cond:
                 if self._moves == moves:
                     self._cond.wait(min(POLL_SECONDS, max(0.01, wait), left))
                 # woken by a transition: the record it set is here already, no store read

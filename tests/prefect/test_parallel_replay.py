@@ -253,3 +253,17 @@ def test_the_replay_hears_of_a_transition_before_slow_global_listeners(store_url
         remove_global_listener(slow)
         breaker.reset()
         t.join(60)
+
+
+def test_a_bulkhead_of_one_replays_one_at_a_time_even_without_a_wait_budget(store_url: str) -> None:
+    # workers waiting for a fellow worker's permit are not waiting for the breaker:
+    # wait_seconds=0 must not end them (it ended the second worker with one item left)
+    from prefect_ft.core.bulkhead import BulkheadConfig
+
+    p = policy(store_url)
+    p = replace(p, bulkhead=BulkheadConfig(p.name, max_concurrent=1, max_wait_seconds=0))
+    fill(p, 3)
+    fn = InFlight(p, hold=0.05)
+    report = replay(p.name, concurrency=4, functions={"m:f": fn})
+    assert len(report.done) == 3 and not report.waiting
+    assert max(s[0] for s in fn.seen) == 1
