@@ -43,7 +43,11 @@ and a store write), the half-open work probe (one call must succeed first; the r
 woken by the half-open, usually makes it), and the ramp (the preset's 2 s ramp admits 10 % of
 calls at first). After a verified readiness the policy's `ready_recovery_seconds=0` drops the
 ramp: the supervisor's deep check, the breaker's own check and a successful work call stand in
-for it. The replayed backlog of dead letters then fills the first window.
+for it. The replayed backlog of dead letters then fills the first window: `replay()` runs the
+policy's `replay_concurrency` (4) at once once the breaker is CLOSED (one at a time while
+HALF_OPEN: the first replayed call is usually the half-open probe), and a pass waiting for the
+breaker is woken by its transition. `--trace` prints each run's timeline after the outage's end
+(`benchmarks/chaos_trace.py`).
 
 Printed per run: goodput (items completed per minute of wall time; an item is completed when a
 call for it succeeded, by its task or by a replay), work calls that reached the dependency while
@@ -112,6 +116,10 @@ class Dependency:
     calls: list[tuple[float, bool, int]] = field(default_factory=list)  # (t, ok, item)
     probes: list[tuple[float, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # for `--trace`: the thread that made each call / check (index-aligned with calls / probes)
+    callers: list[str] = field(default_factory=list)
+    probers: list[str] = field(default_factory=list)
+    announced_at: float | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -135,6 +143,7 @@ class Dependency:
         time.sleep(0.005 if down else 0.010 + extra)
         with self.lock:
             self.calls.append((t, not (down or erring), item))
+            self.callers.append(threading.current_thread().name)
         if down:
             raise ConnectionRefusedError("dependency down")
         if erring:
@@ -146,6 +155,7 @@ class Dependency:
         time.sleep(0.005 if down else 0.002 + extra)
         with self.lock:
             self.probes.append((t, not down))
+            self.probers.append(threading.current_thread().name)
         if down:
             raise ConnectionRefusedError("dependency down")
         return {"healthy": True}
@@ -179,11 +189,17 @@ def back_to_full(ok: list[float], end: float, rate: float) -> float | None:
     return None
 
 
+def pre_fault_rate(dep: Dependency) -> float:
+    """Successful calls per second from 1 s to the burst (the level "full" is measured against)."""
+    first_fault = dep.schedule.burst[0]
+    ok = sum(1 for t, good, _ in dep.calls if good and 1.0 <= t < first_fault)
+    return ok / max(first_fault - 1.0, 1e-9)
+
+
 def metrics(dep: Dependency, n: int) -> dict[str, Any]:
     start, end = dep.schedule.down
     ok = sorted(t for t, good, _ in dep.calls if good)
-    first_fault = dep.schedule.burst[0]
-    rate = sum(1 for t in ok if 1.0 <= t < first_fault) / max(first_fault - 1.0, 1e-9)
+    rate = pre_fault_rate(dep)
     back = back_to_full(ok, end, rate)
     done = {item for _, good, item in dep.calls if good}
     wall = dep.now()
@@ -263,6 +279,7 @@ def _supervisor(name: str, dep: Dependency, stop: threading.Event) -> None:
     while not stop.is_set():
         left = dep.schedule.down[1] - dep.now()
         if left <= 0:
+            dep.announced_at = dep.now()
             announce_ready(name)
             return
         stop.wait(left)
@@ -291,7 +308,10 @@ def _replay_loop(
     while not stop.is_set():
         if moved is not None:
             moved.clear()
-        _replay_once(replay, name, 0.5, fns, errors)
+        # a pass waits for the breaker (woken by its transitions, not a poll) and goes on with
+        # the letters refused meanwhile: a replayer that re-read the whole queue every 0.5 s
+        # was reading it, not waiting, when the breaker half-opened
+        _replay_once(replay, name, 5.0, fns, errors)
         (moved or stop).wait(pause)
     # the run's end waits for its dead letters (a fixed number of passes once ended a scaled
     # run with 155 unreplayed): a loss counted after this is a real one, and reported
@@ -345,9 +365,15 @@ def _dead_letters(name: str) -> list[tuple[int, str]]:
 
 @flow(name="chaos", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def chaos_flow(
-    setup: str, seed: int, items: int = 300, rate: float = 6.0, down_for: float = 25.0
+    setup: str,
+    seed: int,
+    items: int = 300,
+    rate: float = 6.0,
+    down_for: float = 25.0,
+    trace: bool = False,
 ) -> dict[str, Any]:
-    """One run of one setup under the seeded schedule; returns its metrics row."""
+    """One run of one setup under the seeded schedule; returns its metrics row (`trace`: with
+    the recovery's timeline, `benchmarks.chaos_trace`)."""
     global DEP
     if setup not in SETUPS:
         raise ValueError(f"setup must be one of {', '.join(SETUPS)} (got {setup!r})")
@@ -363,9 +389,13 @@ def chaos_flow(
         transitions, listener = _transitions(name, dep, moved)
         helpers = [
             threading.Thread(
-                target=lambda: drained.update(_replay_loop(name, stop, moved)), daemon=True
+                target=lambda: drained.update(_replay_loop(name, stop, moved)),
+                name="replay-loop",
+                daemon=True,
             ),
-            threading.Thread(target=_supervisor, args=(name, dep, stop), daemon=True),
+            threading.Thread(
+                target=_supervisor, args=(name, dep, stop), name="supervisor", daemon=True
+            ),
         ]
         for helper in helpers:
             helper.start()
@@ -394,6 +424,11 @@ def chaos_flow(
     if transitions:  # when the breaker moved, against the outage window
         row["outage"] = tuple(round(t, 2) for t in dep.schedule.down)
         row["transitions"] = transitions
+    if trace:
+        from benchmarks.chaos_trace import timeline
+
+        upto = max(1.0, (row["back_to_full_s"] or 0.0) + 0.3)
+        row["trace"] = timeline(dep, transitions, pre_fault_rate(dep), upto)
     return row
 
 
@@ -413,7 +448,12 @@ def run_seeds(seeds: list[int], setups: list[str], **options: Any) -> list[dict[
                     time.sleep(5)
             else:
                 continue  # reported above; the medians use the runs that ran
+            trace = row.pop("trace", None)
             print(row, flush=True)
+            if trace is not None:
+                from benchmarks.chaos_trace import print_trace
+
+                print_trace({**row, "trace": trace})
             rows.append(row)
     return rows
 
@@ -462,6 +502,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=6.0, help="items submitted per second")
     parser.add_argument("--down-for", type=float, default=25.0, help="outage length (s)")
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
+    parser.add_argument("--trace", action="store_true", help="print each run's timeline after the outage's end (benchmarks/chaos_trace.py)")  # fmt: skip
     parser.add_argument("--scale", action="store_true", help="as deployments on PostgreSQL, 2 process workers and Redis (benchmarks/chaos_scale.py)")  # fmt: skip
     args, rest = parser.parse_known_args()
     if args.scale:  # its own options too (--pairs, --run-timeout)
@@ -478,7 +519,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=600):
-        options = {"items": args.items, "rate": args.rate, "down_for": args.down_for}
+        options = {"items": args.items, "rate": args.rate, "down_for": args.down_for, "trace": args.trace}  # fmt: skip
         rows = run_seeds(args.seeds, args.setups, **options)
     print(f"\n{args.items} items at {args.rate:g}/s; outage {args.down_for:g} s from ~13 s, error burst ~4-6 s, latency ~8-11 s; seeds {args.seeds}; medians")  # fmt: skip
     report(rows, args.setups)

@@ -39,12 +39,17 @@ _ROW = "chaos-row "
 
 @flow(name="chaos-scaled")
 def chaos_scaled(
-    setup: str, seed: int, items: int = 300, rate: float = 6.0, down_for: float = 25.0
+    setup: str,
+    seed: int,
+    items: int = 300,
+    rate: float = 6.0,
+    down_for: float = 25.0,
+    trace: bool = False,
 ) -> dict[str, Any]:
     """chaos.py's `chaos_flow` in this flow-run process; logs its row for the benchmark."""
     from benchmarks import chaos  # by module path: dead letters pickle its functions by reference
 
-    row = chaos.chaos_flow(setup, seed, items=items, rate=rate, down_for=down_for)
+    row = chaos.chaos_flow(setup, seed, items=items, rate=rate, down_for=down_for, trace=trace)
     get_run_logger().info(_ROW + json.dumps(row, default=str))
     return row
 
@@ -84,6 +89,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             for i in range(0, len(jobs), step):
                 batch = jobs[i : i + step]
                 params = {"items": args.items, "rate": args.rate, "down_for": args.down_for}
+                if args.trace:
+                    params["trace"] = True
                 runs = [
                     api.run_deployment("chaos-scaled/chaos", {"setup": s, "seed": seed, **params})
                     for s, seed in batch
@@ -95,7 +102,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         print(f"{setup} seed {seed}: no row ({states[r]})", flush=True)
                         continue
                     row.update(worker=api.submitted_by(r), state=states[r])
+                    trace = row.pop("trace", None)
                     print(row, flush=True)
+                    if trace is not None:
+                        from benchmarks.chaos_trace import print_trace
+
+                        print_trace({**row, "trace": trace})
                     rows.append(row)
         finally:
             api.close()
@@ -111,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--setups", nargs="+", default=["retries", "pybreaker", "prefect-ft"])
     p.add_argument("--pairs", action="store_true", help="two runs at once, one per worker")
     p.add_argument("--run-timeout", type=float, default=600.0)
+    p.add_argument("--trace", action="store_true", help="print each run's timeline after the outage's end")  # fmt: skip
     return p
 
 

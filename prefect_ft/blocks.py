@@ -29,6 +29,7 @@ from prefect_ft.core.config import (
     MAX_HALF_OPEN_CALLS,
     MAX_MINIMUM_CALLS,
     MAX_PROBE_INTERVAL_SECONDS,
+    MAX_REPLAY_CONCURRENCY,
     MAX_TIME_WINDOW_SECONDS,
     BreakerConfig,
 )
@@ -156,6 +157,10 @@ class CircuitBreakerPolicy(Block):
         default=None, ge=0, title="Ramp after a verified readiness (s)",
         description="The recovery ramp when the component announced it is ready and the health check confirmed it; 0 closes after the half-open probe. Empty: the recovery ramp.",
     )  # fmt: skip
+    replay_concurrency: int = Field(
+        default=4, ge=1, le=MAX_REPLAY_CONCURRENCY, title="Replay concurrency",
+        description="Dead letters replayed at once while the circuit is closed; while half-open only the probe, during the recovery ramp its share (within the bulkhead's permits).",
+    )  # fmt: skip
     on_open: Literal["fail", "wait"] = Field(
         default="fail", title="When open",
         description="Fail a rejected call at once (fail) or wait for the circuit to admit it (wait).",
@@ -243,6 +248,7 @@ class CircuitBreakerPolicy(Block):
             probe_backoff=self.probe_backoff,
             probe_max_interval_seconds=self.probe_max_interval_seconds,
             ready_recovery_seconds=self.ready_recovery_seconds,
+            replay_concurrency=self.replay_concurrency,
         )
 
 

@@ -9,6 +9,7 @@ batches by the refresher. The lock guards only state updates, never the protecte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -450,7 +451,13 @@ class CircuitBreaker(SharedRecordMixin):
         return move
 
     def add_listener(self, listener: BreakerListener) -> None:
+        """Call `listener(breaker, event)` on each transition, before the global listeners."""
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: BreakerListener) -> None:
+        """Stop calling `listener` (nothing happens when it was not added)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     # -- calling -----------------------------------------------------------------------------
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

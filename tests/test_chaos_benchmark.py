@@ -67,3 +67,24 @@ def test_c_s_dependency_announces_its_return_when_the_outage_ends(
     _supervisor(name, dep, threading.Event())  # returns once it has announced
     assert dep.now() >= 0.3
     assert breaker.state == "HALF_OPEN"  # no health check here: the announcement half-opens it
+
+
+def test_the_trace_shows_the_recovery_and_marks_where_throughput_is_full() -> None:
+    from benchmarks.chaos_trace import timeline
+
+    dep = Dependency(1, schedule())
+    dep.calls = [(37.9, False, 100), (38.05, True, 1), (38.1, True, 2), (38.2, True, 3), (38.3, True, 4)]  # fmt: skip
+    dep.callers = ["ThreadPoolExecutor-0_1", "replay-loop", "prefect-ft-replay-0", "ThreadPoolExecutor-0_2", "x"]  # fmt: skip
+    dep.probes, dep.probers = [(38.01, True)], ["prefect-ft-prober"]
+    dep.announced_at = 38.0
+    lines = timeline(dep, [(38.02, "half-opened: readiness announced")], rate=5.0, upto=1.0)
+    assert lines[0] == "-0.100 s  call 100 FAIL (task 1)"
+    assert lines[1:4] == [
+        "+0.000 s  supervisor announces ready",
+        "+0.010 s  health check pass (prober)",
+        "+0.020 s  breaker half-opened: readiness announced",
+    ]
+    assert lines[4].startswith("+0.050 s  call 1 ok (replay-loop)  [1 ok in 1 s]")
+    assert "replay-0" in lines[5] and "task 2" in lines[6]
+    # 80 % of 5/s = 4 calls in a 1 s window: the 4th success after the end
+    assert [i for i, line in enumerate(lines) if "FULL" in line] == [7]

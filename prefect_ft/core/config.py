@@ -16,6 +16,7 @@ __all__ = [
     "MAX_HALF_OPEN_CALLS",
     "MAX_MINIMUM_CALLS",
     "MAX_PROBE_INTERVAL_SECONDS",
+    "MAX_REPLAY_CONCURRENCY",
     "MAX_TIME_WINDOW_SECONDS",
     "BreakerConfig",
 ]
@@ -29,6 +30,7 @@ MAX_TIME_WINDOW_SECONDS = 3_600
 MAX_HALF_OPEN_CALLS = 100  # each probe is a lease in the shared record
 MAX_MINIMUM_CALLS = 10_000  # more than the largest count window could ever hold
 MAX_PROBE_INTERVAL_SECONDS = 3_600
+MAX_REPLAY_CONCURRENCY = 64  # replayer threads per breaker queue
 
 
 def _num(x: object) -> bool:
@@ -83,6 +85,8 @@ class BreakerConfig:
         ready_recovery_seconds: the RECOVERY ramp after a verified readiness (the component
             announced it is ready, `announce_ready`, and the health check then passed), instead
             of `recovery_seconds`; 0 closes after the half-open probes. None: `recovery_seconds`.
+        replay_concurrency: dead letters `replay()` runs at once while CLOSED (1 to 64); while
+            HALF_OPEN only the probes, in RECOVERY the ramp's share of it (`core.replay_pace`).
     """
 
     name: str
@@ -108,6 +112,7 @@ class BreakerConfig:
     probe_backoff: float = 1.0
     probe_max_interval_seconds: float | None = None
     ready_recovery_seconds: float | None = None
+    replay_concurrency: int = 4
 
     def __post_init__(self) -> None:
         require(
@@ -185,6 +190,9 @@ class BreakerConfig:
         rr = self.ready_recovery_seconds
         ok = rr is None or (_num(rr) and rr >= 0)
         require(ok, "ready_recovery_seconds", ">= 0 seconds or None", rr)
+        n = self.replay_concurrency
+        top = MAX_REPLAY_CONCURRENCY
+        require(_int_in(n, 1, top), "replay_concurrency", f"an integer in [1, {top}]", n)
 
     @property
     def probing(self) -> bool:

@@ -17,7 +17,7 @@ What is guaranteed, precisely:
    (while the call runs, or between its return and the done write) leaves that item `running`.
    Nobody can know whether its effect happened. Once its lease expires, the next replay either
    re-runs it (`in_doubt="rerun"`, the default: at-least-once for that item, at most one such
-   item per dead replayer) or parks it as `in-doubt` for an operator (`in_doubt="skip"`:
+   item per worker of the dead replayer: `concurrency`) or parks it as `in-doubt` for an operator (`in_doubt="skip"`:
    at-most-once). Either way the call sees the same deterministic key,
    `current_replay().key` (`prefect-ft-replay:<breaker>/<n>`): a function that keys its side
    effect on it (an idempotency key, `INSERT ... ON CONFLICT DO NOTHING`, an upsert) is applied
@@ -35,6 +35,12 @@ After each breaker's queue, done and superseded items older than
 event loop it refuses to start (use `await areplay(...)`), since async items would need a loop
 of their own.
 
+Parallelism: up to `concurrency` items per breaker run at once (the policy's
+`replay_concurrency`, default 4), each claimed on its own; the breaker's state bounds it
+(one probe while HALF_OPEN, the ramp's share in RECOVERY, the bulkhead's permits:
+`prefect_ft.core.replay_pace`, driven by `prefect_ft.deadletter.pacer`), and a waiting replay
+starts on the breaker's transition, not on a poll.
+
 The lease must outlast the longest call (`lease_seconds`, default 300): a replayer that
 overruns its lease can be taken over while still running.
 
@@ -51,6 +57,7 @@ import importlib
 import inspect
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -60,7 +67,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import cloudpickle
 
 from prefect_ft import settings
+from prefect_ft.core.replay_pace import check_concurrency
 from prefect_ft.deadletter import signing
+from prefect_ft.deadletter.pacer import Pacer
 from prefect_ft.deadletter.queue import (
     ACTIVE,
     DeadLetter,
@@ -148,6 +157,7 @@ def replay(
     in_doubt: Literal["rerun", "skip"] = "rerun",
     max_attempts: int = 3,
     functions: Mapping[str, Callable[..., Any]] | None = None,
+    concurrency: int | None = None,
 ) -> ReplayReport:
     """Re-run the dead-lettered calls of CLOSED breakers; see the module for the guarantees.
 
@@ -161,6 +171,9 @@ def replay(
         max_attempts: runs of an item that raises before it is parked as failed.
         functions: `module:qualname` or task name -> function, for functions that cannot be
             imported by their recorded path (defined in `__main__` or inside a function).
+        concurrency: replayed calls in flight at once per breaker while it is CLOSED (1 to
+            64; default: the policy's `replay_concurrency`, 4). While HALF_OPEN only the probe
+            runs, in RECOVERY the ramp's share, within the bulkhead (`core.replay_pace`).
 
     Returns:
         A `ReplayReport`.
@@ -168,6 +181,7 @@ def replay(
     Raises:
         RuntimeError: called inside a running event loop (use `await areplay(...)` there);
             nothing is touched.
+        ValueError: `concurrency` is not an integer in [1, 64]; nothing is touched.
         ConfigurationError: the signing key is unusable (see `prefect_ft.deadletter.signing`).
 
     Examples:
@@ -179,6 +193,8 @@ def replay(
         ```
     """
     _refuse_inside_a_running_loop()
+    if concurrency is not None:
+        check_concurrency(concurrency)
     retention = settings.deadletter_retention_seconds()
     store = shared_store(store)
     names = [breakers] if isinstance(breakers, str) else breakers
@@ -189,7 +205,7 @@ def replay(
     for name in names:
         queue = DeadLetterQueue(name, store)
         _replay_queue(queue, report, holder, budget, wait_seconds, lease_seconds, in_doubt,
-                      max_attempts, functions or {})  # fmt: skip
+                      max_attempts, functions or {}, concurrency)  # fmt: skip
         report.expired += queue.expire(retention)  # advances the low-water mark first
         report.remaining += sum(1 for item in queue.items() if item.status in ACTIVE)
     return report
@@ -223,8 +239,9 @@ def _replay_queue(
     in_doubt: str,
     max_attempts: int,
     functions: Mapping[str, Callable[..., Any]],
+    concurrency: int | None = None,
 ) -> None:
-    from prefect_ft.tasks.gates import Rejected, gate_for
+    from prefect_ft.tasks.gates import gate_for
 
     key = signing.current_key()
     open_items = [
@@ -237,27 +254,110 @@ def _replay_queue(
     except ConfigurationError as exc:  # e.g. a policy name that no longer resolves
         report.waiting[queue.breaker] = str(exc)
         return
-    deadline = time.monotonic() + wait_seconds
-    if not _wait_admitting(gate, deadline):
-        report.waiting[queue.breaker] = f"breaker {gate.breaker.name!r} is {gate.breaker.state}"
-        return
-    pending = list(open_items)
-    while pending:
-        item = pending.pop(0)
-        if not _trusted(queue, item, key, report):  # re-read after a refusal: check it again
-            continue
-        if budget[0] == 0:
-            report.waiting[queue.breaker] = "limit reached"
+    n = gate.policy.breaker.replay_concurrency if concurrency is None else concurrency
+    with Pacer(gate, concurrency, time.monotonic() + wait_seconds) as pacer:
+        run = _QueueRun(queue, report, holder, budget, lease_seconds, in_doubt, max_attempts,
+                        functions, key, gate, pacer, open_items)  # fmt: skip
+        # one body: the calling thread is the first worker; more only when there is more work
+        workers = [threading.Thread(target=run.work, name=f"prefect-ft-replay-{i}", daemon=True)
+                   for i in range(1, min(n, len(open_items)))]  # fmt: skip
+        for w in workers:
+            w.start()
+        run.work()
+        for w in workers:
+            w.join()
+    if pacer.stopped is not None and queue.breaker not in report.waiting:
+        report.waiting[queue.breaker] = pacer.stopped
+
+
+@dataclass
+class _QueueRun:
+    """One breaker's queue replayed by one or more workers sharing the pending list."""
+
+    queue: DeadLetterQueue
+    report: ReplayReport
+    holder: str
+    budget: list[int]
+    lease_seconds: float
+    in_doubt: str
+    max_attempts: int
+    functions: Mapping[str, Callable[..., Any]]
+    key: bytes
+    gate: Gate
+    pacer: Pacer
+    pending: list[DeadLetter]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_seq: int = 0  # the highest item number read so far
+    topped_at: float = 0.0  # monotonic time of the last top-up
+
+    def __post_init__(self) -> None:
+        self.last_seq = max((i.seq for i in self.pending), default=0)
+
+    def _next(self) -> DeadLetter | None:
+        with self.lock:
+            if not self.pending and self.pacer.stopped is None:
+                self._refill()
+            if self.pacer.stopped is not None or not self.pending:
+                return None
+            if self.budget[0] == 0:
+                self.pacer.stop("limit reached")
+                return None
+            self.budget[0] -= 1  # reserved; given back unless the item ran
+            return self.pending.pop(0)
+
+    def _refill(self) -> None:
+        # items dead-lettered after this pass read the queue: a pass that waited for the
+        # breaker goes on with them (until its wait budget is spent) instead of ending and
+        # leaving them to a later pass, which would read the whole queue again first
+        if time.monotonic() >= self.pacer.deadline:
             return
-        fn = _function(item, functions)
+        fresh = [i for i in self.queue.items(start=self.last_seq + 1) if i.status in ACTIVE]
+        self.last_seq = max((i.seq for i in fresh), default=self.last_seq)
+        self.pending += [i for i in fresh if _trusted(self.queue, i, self.key, self.report)]
+
+    def _top_up(self) -> None:
+        # while the pass waits for the breaker: read the letters refused since (a few, from the
+        # last number read), so the whole backlog is known the moment the breaker admits; a
+        # refill after the list ran dry cost ~70 ms under load in the middle of the recovery
+        with self.lock:
+            now = time.monotonic()
+            if now - self.topped_at >= 0.2:  # one read per 0.2 s, however many workers wait
+                self.topped_at = now
+                self._refill()
+
+    def _give_back(self, item: DeadLetter | None) -> None:
+        with self.lock:
+            self.budget[0] += 1
+            if item is not None:
+                self.pending.insert(0, item)
+
+    def work(self) -> None:
+        while (item := self._next()) is not None:
+            if not self.pacer.acquire(self._top_up):
+                self._give_back(item)
+                b = self.gate.breaker
+                self.pacer.stop(f"breaker {b.name!r} is {b.state}")
+                return
+            try:
+                self._one(item)
+            finally:
+                self.pacer.release()
+
+    def _one(self, item: DeadLetter) -> None:
+        from prefect_ft.tasks.gates import Rejected
+
+        queue, report = self.queue, self.report
+        if not _trusted(queue, item, self.key, report):  # re-read after a refusal: check it again
+            return self._give_back(None)
+        fn = _function(item, self.functions)
         if fn is None:
             report.waiting[queue.breaker] = f"cannot find {item.task_path!r} (pass functions=)"
-            continue
-        claimed = queue.claim(item, holder, lease_seconds, take_over=in_doubt == "rerun")
+            return self._give_back(None)
+        claimed = queue.claim(item, self.holder, self.lease_seconds, take_over=self.in_doubt == "rerun")  # fmt: skip
         if claimed is None:
-            if item.status == "running" and in_doubt != "rerun" and _parked(queue, item):
+            if item.status == "running" and self.in_doubt != "rerun" and _parked(queue, item):
                 report.in_doubt.append(item.id)
-            continue
+            return self._give_back(None)
         taken_over = claimed.in_doubt_reruns > item.in_doubt_reruns
         if taken_over:
             report.in_doubt.append(item.id)
@@ -265,34 +365,32 @@ def _replay_queue(
         token = _current.set(info)
         ran_at = time.time()
         try:
-            out = _run(gate, fn, claimed)
+            out = _run(self.gate, fn, claimed)
         except Exception as exc:
-            budget[0] -= 1
-            queue.fail(claimed, f"{type(exc).__name__}: {exc}", max_attempts)
+            queue.fail(claimed, f"{type(exc).__name__}: {exc}", self.max_attempts)
             report.failed.append(item.id)
             # a replay is a call that leaves no task run: detection reads this record instead
             record_replay_attempt(claimed.component, ran_at, time.time(), exc, store=queue.store)
-            continue
+            return None
         finally:
             _current.reset(token)
         if type(out) is Rejected:
             # the breaker is probing or ramping up again: hand the item back, and go on with
-            # it once the breaker admits calls (within the wait budget)
+            # it once the breaker admits calls (within the wait budget); honour the refusal's
+            # retry_after (a transition wakes it sooner): retrying at once would inflate the
+            # RECOVERY ramp's count of offered calls and spin on the store
             queue.release(claimed)
             fresh = queue.get(item.seq)
-            # honour the refusal's retry_after: retrying at once would inflate the RECOVERY
-            # ramp's count of offered calls and spin on the store
-            pause = getattr(out.error, "retry_after", None) or 0.2
-            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
-            if fresh is None or not _wait_admitting(gate, deadline):
-                report.waiting[queue.breaker] = f"refused while replaying: {out.error}"
-                return
-            pending.insert(0, fresh)
-            continue
-        budget[0] -= 1
+            if fresh is None:
+                self.pacer.stop(f"refused while replaying: {out.error}")
+                return self._give_back(None)
+            self._give_back(fresh)
+            self.pacer.hold(getattr(out.error, "retry_after", None) or 0.2)
+            return None
         queue.complete(claimed, str(render(out, 200)))
         report.done.append(item.id)
         record_replay_attempt(claimed.component, ran_at, time.time(), store=queue.store)
+        return None
 
 
 def _run(gate: Gate, fn: Callable[..., Any], item: DeadLetter) -> Any:
@@ -324,27 +422,6 @@ def _trusted(queue: DeadLetterQueue, item: DeadLetter, key: bytes, report: Repla
 def _parked(queue: DeadLetterQueue, item: DeadLetter) -> bool:
     now = queue.get(item.seq)
     return now is not None and now.status == "in-doubt"
-
-
-def _wait_admitting(gate: Gate, deadline: float) -> bool:
-    """Wait until the breaker would let a call through (CLOSED, RECOVERY, or a free probe).
-
-    A replayed call may be the half-open probe itself: with no other traffic an OPEN breaker
-    would otherwise never be probed, and its dead letters never replayed.
-    """
-    from prefect_ft.tasks.isolation import upstream_wait
-
-    while True:
-        gate.breaker.refresh()
-        wait = gate.breaker.seconds_until_admission()
-        if wait == 0 and gate.policy.depends_on:  # its upstreams too (issue 9, upstream-open)
-            wait = upstream_wait(gate.policy)
-        if wait == 0:
-            return True
-        left = deadline - time.monotonic()
-        if wait is None or left <= 0:
-            return False
-        time.sleep(min(0.2, max(0.01, wait), left))
 
 
 def _policy(item: DeadLetter) -> Any:

@@ -190,7 +190,8 @@ def test_a_killed_replayer_is_completed_without_running_anything_twice(tmp_path:
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
     }
     code = (
-        f"from prefect_ft.deadletter.replay import replay; replay({policy.name!r}, lease_seconds=2)"
+        "from prefect_ft.deadletter.replay import replay; "
+        f"replay({policy.name!r}, lease_seconds=2, concurrency=1)"  # one worker: one item in doubt
     )
     victim = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     con = sqlite3.connect(ledger, timeout=30)
