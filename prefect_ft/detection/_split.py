@@ -29,7 +29,15 @@ class Split:
 
     __slots__ = ("cols", "cuts", "fail_code", "fail_cuts", "fail_end", "lists")
 
-    def __init__(self, d: dict[str, np.ndarray], key: str, idx: np.ndarray, bounds: np.ndarray):
+    def __init__(
+        self,
+        d: dict[str, np.ndarray],
+        key: str,
+        idx: np.ndarray,
+        bounds: np.ndarray,
+        lists: bool,
+        valid: bool,
+    ) -> None:
         self.cols = {k: v[idx] for k, v in d.items()}
         t = self.cols[key]
         self.cuts = np.concatenate([[0], np.searchsorted(t, bounds, "left"), [t.size]]).tolist()
@@ -37,10 +45,11 @@ class Split:
         self.fail_end: list[float] = []
         self.fail_code: list[int] = []
         self.fail_cuts = self.cuts
-        if "failed" in d:
-            failed = self.cols["failed"]
+        if valid:  # the latencies the degradation detector reads
             dur = self.cols["duration"]
-            self.cols["valid"] = ~failed & np.isfinite(dur) & (dur > 0)
+            self.cols["valid"] = ~self.cols["failed"] & np.isfinite(dur) & (dur > 0)
+        if lists:  # what the burst and cyclic trackers are fed, as Python lists
+            failed = self.cols["failed"]
             self.lists = {k: self.cols[k].tolist() for k in ("end", "failed", "code")}
             self.fail_end = t[failed].tolist()
             self.fail_code = self.cols["code"][failed].tolist()
@@ -54,10 +63,20 @@ class Split:
         return self.fail_cuts[i], self.fail_cuts[i + 1]
 
 
-def by_component(d: dict[str, np.ndarray], key: str, n: int, bounds: np.ndarray) -> list[Split]:
+def by_component(
+    d: dict[str, np.ndarray],
+    key: str,
+    n: int,
+    bounds: np.ndarray,
+    *,
+    lists: bool = False,
+    valid: bool = False,
+) -> list[Split]:
+    """Split `d` (sorted by `key`) into `n` components, each cut at `bounds`; `lists` adds the
+    burst/cyclic feeds, `valid` the usable-latency mask (task rows only)."""
     order = np.argsort(d["comp"], kind="stable")
     cuts = np.searchsorted(d["comp"][order], np.arange(n + 1), "left")
-    return [Split(d, key, order[cuts[c] : cuts[c + 1]], bounds) for c in range(n)]
+    return [Split(d, key, order[cuts[c] : cuts[c + 1]], bounds, lists, valid) for c in range(n)]
 
 
 class FailureTimes(Mapping[int, np.ndarray]):

@@ -200,9 +200,11 @@ class DetectionEngine:
         # bounds: the same rows in the same order as masking every minute's slice per component
         # (rows are sorted by time), without the per-minute masks and dicts (most of a full
         # pass's bookkeeping when thousands of minutes close in one update)
-        new = by_component(rows, "end", len(self._burst), bounds)
-        minute = by_component(agg, "end", len(self._burst), edges)
-        samples = by_component(allres, "ts", len(self._burst), edges)
+        n = len(self._burst)
+        # (most incremental updates close no minute and bring a few rows: split only what is read)
+        new = by_component(rows, "end", n, bounds, lists=True) if rows["end"].size else []
+        minute = by_component(agg, "end", n, edges, valid=True) if n_min else []
+        samples = by_component(allres, "ts", n, edges) if n_min else []
         for i, b in enumerate(bounds.tolist()):
             alarms += self._per_task(new, i)
             alarms += self._close_minute(b, minute, samples, i)

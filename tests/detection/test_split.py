@@ -28,7 +28,7 @@ def test_split_segments_equal_the_per_minute_masks(seed: int) -> None:
     rows = _rows(seed, 500)
     bounds = 60.0 * np.arange(1, 10)
     edges = np.concatenate([[0.0], bounds])
-    parts = by_component(rows, "end", 4, edges)
+    parts = by_component(rows, "end", 4, edges, lists=True, valid=True)
     # segment i: before edges[i], at or after edges[i - 1] (0: before the first edge)
     cut = [0, *np.searchsorted(rows["end"], edges, "left").tolist(), rows["end"].size]
     for i in range(len(cut) - 1):
@@ -51,7 +51,7 @@ def test_split_segments_equal_the_per_minute_masks(seed: int) -> None:
 
 def test_split_of_an_empty_batch_has_empty_segments() -> None:
     empty = {k: v[:0] for k, v in _rows(0, 5).items()}
-    parts = by_component(empty, "end", 4, np.array([60.0, 120.0]))
+    parts = by_component(empty, "end", 4, np.array([60.0, 120.0]), lists=True, valid=True)
     assert [p.span(i) for p in parts for i in range(3)] == [(0, 0)] * 12
 
 
