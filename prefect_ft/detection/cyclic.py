@@ -170,11 +170,13 @@ class CyclicTracker:
         keep_from = end - max(
             self.th.cyc_long_window_s, self.th.cyc_short_window_s, self.th.cyc_fast_window_s
         )
-        cut = int(np.searchsorted(np.asarray(self.times), keep_from))
+        # one conversion of the (up to 12 h) list serves both the trim and the scans
+        times = np.asarray(self.times, dtype=float)
+        cut = int(np.searchsorted(times, keep_from))
         if cut:
             del self.times[:cut]
             del self.codes[:cut]
-        times = np.asarray(self.times, dtype=float)
+            times = times[cut:]
         all_codes = np.asarray(self.codes, dtype=np.int64)
         for band, window, pmin, pmax in bands:
             long = band == "long"

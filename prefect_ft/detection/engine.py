@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from prefect_ft.detection._split import FailureTimes, Split, by_component
 from prefect_ft.detection.alarms import Alarm, DetectionResult, Skipped
 from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
 from prefect_ft.detection.burst import BurstTracker
@@ -192,22 +193,23 @@ class DetectionEngine:
         alarms: list[Alarm] = []
         agg = _concat(self._rows, rows)
         allres = _concat(self._res, res)
-        done = 0
         n_min = max(0, math.floor((horizon - self._closed) / 60.0))
         bounds = self._closed + 60.0 * np.arange(1, n_min + 1)
-        row_cut = np.searchsorted(rows["end"], bounds, side="left")
-        agg_cut = np.searchsorted(agg["end"], np.concatenate([[self._closed], bounds]), "left")
-        res_cut = np.searchsorted(allres["ts"], np.concatenate([[self._closed], bounds]), "left")
+        edges = np.concatenate([[self._closed], bounds])
+        # Split the batch by component once, then cut each component's rows at the minute
+        # bounds: the same rows in the same order as masking every minute's slice per component
+        # (rows are sorted by time), without the per-minute masks and dicts (most of a full
+        # pass's bookkeeping when thousands of minutes close in one update)
+        n = len(self._burst)
+        # (most incremental updates close no minute and bring a few rows: split only what is read)
+        new = by_component(rows, "end", n, bounds, lists=True) if rows["end"].size else []
+        minute = by_component(agg, "end", n, edges, valid=True) if n_min else []
+        samples = by_component(allres, "ts", n, edges) if n_min else []
         for i, b in enumerate(bounds.tolist()):
-            alarms += self._per_task(_slice(rows, done, int(row_cut[i])))
-            done = int(row_cut[i])
-            alarms += self._close_minute(
-                b,
-                _slice(agg, int(agg_cut[i]), int(agg_cut[i + 1])),
-                _slice(allres, int(res_cut[i]), int(res_cut[i + 1])),
-            )
+            alarms += self._per_task(new, i)
+            alarms += self._close_minute(b, minute, samples, i)
             self._closed = b
-        alarms += self._per_task(_slice(rows, done, rows["end"].size))
+        alarms += self._per_task(new, n_min)
         if rows["end"].size:
             self._task_mark = max(self._task_mark, float(rows["end"][-1]))
         if res["ts"].size:
@@ -221,49 +223,49 @@ class DetectionEngine:
         alarms.sort(key=lambda a: a.at)
         return DetectionResult(tuple(alarms), tuple(skipped))
 
-    def _per_task(self, rows: dict[str, np.ndarray]) -> list[Alarm]:
-        if not rows["end"].size:
-            return []
+    def _per_task(self, new: list[Split], i: int) -> list[Alarm]:
+        """Feed the bursts the new rows of segment `i` (before bound `i`, or after the last)."""
         alarms: list[Alarm] = []
-        order = np.argsort(rows["comp"], kind="stable")
-        comps = rows["comp"][order]
-        cuts = np.searchsorted(comps, np.arange(len(self._burst) + 1), "left")
-        for c in range(len(self._burst)):
-            idx = order[cuts[c] : cuts[c + 1]]
-            if not idx.size:
+        for c, part in enumerate(new):
+            lo, hi = part.span(i)
+            if hi <= lo:
                 continue
-            ends, failed, codes = rows["end"][idx], rows["failed"][idx], rows["code"][idx]
-            found = self._burst[c].observe(ends.tolist(), failed.tolist(), codes.tolist())
+            found = self._burst[c].observe(
+                part.lists["end"][lo:hi], part.lists["failed"][lo:hi], part.lists["code"][lo:hi]
+            )
             for alarm in found:
                 self._cascade.on_burst(c, alarm)
             alarms += found
-            if failed.any():
-                self._cyc[c].add(ends[failed].tolist(), codes[failed].tolist())
+            flo, fhi = part.failed_span(i)
+            if fhi > flo:
+                self._cyc[c].add(part.fail_end[flo:fhi], part.fail_code[flo:fhi])
         return alarms
 
     def _close_minute(
-        self, end: float, rows: dict[str, np.ndarray], res: dict[str, np.ndarray]
+        self, end: float, minute: list[Split], samples: list[Split], i: int
     ) -> list[Alarm]:
+        """Close the minute ending at `end`: segment `i + 1` of the splits (after `edges[i]`)."""
         out: list[Alarm | None] = []
         for c in range(len(self._burst)):
             self._burst[c].close_minute(end)
-            mine = rows["comp"] == c
-            dur = rows["duration"][mine & ~rows["failed"]]
-            dur = dur[np.isfinite(dur) & (dur > 0)]
+            rows = minute[c]
+            lo, hi = rows.span(i + 1)
+            dur = rows.cols["duration"][lo:hi][rows.cols["valid"][lo:hi]]
             out.append(self._deg[c].close_minute(end, np.log(dur)))
             if self.config.throughput:
-                ok = int((mine & ~rows["failed"]).sum())
+                ok = int(hi - lo - rows.cols["failed"][lo:hi].sum())
                 out.append(self._tput[c].close_minute(end, ok))
-            rmask = res["comp"] == c
-            if rmask.any():
+            res = samples[c]
+            lo, hi = res.span(i + 1)
+            if hi > lo:
                 out.append(
                     self._mem[c].close_minute(
-                        end, res["mem"][rmask], float(res["limit"][rmask][-1])
+                        end, res.cols["mem"][lo:hi], float(res.cols["limit"][hi - 1])
                     )
                 )
-                out.append(self._cpu[c].close_minute(end, res["cpu"][rmask], 100.0))
+                out.append(self._cpu[c].close_minute(end, res.cols["cpu"][lo:hi], 100.0))
             out.append(self._cyc[c].close_minute(end))
-        failures = {c: np.asarray(t.times) for c, t in enumerate(self._cyc)}
+        failures = FailureTimes(self._cyc)
         codes = {c: t.codes for c, t in enumerate(self._cyc)}
         out.append(
             self._cascade.close_minute(

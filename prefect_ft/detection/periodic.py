@@ -61,6 +61,7 @@ def _z2(t: np.ndarray, freqs: np.ndarray, cuts: np.ndarray | None = None) -> np.
     """
     seg = np.asarray([0, t.size] if cuts is None else cuts, dtype=np.int64)
     n = np.concatenate([[t.size], np.diff(seg)]).astype(float)
+    n = n[:1] if cuts is None else n
     out = np.empty((freqs.size, n.size))
     if freqs.size and t.size:
         df = freqs[1] - freqs[0] if freqs.size > 1 else 0.0
@@ -75,8 +76,12 @@ def _z2(t: np.ndarray, freqs: np.ndarray, cuts: np.ndarray | None = None) -> np.
                 ph[1:] = rot
                 np.cumprod(ph, axis=0, out=ph)
             for harmonic in (ph, ph * ph):
-                parts = np.add.reduceat(harmonic, starts, axis=1)
-                sums = np.column_stack([harmonic.sum(axis=1), parts])
+                if cuts is None:
+                    # no segments: the whole-row sums are all the caller reads (a fine scan)
+                    sums = harmonic.sum(axis=1)[:, None]
+                else:
+                    parts = np.add.reduceat(harmonic, starts, axis=1)
+                    sums = np.column_stack([harmonic.sum(axis=1), parts])
                 if harmonic is ph:
                     acc = np.abs(sums) ** 2
                 else:

@@ -8,10 +8,21 @@ also require a Theil-Sen slope above a practical effect size.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
 __all__ = ["mann_kendall_z", "theil_sen_slope"]
+
+
+@lru_cache(maxsize=16)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    # the windows have a few fixed sizes, and building the pair indices cost as much as the
+    # test itself (read-only so a caller cannot corrupt the shared copy)
+    i, j = np.triu_indices(n, 1)
+    i.flags.writeable = False
+    j.flags.writeable = False
+    return i, j
 
 
 def mann_kendall_z(x: np.ndarray) -> float:
@@ -26,7 +37,7 @@ def mann_kendall_z(x: np.ndarray) -> float:
     n = int(x.size)
     if n < 4:
         return 0.0
-    i, j = np.triu_indices(n, 1)
+    i, j = _pairs(n)
     s = float(np.sign(x[j] - x[i]).sum())
     var = n * (n - 1) * (2 * n + 5) / 18.0
     if s == 0.0 or var <= 0:
@@ -45,7 +56,7 @@ def theil_sen_slope(t: np.ndarray, x: np.ndarray) -> tuple[float, float]:
         `(slope, intercept)` with `x ~ intercept + slope * t`; `(0.0, median(x))` when fewer than
         two distinct times exist.
     """
-    i, j = np.triu_indices(t.size, 1)
+    i, j = _pairs(int(t.size))
     dt = t[j] - t[i]
     ok = dt != 0
     if not ok.any():
