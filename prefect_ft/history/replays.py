@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from prefect_ft.exceptions import BulkheadFullError
 from prefect_ft.history.attempts import HistoryRow
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.ring import append_to_ring
 
 if TYPE_CHECKING:
     from prefect_ft.detection import TaskRunBatch
@@ -70,15 +71,8 @@ def record_replay_attempt(
     ]
     try:
         st = shared_store(store)
-        key = replay_key(component)
-        for _ in range(50):  # compare-and-set: retry when another replayer wrote in between
-            cur = st.read(key)
-            ring = json.loads(cur.data) if cur.data else []
-            ring.append(row)
-            ring.sort(key=lambda r: r[1])
-            ok, _ = st.cas(key, cur.version, json.dumps(ring[-max_attempts:]))
-            if ok:
-                return True
+        if append_to_ring(st, replay_key(component), row, order=1, max_len=max_attempts):
+            return True
         raise RuntimeError("store contention")
     except Exception:
         level = logging.DEBUG if _warned[0] else logging.WARNING

@@ -28,7 +28,6 @@ several processes the memory series interleaves their RSS values.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -39,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prefect_ft.stores import BreakerStore, shared_store
+from prefect_ft.stores.ring import append_to_ring
 
 __all__ = [
     "MAX_SAMPLES",
@@ -89,17 +89,11 @@ def record_resource_sample(
         The sample's time.
     """
     st = shared_store(store)
-    key = resource_key(component)
-    for _ in range(50):  # compare-and-set: retry when another process wrote in between
-        cur = st.read(key)
-        ts = float(at) if at is not None else time.time()
-        ring = json.loads(cur.data) if cur.data else []
-        cpu = None if cpu_pct is None or math.isnan(cpu_pct) else float(cpu_pct)
-        ring.append([ts, float(memory_mb), float(memory_limit_mb), cpu])
-        ring.sort(key=lambda s: s[0])
-        ok, _ = st.cas(key, cur.version, json.dumps(ring[-max_samples:]))
-        if ok:
-            return ts
+    ts = float(at) if at is not None else time.time()
+    cpu = None if cpu_pct is None or math.isnan(cpu_pct) else float(cpu_pct)
+    row = [ts, float(memory_mb), float(memory_limit_mb), cpu]
+    if append_to_ring(st, resource_key(component), row, order=0, max_len=max_samples):
+        return ts
     raise RuntimeError(f"could not record a resource sample for {component!r}: store contention")
 
 
