@@ -147,12 +147,8 @@ def test_after_an_outage_one_probe_then_the_ramp_s_share_then_all(store_url: str
     assert breaker.counts["not_permitted"] - refused <= 3  # no spinning against the ramp
 
 
-def test_a_waiting_replay_starts_on_the_half_open_not_on_a_poll(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from prefect_ft.deadletter import pacer
-
-    monkeypatch.setattr(pacer, "POLL_SECONDS", 60.0)  # only the transition can wake it in time
-    p = policy(store_url, open_seconds=600.0, max_open_seconds=600.0, trip=ConsecutiveFailures(1))
-    fill(p, 3)
+def waiting_replay(p: FTPolicy) -> tuple[Any, InFlight, threading.Thread, list[Any]]:
+    """Open `p`'s breaker for good, then start a replay in a thread that waits for it."""
     breaker = gate_for(p).breaker
     with pytest.raises(ZeroDivisionError):
         breaker.call(lambda: 1 / 0)
@@ -160,6 +156,16 @@ def test_a_waiting_replay_starts_on_the_half_open_not_on_a_poll(store_url: str, 
     out: list[Any] = []
     t = threading.Thread(target=lambda: out.append(replay(p.name, wait_seconds=120, functions={"m:f": fn})))  # fmt: skip
     t.start()
+    return breaker, fn, t, out
+
+
+def test_a_waiting_replay_starts_on_the_half_open_not_on_a_poll(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from prefect_ft.deadletter import pacer
+
+    monkeypatch.setattr(pacer, "POLL_SECONDS", 60.0)  # only the transition can wake it in time
+    p = policy(store_url, open_seconds=600.0, max_open_seconds=600.0, trip=ConsecutiveFailures(1))
+    fill(p, 3)
+    breaker, fn, t, out = waiting_replay(p)
     try:
         time.sleep(0.5)  # let it reach its wait (if it has not, it sees HALF_OPEN at once anyway)
         assert not fn.seen
@@ -195,13 +201,7 @@ def test_two_replayers_of_four_workers_run_every_item_exactly_once(store_url: st
 def test_a_pass_that_waited_goes_on_with_items_dead_lettered_meanwhile(store_url: str) -> None:
     p = policy(store_url, open_seconds=600.0, max_open_seconds=600.0, trip=ConsecutiveFailures(1))
     queue = fill(p, 2)
-    breaker = gate_for(p).breaker
-    with pytest.raises(ZeroDivisionError):
-        breaker.call(lambda: 1 / 0)
-    fn = InFlight(p)
-    out: list[Any] = []
-    t = threading.Thread(target=lambda: out.append(replay(p.name, wait_seconds=120, functions={"m:f": fn})))  # fmt: skip
-    t.start()
+    breaker, fn, t, out = waiting_replay(p)
     try:
         time.sleep(0.5)  # the pass has read the queue (2 items) and waits for the breaker
         spec = queue.get(1).policy  # type: ignore[union-attr]
