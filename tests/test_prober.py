@@ -10,6 +10,7 @@ import pytest
 from prefect_ft import CircuitBreaker, CircuitOpenError
 from prefect_ft.recovery.control import serve_control
 from prefect_ft.recovery.prober import DeepHealth, run_check
+from prefect_ft.stores.memory import InMemoryBreakerStore
 from tests.conftest import FakeClock
 
 
@@ -47,9 +48,10 @@ def make(comp: Component, flavour: str, clock: Any = None, **kw: Any) -> Circuit
         "probe_interval_seconds": 0.5,
         "probe_confirm_failures": 2,
     }
+    fields.setdefault("store", "memory://")
     fields.update(kw)
     refresh = None if clock is not None else 0.05
-    return CircuitBreaker("ipc", store="memory://", clock=clock, refresh_seconds=refresh, **fields)
+    return CircuitBreaker("ipc", clock=clock, refresh_seconds=refresh, **fields)
 
 
 def fail(b: CircuitBreaker, comp: Component, n: int) -> None:
@@ -143,26 +145,32 @@ def test_deep_health_asks_the_control_channel() -> None:
     assert DeepHealth(server.url, 5.0) == check  # equal by URL: a re-resolved policy is the same
 
 
+def wait_until(condition: Any, seconds: float = 10.0) -> bool:
+    """Poll a condition on a deadline: a loaded machine may be slow, never wrong."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return bool(condition())
+
+
 @pytest.mark.parametrize("run", range(20))
 def test_the_thread_reopens_the_path_soon_after_the_fault_and_then_ends(run: int) -> None:
     comp = Component()
-    b = make(comp, "sync", probe_interval_seconds=0.02, open_seconds=30.0)
-    comp.down = True
-    fail(b, comp, 2)  # the confirming check runs on the prober's thread
-    deadline = time.monotonic() + 10
-    while b.state != "OPEN" and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert b.state == "OPEN" and comp.work == 2
-    time.sleep(0.1)
-    assert comp.checks >= 2
-    comp.down = False
-    deadline = time.monotonic() + 10
-    while b.state != "HALF_OPEN" and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert b.state == "HALF_OPEN"  # within a few intervals, not after 30 s
-    assert b.call(comp.call) == "ok" and b.state == "CLOSED"
-    b.health_prober.join(10)
-    assert b.health_prober._thread is None  # nothing to check: the thread ended
+    # Its own store: a breaker left OPEN by one run must not be read by the next (CI once saw
+    # one slow run fail and the next seven inherit its open breaker from the shared memory://).
+    b = make(comp, "sync", probe_interval_seconds=0.02, open_seconds=30.0, store=InMemoryBreakerStore())  # fmt: skip
+    try:
+        comp.down = True
+        fail(b, comp, 2)  # the confirming check runs on the prober's thread
+        assert wait_until(lambda: b.state == "OPEN") and comp.work == 2
+        assert wait_until(lambda: comp.checks >= 2)  # it keeps checking while down
+        comp.down = False
+        assert wait_until(lambda: b.state == "HALF_OPEN")  # within a few intervals, not after 30 s
+        assert b.call(comp.call) == "ok" and b.state == "CLOSED"
+        b.health_prober.join(10)
+        assert b.health_prober._thread is None  # nothing to check: the thread ended
+    finally:
+        comp.down = False  # a failed run must not leave a checking thread behind
 
 
 def test_the_block_sets_probing_and_a_component_spec_checks_its_control_endpoint() -> None:
