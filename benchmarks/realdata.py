@@ -33,6 +33,7 @@ from prefect_ft.detection.thresholds import load_thresholds
 V1 = load_thresholds("1")
 V2 = load_thresholds("2")
 V4 = load_thresholds("4")
+V5 = load_thresholds("5")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = {
@@ -231,6 +232,11 @@ def det_v4(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V4).alarms)
 
 
+def det_v5(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
+    """`detect_metric` with thresholds v5 (a local alarm still relearns the level)."""
+    return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V5).alarms)
+
+
 def det_realdata(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     """`detect_metric` as it stands in this tree (the detector under development)."""
     return _rows(ts, detect_metric(ts, vs, kind=kind))
@@ -242,6 +248,7 @@ DETECTORS: dict[str, Callable[[np.ndarray, np.ndarray, str], list[int]]] = {
     "baseline_throughput": det_baseline_throughput,
     "v2": det_v2,
     "v4": det_v4,
+    "v5": det_v5,
     "current": det_realdata,
 }
 

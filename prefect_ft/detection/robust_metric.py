@@ -47,6 +47,10 @@ record (`rm_local_k`, `rm_local_margin`) and the two combine by OR: an alarm whe
 statistic sets a clear record, so the false-alarm bound is at most the sum of the two. An
 escalation rule (`rm_escalate`, off in v5) may alarm inside a hold-off when the episode grows far
 beyond the alarm that started it.
+
+Thresholds v6 change one rule: a local alarm no longer relearns the flat level (`rm_local_relearn`
+off). The Hampel identifier flags a point against its neighbourhood; the level it was read against
+still holds, while a baseline-family spike or shift may be the first sample of a new level.
 """
 
 from __future__ import annotations
@@ -249,7 +253,12 @@ class RobustStream:
             self.win.clear()
             self.win_sum = 0.0
             # the first sample of a step looks like a spike: relearn the level after either
-            model.relearn_level()
+            # baseline-family alarm. A local alarm (v6: `rm_local_relearn` off) is a point
+            # against its own neighbourhood, no evidence of a new level: relearning there threw
+            # away a level that was still right, and the samples after it were read against a
+            # median and scale of a handful of samples
+            if th.rm_local_relearn or not how.startswith("local"):
+                model.relearn_level()
         model.learn(t, y, preds, th.rm_clip)
         return alarm
 

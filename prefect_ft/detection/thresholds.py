@@ -9,7 +9,8 @@ for every series (no per-file settings); `thresholds_v3.json` adds v3's record r
 join the records, an earlier start, the window-mean rule); `thresholds_v4.json` shortens the
 hold-off after an alarm and tightens the spike record to pay for it; `thresholds_v5.json` turns on
 a second detector family (`robust_local`, the local deviation) and an escalation rule inside the
-hold-off (off unless `rm_escalate` > 0). Change a number only by
+hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt level after a
+local (point) alarm. Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "5"
+VERSION = "6"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,8 @@ class Thresholds:
         rm_local_record_alarms: local alarms' own z join the local record.
         rm_local_confirm: a local alarm also needs the baseline family's z beyond this, in the
             same direction (-inf: no confirmation).
+        rm_local_relearn: a local alarm also relearns the flat level, as a baseline-family
+            alarm does (v5); v6 turns it off: a point outlier is not a new level.
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -193,6 +196,7 @@ class Thresholds:
     rm_escalate: float = 0.0
     rm_local_record_alarms: bool = True
     rm_local_confirm: float = -math.inf
+    rm_local_relearn: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
