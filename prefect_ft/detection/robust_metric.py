@@ -48,9 +48,12 @@ statistic sets a clear record, so the false-alarm bound is at most the sum of th
 escalation rule (`rm_escalate`, off in v5) may alarm inside a hold-off when the episode grows far
 beyond the alarm that started it.
 
-Thresholds v6 change one rule: a local alarm no longer relearns the flat level (`rm_local_relearn`
-off). The Hampel identifier flags a point against its neighbourhood; the level it was read against
-still holds, while a baseline-family spike or shift may be the first sample of a new level.
+Thresholds v6 change two rules and no number. A local alarm no longer relearns the flat level
+(`rm_local_relearn` off): the Hampel identifier flags a point against its neighbourhood; the level
+it was read against still holds, while a baseline-family spike or shift may be the first sample of
+a new level. Kind "throughput" reads positive data on the log scale (`rm_throughput_log`), as
+"latency" always did: the time of day scales a load, and an outage is a fraction of it, so on the
+raw scale a drop at the night trough was small next to the peak hours' noise.
 """
 
 from __future__ import annotations
@@ -111,6 +114,16 @@ class RobustStream:
         self.tf, self.c = (
             ("log", 0.0) if self.kind == "latency" else choose_transform(np.asarray(self.warm_x))
         )
+        # a load is positive and multiplicative too (v6): the day scales it, and an outage is a
+        # fraction of it, so read it on the log scale like a latency; counts keep Anscombe's
+        # root, and data with zeros or negatives stay as they are
+        if (
+            th.rm_throughput_log
+            and self.kind == "throughput"
+            and self.tf == "identity"
+            and min(self.warm_x) > 0
+        ):
+            self.tf, self.c = "log", 0.0
         dt = float(np.median(np.diff(warm_t))) if len(warm_t) > 1 else 0.0
         model = RealSeriesModel(
             dt,

@@ -10,7 +10,7 @@ join the records, an earlier start, the window-mean rule); `thresholds_v4.json` 
 hold-off after an alarm and tightens the spike record to pay for it; `thresholds_v5.json` turns on
 a second detector family (`robust_local`, the local deviation) and an escalation rule inside the
 hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt level after a
-local (point) alarm. Change a number only by
+local (point) alarm and reads loads (kind "throughput") on the log scale. Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
@@ -123,6 +123,9 @@ class Thresholds:
             same direction (-inf: no confirmation).
         rm_local_relearn: a local alarm also relearns the flat level, as a baseline-family
             alarm does (v5); v6 turns it off: a point outlier is not a new level.
+        rm_throughput_log: kind "throughput" reads positive data that no other transform
+            claims (not small counts, not skewed) on the log scale, as kind "latency" does
+            (v6; v2-v5 kept them as they are).
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -197,6 +200,7 @@ class Thresholds:
     rm_local_record_alarms: bool = True
     rm_local_confirm: float = -math.inf
     rm_local_relearn: bool = True
+    rm_throughput_log: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""

@@ -45,9 +45,11 @@ def test_a_level_shift_still_relearns_the_level() -> None:
     assert len(stream.model.flat) == 1
 
 
-def test_thresholds_v6_extend_v5() -> None:
+def test_thresholds_v6_extend_v5_with_two_rules_and_no_new_number() -> None:
     v5, v6 = load_thresholds("5"), load_thresholds("6")
     assert v5.rm_local_relearn and not v6.rm_local_relearn
-    assert {k: x for k, x in v6.to_dict().items() if k != "rm_local_relearn"} == {
-        k: x for k, x in v5.to_dict().items() if k != "rm_local_relearn"
+    assert not v5.rm_throughput_log and v6.rm_throughput_log
+    changed = {"rm_local_relearn", "rm_throughput_log"}
+    assert {k: x for k, x in v6.to_dict().items() if k not in changed} == {
+        k: x for k, x in v5.to_dict().items() if k not in changed
     }
