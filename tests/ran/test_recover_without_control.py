@@ -29,9 +29,7 @@ def test_recover_without_control_endpoint_is_nothing_to_recover() -> None:
         return f"prefect-ft.recovery.{kind}"
 
     options = RecoveryOptions(store=InMemoryBreakerStore(clock=clock), clock=clock, emit=emit)
-    report = asyncio.run(
-        arecover("qv-no-control", spec=_spec("qv-no-control"), options=options)
-    )
+    report = asyncio.run(arecover("qv-no-control", spec=_spec("qv-no-control"), options=options))
     assert report.outcome == "refused", report.message
     assert "nothing to recover" in report.message
     assert "no control_endpoint" in report.message
