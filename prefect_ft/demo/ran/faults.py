@@ -17,6 +17,10 @@ faults:
 With `clock: calls`, `start` and `duration` count the component's calls (the 0-based index of the
 call that reaches the injector), except a crash's `duration`, which stays seconds: the server is
 killed as call `start` goes out and restored that long after, unless recovery restarted it first.
+A fault with `duration_unit: seconds` also starts at call `start` and then lasts `duration`
+seconds, however many calls come (an outage lasts a time; a breaker that refuses calls does not
+shorten it). A `memory_leak` on `ml-inference` grows inside the model server when the demo gives
+the injector `on_server_fault` (`POST /faults`): that process has the memory budget.
 The pipeline's steps run in waves (every document is parsed before any chunk is inferred) and
 their pace follows the machine's load, so windows in seconds fall where a component has no calls;
 windows in calls always hit, on any machine. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
@@ -52,6 +56,7 @@ __all__ = [
 
 COMPONENTS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
 CLOCKS = ("run", "calls")
+UNITS = ("calls", "seconds")  # a fault's `duration_unit` (with clock `calls`)
 # kind -> its own fields with their defaults
 KINDS: dict[str, dict[str, float]] = {
     "error_burst": {"rate": 1.0},
@@ -76,6 +81,7 @@ class Fault:
     duration: float
     params: dict[str, float] = field(default_factory=dict)
     clock: str = "run"
+    timed: bool = False  # clock `calls`: starts at call `start`, lasts `duration` seconds
 
     @property
     def end(self) -> float:
@@ -87,6 +93,8 @@ class Fault:
             return f"{where} [{self.start:g}s, {self.end:g}s)"
         if self.kind == "crash":
             return f"{where} at call {self.start:g} (down up to {self.duration:g}s)"
+        if self.timed:
+            return f"{where} from call {self.start:g} for {self.duration:g}s"
         return f"{where} [calls {self.start:g}-{self.end - 1:g}]"
 
 
@@ -142,6 +150,13 @@ class FaultSchedule:
         faults = tuple(
             replace(_fault(f"{source}: fault {i + 1}", f), clock=clock) for i, f in enumerate(items)
         )
+        for i, (f, item) in enumerate(zip(faults, items, strict=True)):
+            if clock == "run" and item.get("duration_unit", "seconds") != "seconds":
+                raise ValueError(
+                    f"{source}: fault {i + 1}: duration_unit must be 'seconds' with clock 'run'"
+                )
+            if f.kind == "crash" and item.get("duration_unit") == "calls":
+                raise ValueError(f"{source}: fault {i + 1}: a crash's duration is always seconds")
         return cls(seed, faults, clock)
 
     @classmethod
@@ -164,8 +179,9 @@ class FaultSchedule:
         _num("scaled", "factor", factor, 0.0)
 
         def scale(f: Fault) -> Fault:
-            if f.clock == "calls":  # only a crash's down time is in seconds
-                return replace(f, duration=f.duration * factor) if f.kind == "crash" else f
+            if f.clock == "calls":  # only a crash's down time and timed windows are seconds
+                timed = f.kind == "crash" or f.timed
+                return replace(f, duration=f.duration * factor) if timed else f
             return replace(f, start=f.start * factor, duration=f.duration * factor)
 
         return replace(self, faults=tuple(scale(f) for f in self.faults))
@@ -188,7 +204,9 @@ def _fault(where: str, item: Any) -> Fault:
         raise ValueError(
             f"{where}: kind 'crash' crashes the model server: component must be 'ml-inference'"
         )
-    extra = set(item) - {"component", "kind", "start", "duration"} - set(KINDS[kind])
+    extra = (
+        set(item) - {"component", "kind", "start", "duration", "duration_unit"} - set(KINDS[kind])
+    )
     if extra:
         raise ValueError(f"{where}: unknown fields {sorted(extra)} for kind {kind!r}")
     params = {k: item.get(k, d) for k, d in KINDS[kind].items()}
@@ -203,7 +221,10 @@ def _fault(where: str, item: Any) -> Fault:
             params[k] = _num(where, k, params[k], 0.0)
     start = _num(where, "start", item.get("start", 0), 0.0)
     duration = _num(where, "duration", item.get("duration"), 0.0)
-    return Fault(comp, kind, start, duration, params)
+    unit = item.get("duration_unit", "calls")
+    if unit not in UNITS:
+        raise ValueError(f"{where}: duration_unit must be one of {', '.join(UNITS)} (got {unit!r})")
+    return Fault(comp, kind, start, duration, params, timed=unit == "seconds" and kind != "crash")
 
 
 class FaultInjector:
@@ -218,10 +239,14 @@ class FaultInjector:
         on_crash: Callable[[], None] | None = None,
         on_restore: Callable[[], None] | None = None,
         is_up: Callable[[], bool] | None = None,
+        on_server_fault: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.schedule = schedule
         self._clock, self._sleep = clock, sleep
         self._on_crash, self._on_restore = on_crash, on_restore
+        # a leak on ml-inference grows inside the model server (`POST /faults`), the process
+        # with the memory budget, rather than in the pipeline's process
+        self._on_server_fault = on_server_fault
         self._is_up = is_up  # whether the crashed server is serving again
         self._lock = threading.Lock()
         self._rngs = [random.Random(schedule.seed * 1000 + i) for i in range(len(schedule.faults))]
@@ -281,10 +306,17 @@ class FaultInjector:
                 rec.start = self._clock()
                 log.warning("fault start: %s", f.label())
             return False
+        if f.timed:  # from call `start`, for `duration` seconds
+            if rec.start is None and n >= f.start:
+                self._started(i, f, self._clock())
+            if rec.start is not None and rec.end is None:
+                if self._clock() - rec.start < f.duration:
+                    return True
+                self._finish(i, f)
+            return False
         if f.start <= n < f.end:
             if rec.start is None:
-                rec.start = self._clock()
-                log.warning("fault start: %s", f.label())
+                self._started(i, f, self._clock())
             return True
         if n >= f.end and rec.start is not None and rec.end is None:
             self._finish(i, f)
@@ -309,6 +341,8 @@ class FaultInjector:
                 else None
             )
         if f.kind == "memory_leak":
+            if self._in_server(f):
+                return 0.0  # the model server grows it on this call's generation
             held = sum(len(b) for b in self._leaked[i])
             step = int(p["mb_per_call"] * 2**20)
             if held + step <= p["budget_mb"] * 2**20:
@@ -325,7 +359,11 @@ class FaultInjector:
         t = self.elapsed()
         for i, f in enumerate(self.schedule.faults):
             rec = self.records[i]
-            if f.clock == "calls":  # windows move with calls; only a crash's end is timed
+            if f.clock == "calls":  # windows move with calls; a crash's and timed ends are timed
+                if f.timed and rec.start is not None and rec.end is None:
+                    if self._clock() - rec.start >= f.duration:
+                        self._finish(i, f)
+                    continue
                 crashed = f.kind == "crash" and rec.start is not None and rec.end is None
                 # restored by its time, or earlier by someone else (recovery's restart)
                 back = self._is_up is not None and self._is_up()
@@ -334,23 +372,53 @@ class FaultInjector:
                 continue
             if rec.start is None and t >= f.start:
                 if f.kind != "crash":
-                    rec.start = self.t0 + f.start  # type: ignore[operator]
+                    self._started(i, f, self.t0 + f.start)  # type: ignore[operator]
                 elif t < f.end:  # a crash is recorded when the server was really killed
                     if self._on_crash is not None:
                         self._on_crash()
                     rec.start = self._clock()
+                    log.warning("fault start: %s", f.label())
                 else:
                     continue  # nobody looked during the window: the server never crashed
-                log.warning("fault start: %s", f.label())
             if rec.start is not None and rec.end is None and t >= f.end:
                 self._finish(i, f)
 
+    def _in_server(self, f: Fault) -> bool:
+        return (
+            f.kind == "memory_leak"
+            and f.component == "ml-inference"
+            and self._on_server_fault is not None
+        )
+
+    def _server_fault(self, body: dict[str, Any]) -> None:
+        try:
+            self._on_server_fault(body)  # type: ignore[misc]
+        except Exception as exc:  # a server that is down has no leak to set or end
+            log.warning("model server fault %s not applied: %s", body.get("kind"), exc)
+
+    def _started(self, i: int, f: Fault, at: float) -> None:
+        self.records[i].start = at
+        log.warning("fault start: %s", f.label())
+        if self._in_server(f):
+            p = f.params
+            self._server_fault(
+                {
+                    "kind": "memory_leak",
+                    "mb_per_call": p["mb_per_call"],
+                    "budget_mb": p["budget_mb"],
+                }
+            )
+
     def _finish(self, i: int, f: Fault) -> None:
         rec = self.records[i]
+        if self._in_server(f):
+            self._server_fault({"kind": "clear"})
         if f.kind == "crash":
             if self._on_restore is not None:
                 self._on_restore()
             rec.end = self._clock()
+        elif f.timed:
+            rec.end = min(self._clock(), rec.start + f.duration)  # type: ignore[operator]
         elif f.clock == "calls":
             rec.end = self._clock()
         else:  # ended by `close` before its time: it ended then
