@@ -1,0 +1,50 @@
+"""The fault schedule `make demo` runs, and why each fault has its shape.
+
+Windows count each component's calls (`clock: calls`), so every fault starts where its component
+has traffic, whatever the machine's pace; a fault that is an outage of some duration says so
+(`duration_unit: seconds`): it starts at a call and then lasts that long, however many calls the
+breaker lets through. Each fault is shaped as a user would call it a fault, not to any detector's
+threshold (the detectors do not know this schedule):
+
+- doc-processing latency: each of 8 parses takes 2 s longer, five times a parse's normal ~0.4 s
+  (the old +0.3 s was lost among the process pool's own queueing);
+- ml-inference error burst: every generation fails for 4 s, a bad spell about as long as one
+  or two model reloads, so recovery may have to try more than once (the old 3 calls were exactly
+  the breaker's threshold: the "burst" was only its trip). Not longer: recovery tries 3 times,
+  and a spell outlasting them leaves the breaker open for its doubled open time (120 s; a 10 s
+  burst stalled the pipeline past its deadline);
+- quality-validation error burst: every validation fails for 8 s (the old 4 calls went by in
+  0.2 s among concurrent successes: a blip, not a burst); it has no control channel, so its
+  dead letters wait out the open time and are replayed;
+- ml-inference memory leak: inside the model server, the process with a memory budget (64 MB of
+  live arrays, about 100 times the tiny model's 0.7 MB): 3 MB more on each generation for 40 s,
+  up to the budget, where the server refuses work (507) until recovery reallocates or restarts;
+- ml-inference crash: the model server is killed at its 34th call, after the leak, while the
+  pipeline still sends work (the old crash fell while ipc was open, so no call reached it);
+  recovery escalates from a connection reset to a restart of the process;
+- ipc dropped connections: 8 calls in a row cut, late in the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DEFAULT_SCHEDULE", "MODEL_BUDGET_MB"]
+
+MODEL_BUDGET_MB = 64.0  # the model server's memory budget (live MLX arrays), enforced by it
+
+DEFAULT_SCHEDULE: dict[str, Any] = {
+    "seed": 11,
+    "clock": "calls",
+    "faults": [
+        {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 2.0},
+        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 4,
+         "duration_unit": "seconds", "rate": 1.0},
+        {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 8,
+         "duration_unit": "seconds", "rate": 1.0},
+        {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
+         "duration_unit": "seconds", "mb_per_call": 3, "budget_mb": MODEL_BUDGET_MB},
+        {"component": "ml-inference", "kind": "crash", "start": 34, "duration": 120},
+        {"component": "ipc", "kind": "drop_connections", "start": 42, "duration": 8, "rate": 1.0},
+    ],
+}  # fmt: skip
