@@ -233,13 +233,14 @@ def test_an_undetected_fault_says_what_the_history_held_in_its_window() -> None:
         "resources": {"ts": [95.0, 120.0], "component": [1, 3]},
     }
     rep = build_report(SUMMARY, [FAULTS[0], FAULTS[1], LEAK], [], [], "not run", observed)
-    assert [e["task_runs"] for e in rep["observed"]] == [3, 2, 4]
+    # the leak's window counts ipc too (a leaking model server's refusals fail its calls)
+    assert [e["task_runs"] for e in rep["observed"]] == [3, 2, 6]
     assert [e["failed"] for e in rep["observed"]] == [2, 0, 3]
     assert rep["observed"][2]["samples"] == 1  # the leak's component's samples in its window
     text = render(rep, t0=100.0)
     assert "not detected (in its window: 3 task runs, 2 failed)" in text
     assert "drop_connections on ipc: +100.0s .. +105.0s, 0 calls hit; not detected (in its" in text
-    assert "not detected (in its window: 4 task runs, 3 failed; 1 resource sample)" in text
+    assert "not detected (in its window: 6 task runs, 3 failed; 1 resource sample)" in text
     # without the history the line stays as it was
     plain = render(build_report(SUMMARY, [FAULTS[1]], [], [], "not run"), t0=100.0)
     assert "0 calls hit; not detected; recovered -" in plain
@@ -253,3 +254,15 @@ def test_a_leak_at_its_budget_is_found_by_the_refusals_it_causes() -> None:
         score_alarms([LEAK], [_alarm("burst", "ml-inference", 120.0, 125.0)])[0]["detected"]
         is False
     )
+
+
+def test_refusals_of_a_leaking_model_server_seen_on_ipc_go_to_the_leak_not_the_crash() -> None:
+    # the server refuses work at its memory budget (507, ResourceExhaustion), on the connection
+    # pool too, just before it is killed: the refusals are the leak's
+    leak = {**LEAK, "start": 280.0, "end": 320.0}
+    refusals = _alarm("burst", "ipc", 298.0, 299.5, failure_type="ResourceExhaustion")
+    rows = score_alarms([leak, CRASH], [refusals])
+    assert [r["detected"] for r in rows] == [True, False]
+    # connection failures on ipc during the crash are still the crash's
+    refused = _alarm("burst", "ipc", 300.5, 302.0, failure_type="ConnectionError")
+    assert [r["detected"] for r in score_alarms([leak, CRASH], [refused])] == [False, True]

@@ -159,7 +159,9 @@ class ModelClient:
         if status == 503:
             raise ModelServerUnavailable(reason)
         if status in (429, 507):
-            raise ModelResourceExhausted(reason)
+            # said in words: the detection pass classifies a failed run from its state message
+            # (the class name alone is not a type it knows)
+            raise ModelResourceExhausted(f"resource exhausted: {reason}")
         if status == 422:
             raise ValueError(reason)
         raise ModelInferenceError(reason)

@@ -18,11 +18,14 @@ threshold (the detectors do not know this schedule):
   dead letters wait out the open time and are replayed;
 - ml-inference memory leak: inside the model server, the process with a memory budget (64 MB of
   live arrays, about 100 times the tiny model's 0.7 MB): 3 MB more on each generation for 40 s,
-  up to the budget, where the server refuses work (507) until recovery reallocates or restarts;
-- ml-inference crash: the model server is killed at its 34th call, after the leak, while the
-  pipeline still sends work (the old crash fell while ipc was open, so no call reached it);
-  recovery escalates from a connection reset to a restart of the process;
-- ipc dropped connections: 8 calls in a row cut, late in the run.
+  up to the budget, where the server refuses work (507, "resource exhausted") until recovery
+  acts or the leak is freed;
+- ipc dropped connections: 8 calls in a row cut (at its 42nd call, after the leak reached the
+  budget);
+- ml-inference crash: the model server is killed at its 60th call, late, while the pipeline
+  (and its replays) still send work (the old crash fell while ipc was open, so no call reached
+  it; at call 34 it fell just as the leak reached the budget, mixing their failures); recovery
+  escalates from a connection reset to a restart of the process.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
          "duration_unit": "seconds", "rate": 1.0},
         {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
          "duration_unit": "seconds", "mb_per_call": 3, "budget_mb": MODEL_BUDGET_MB},
-        {"component": "ml-inference", "kind": "crash", "start": 34, "duration": 120},
         {"component": "ipc", "kind": "drop_connections", "start": 42, "duration": 8, "rate": 1.0},
+        {"component": "ml-inference", "kind": "crash", "start": 60, "duration": 120},
     ],
 }  # fmt: skip

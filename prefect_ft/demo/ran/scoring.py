@@ -1,7 +1,7 @@
 """Alarms scored against the injected faults (pure; used by `report`).
 
 Scoring: an alarm matches a fault when it names a component the fault shows on (its own; a
-model-server crash also on `ipc`, the connection pool to that server), its pattern is one the
+model-server crash or leak also on `ipc`, the connection pool to that server), its pattern is one the
 fault's kind can produce (failures: burst, cascade, cyclic; latency: degradation; a leak:
 exhaustion, or failures of type ResourceExhaustion once it reaches its budget and calls are
 refused), and its evidence
@@ -44,7 +44,20 @@ PATTERNS_OF: dict[str, frozenset[str]] = {
     "memory_leak": frozenset({"exhaustion"}),
 }
 # where a fault shows besides its own component: the model server's crash fails the connections
-SEEN_ON: dict[str, tuple[str, ...]] = {"crash": ("ipc",)}
+# and a leaking model server's refusals (507) fail the connection pool's calls too
+SEEN_ON: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ml-inference", "crash"): ("ipc",),
+    ("ml-inference", "memory_leak"): ("ipc",),
+}
+
+
+def _shows_on(f: dict[str, Any]) -> tuple[str, ...]:
+    return (f["component"], *SEEN_ON.get((f["component"], f["kind"]), ()))
+
+
+def _explains(f: dict[str, Any], a: dict[str, Any]) -> bool:
+    """A leak explains refusals for resources better than any other fault does."""
+    return f["kind"] == "memory_leak" and a.get("failure_type") == "ResourceExhaustion"
 
 
 def _window(f: dict[str, Any], slack: float) -> tuple[float, float] | None:
@@ -75,7 +88,7 @@ def _matches(
     if win is None or at is None:
         return False
     lo, hi = win
-    comps = (f["component"], *SEEN_ON.get(f["kind"], ()))
+    comps = _shows_on(f)
     pattern = str(a.get("pattern"))
     allowed = PATTERNS_OF.get(f["kind"], _FAILING)
     if f["kind"] == "memory_leak" and a.get("failure_type") == "ResourceExhaustion":
@@ -101,14 +114,15 @@ def _assign(
 ) -> list[int]:
     """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm).
 
-    One alarm detects one fault: among the faults it matches, one on the alarm's own component
-    wins over one merely seen there, then the earliest started."""
+    One alarm detects one fault: among the faults it matches, a leak explaining refusals for
+    resources wins, then one on the alarm's own component over one merely seen there, then the
+    earliest started."""
     out = []
     for a in alarms:
         failed = _failed_rows(observed, list(a.get("components", ())))
         cands = [i for i, f in enumerate(faults) if _matches(f, a, slack, failed)]
         own = [i for i in cands if faults[i]["component"] in a.get("components", ())]
-        pool = own or cands
+        pool = [i for i in cands if _explains(faults[i], a)] or own or cands
         out.append(min(pool, key=lambda i: (faults[i]["start"], i)) if pool else -1)
     return out
 
@@ -176,7 +190,7 @@ def observed_in_windows(
             out.append(None)
             continue
         lo, hi = start - slack, (end if end is not None else start) + slack
-        mine = {comps.index(c) for c in (f["component"], *SEEN_ON.get(f["kind"], ())) if c in comps}
+        mine = {comps.index(c) for c in _shows_on(f) if c in comps}
         hit = [bad for t, c, bad in rows if c in mine and lo <= t <= hi]
         out.append(
             {
