@@ -20,12 +20,13 @@ threshold (the detectors do not know this schedule):
   live arrays, about 100 times the tiny model's 0.7 MB): 3 MB more on each generation for 40 s,
   up to the budget, where the server refuses work (507, "resource exhausted") until recovery
   acts or the leak is freed;
-- ipc dropped connections: 8 calls in a row cut (at its 42nd call, after the leak reached the
-  budget);
-- ml-inference crash: the model server is killed at its 60th call, late, while the pipeline
-  (and its replays) still send work (the old crash fell while ipc was open, so no call reached
-  it; at call 34 it fell just as the leak reached the budget, mixing their failures); recovery
-  escalates from a connection reset to a restart of the process.
+- ipc dropped connections: 8 calls in a row cut (from its 12th call), while the leak grows;
+  a connection reset recovers it in seconds;
+- ml-inference crash: the model server is killed at its 60th call, after the leak reached its
+  budget and after `ipc` is back, while the pipeline still sends work (82 to 120 calls reach
+  ml-inference in a run, replays included; at call 95 it never came in one run). Before, it fell
+  while `ipc` was open, so no call reached it; at call 34 it fell just as the leak reached the
+  budget, mixing their failures. Recovery escalates from a connection reset to a restart.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
          "duration_unit": "seconds", "rate": 1.0},
         {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
          "duration_unit": "seconds", "mb_per_call": 3, "budget_mb": MODEL_BUDGET_MB},
-        {"component": "ipc", "kind": "drop_connections", "start": 42, "duration": 8, "rate": 1.0},
+        {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
         {"component": "ml-inference", "kind": "crash", "start": 60, "duration": 120},
     ],
 }  # fmt: skip
