@@ -17,16 +17,17 @@ threshold (the detectors do not know this schedule):
   0.2 s among concurrent successes: a blip, not a burst); it has no control channel, so its
   dead letters wait out the open time and are replayed;
 - ml-inference memory leak: inside the model server, the process with a memory budget (64 MB of
-  live arrays, about 100 times the tiny model's 0.7 MB): 3 MB more on each generation for 40 s,
+  live arrays, about 100 times the tiny model's 0.7 MB): 4 MB more on each generation for 40 s,
   up to the budget, where the server refuses work (507, "resource exhausted") until recovery
   acts or the leak is freed;
 - ipc dropped connections: 8 calls in a row cut (from its 12th call), while the leak grows;
   a connection reset recovers it in seconds;
-- ml-inference crash: the model server is killed at its 60th call, after the leak reached its
-  budget and after `ipc` is back, while the pipeline still sends work (82 to 120 calls reach
-  ml-inference in a run, replays included; at call 95 it never came in one run). Before, it fell
-  while `ipc` was open, so no call reached it; at call 34 it fell just as the leak reached the
-  budget, mixing their failures. Recovery escalates from a connection reset to a restart.
+- ml-inference crash: the model server is killed at its 75th call, after the leak reached its
+  budget and recovery acted, and after `ipc` is back, while the pipeline still sends work (82 to
+  141 calls reached ml-inference in a run, replays included; at call 95 it never came in one
+  run). Before, it fell while `ipc` was open, so no call reached it; at calls 34 and 60 it fell
+  just as the leak reached the budget, while the breakers were open on its refusals. Recovery
+  escalates from a connection reset to a restart.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
         {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 8,
          "duration_unit": "seconds", "rate": 1.0},
         {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
-         "duration_unit": "seconds", "mb_per_call": 3, "budget_mb": MODEL_BUDGET_MB},
+         "duration_unit": "seconds", "mb_per_call": 4, "budget_mb": MODEL_BUDGET_MB},
         {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
-        {"component": "ml-inference", "kind": "crash", "start": 60, "duration": 120},
+        {"component": "ml-inference", "kind": "crash", "start": 75, "duration": 120},
     ],
 }  # fmt: skip
