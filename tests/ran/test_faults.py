@@ -290,3 +290,22 @@ def test_a_leak_on_ml_inference_grows_inside_the_model_server() -> None:
     assert inj.leaked_bytes() == 0 and inj.records[0].calls_hit == 3
     inj.close()
     assert sent[-1] == {"kind": "clear"}
+
+
+def test_a_dropped_connection_reads_as_a_connection_error_in_the_history() -> None:
+    # the ml-inference run whose ipc call was dropped fails with `IpcFailed("ipc: ...")`; read
+    # back from its state message it was a ModelInferenceError (the component's default)
+    from prefect_ft.demo.ran.pipeline import IpcFailed
+    from prefect_ft.detection.classify import classify_state
+
+    inj, _ = injector([{"component": "ipc", "kind": "drop_connections", "start": 0,
+                        "duration": 5, "rate": 1.0}])  # fmt: skip
+    with pytest.raises(ConnectionResetError) as dropped:
+        inj.inject("ipc")
+    for component, exc in (
+        ("ipc", dropped.value),
+        ("ml-inference", IpcFailed(f"ipc: {dropped.value}")),
+    ):
+        message = f"Task run encountered an exception {type(exc).__name__}: {exc}"
+        cls = classify_state("FAILED", "Failed", message, type(exc).__name__, component=component)
+        assert cls is not None and cls.failure_type.value == "ConnectionError", component

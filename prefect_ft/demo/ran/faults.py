@@ -186,7 +186,7 @@ class FaultInjector:
             return float(p["delay"])
         if f.kind == "drop_connections":
             return (
-                ConnectionResetError(f"injected {f.label()}: connection dropped")
+                ConnectionResetError(f"connection reset: injected {f.label()}")
                 if rng.random() < p["rate"]
                 else None
             )
