@@ -24,6 +24,7 @@ from prefect_ft.detection.burst import BurstTracker
 from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.degradation import DegradationTracker
+from prefect_ft.detection.exhaustion import BudgetWatch
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
@@ -57,6 +58,9 @@ class EngineConfig:
             type), so a crash refusing connections right after a burst of model errors on the
             same component is reported too. Off by default: not yet measured against the
             synthetic false-alarm budget (an episode of mixed types may alarm once per type).
+        sample_exhaustion: also judge each component's raw memory samples against the limit
+            they carry as they arrive (`exhaustion.BudgetWatch`), for runs too short for the
+            minute floors and for processes with their own memory budget. Off by default.
     """
 
     components: tuple[str, ...] = PIPELINE
@@ -65,6 +69,7 @@ class EngineConfig:
     throughput: bool = False
     run_baseline_min_tasks: int = 0
     burst_holdoff_by_type: bool = False
+    sample_exhaustion: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.burst_holdoff_by_type, bool):
@@ -130,6 +135,7 @@ class DetectionEngine:
         self._cpu = [ResourceTracker(n, "cpu", th) for n in names]
         self._cyc = [CyclicTracker(n, th, i) for i, n in enumerate(names)]
         self._cascade = CascadeTracker(th)
+        self._budget = BudgetWatch(names, th) if cfg.sample_exhaustion else None
         self._closed: float | None = None  # end of the last closed minute
         self._task_mark = -math.inf
         self._res_mark = -math.inf
@@ -210,6 +216,8 @@ class DetectionEngine:
             alarms += self._close_minute(b, minute, samples, i)
             self._closed = b
         alarms += self._per_task(new, n_min)
+        if self._budget is not None and res["ts"].size:
+            alarms += self._budget.observe(res["ts"], res["comp"], res["mem"], res["limit"])
         if rows["end"].size:
             self._task_mark = max(self._task_mark, float(rows["end"][-1]))
         if res["ts"].size:
@@ -291,6 +299,7 @@ class DetectionEngine:
             "cpu": [t.state() for t in self._cpu],
             "cyc": [t.state() for t in self._cyc],
             "cascade": self._cascade.state(),
+            **({"budget": self._budget.state()} if self._budget is not None else {}),
         }
 
     @classmethod
@@ -320,4 +329,6 @@ class DetectionEngine:
             for tracker, data in zip(trackers, state[key], strict=True):
                 tracker.load(data)
         engine._cascade.load(state["cascade"])
+        if engine._budget is not None and "budget" in state:
+            engine._budget.load(state["budget"])
         return engine

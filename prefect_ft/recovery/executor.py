@@ -271,7 +271,13 @@ async def arecover(
     try:
         spec = spec if spec is not None else await aload_spec(component)
         if not spec.control_endpoint:
-            raise LookupError(f"component {component!r} has no control_endpoint")
+            # no control channel: no action exists, so this is a skip, not a failure (the
+            # breaker's open time and the dead-letter replay bring such a component back)
+            report.finish(
+                "refused",
+                f"component {component!r} has no control_endpoint: nothing to recover",
+            )
+            return report
         run = _Run(report, spec, options)
     except (LookupError, ConfigurationError, ControlError) as exc:
         report.finish("failed", one_line(str(exc)))

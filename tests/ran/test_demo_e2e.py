@@ -101,6 +101,13 @@ def test_short_demo_ends_in_equals_out_and_leaves_no_process(tmp_path) -> None:
     assert report["false_alarms"] == [], report["false_alarms"]
     # the pass's input is saved, and the report says what each fault's window held
     assert (home / "ran-output" / "detection-history.json").is_file()
+    # its resource samples are the model server's own: its memory against its 64 MB budget
+    # (the limit travels with each sample), not the pipeline process's against the machine
+    hist = json.loads((home / "ran-output" / "detection-history.json").read_text())
+    res, names = hist["resources"], hist["components"]
+    ml = [i for i, c in enumerate(res["component"]) if names[c] == "ml-inference"]
+    assert len(ml) >= 10 and {res["memory_limit_mb"][i] for i in ml} == {64.0}
+    assert all(names[c] == "ml-inference" for c in res["component"])
     assert len(report["observed"]) == 4 and report["observed"][1]["failed"] >= 4
     assert "warm-up without faults: 8 documents" in out
     assert "injected faults detected" in out

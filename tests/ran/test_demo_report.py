@@ -171,11 +171,53 @@ def test_one_alarm_is_credited_to_one_fault_its_own_component_first() -> None:
     assert [r["detected"] for r in rows] == [False, True]
 
 
-def test_an_episode_spanning_two_faults_of_a_component_is_credited_to_the_first() -> None:
-    # a burst's failures open the episode; later failures during the crash push it over
+def test_an_episode_spanning_two_faults_is_credited_to_the_one_it_fired_in() -> None:
+    # a burst's failures open the episode; failures during the crash push it over: the row it
+    # fired on belongs to the crash, so the burst (ended 195 s before) is not credited with it
     alarm = _alarm("burst", "ml-inference", 99.0, 305.0, failure_type="ModelInferenceError")
     rows = score_alarms([FAULTS[0], CRASH], [alarm])
-    assert [r["detected"] for r in rows] == [True, False] and rows[0]["delay"] == 205.0
+    assert [r["detected"] for r in rows] == [False, True] and rows[1]["delay"] == 5.0
+
+
+def test_an_alarm_that_fired_after_the_fault_ended_is_not_credited_to_it() -> None:
+    # the row it fired on came 8 s after the burst's last call: other failures made it
+    late = _alarm("burst", "ml-inference", 105.0, 118.0)
+    assert score_alarms([FAULTS[0]], [late])[0]["detected"] is False
+    assert false_alarms([FAULTS[0]], [late]) == [late]
+    # a row within the clock skew of the end is the fault's own
+    assert score_alarms([FAULTS[0]], [_alarm("burst", "ml-inference", 105.0, 111.5)])[0]["detected"]
+
+
+def test_a_slowed_call_ends_up_to_its_delay_after_the_latency_window() -> None:
+    slow = {"component": "doc-processing", "kind": "latency", "start": 100.0, "end": 104.0,
+            "params": {"delay": 3.0}}  # fmt: skip
+    alarm = _alarm("degradation", "doc-processing", 101.0, 106.5)
+    assert score_alarms([slow], [alarm])[0]["detected"] is True
+    assert (
+        score_alarms([slow], [_alarm("degradation", "doc-processing", 110.0, 120.0)])[0]["detected"]
+        is False
+    )
+
+
+def test_an_alarm_whose_failures_lie_mostly_outside_the_window_is_not_credited() -> None:
+    # the history detection read: ipc (index 2) failed four times before the drop began
+    observed = {
+        "components": ["doc-processing", "ml-inference", "ipc", "quality-validation"],
+        "tasks": {
+            "end": [160.0, 170.0, 180.0, 190.0, 201.0, 203.0, 204.0],
+            "component": [2, 2, 2, 2, 2, 1, 2],
+            "failed": [True, True, True, True, True, True, True],
+        },
+        "resources": {"ts": [], "component": []},
+    }
+    alarm = _alarm("burst", "ipc", 150.0, 204.0)
+    assert score_alarms([FAULTS[1]], [alarm])[0]["detected"] is True  # no history: its row
+    assert score_alarms([FAULTS[1]], [alarm], observed=observed)[0]["detected"] is False
+    # most of its failures in the window: credited
+    fresh = _alarm("burst", "ipc", 195.0, 204.0)
+    assert score_alarms([FAULTS[1]], [fresh], observed=observed)[0]["detected"] is True
+    rep = build_report(SUMMARY, [FAULTS[1]], [], [alarm], "not run", observed)
+    assert rep["detection"][0]["detected"] is False and rep["false_alarms"] == [alarm]
 
 
 def test_an_undetected_fault_says_what_the_history_held_in_its_window() -> None:
@@ -191,13 +233,36 @@ def test_an_undetected_fault_says_what_the_history_held_in_its_window() -> None:
         "resources": {"ts": [95.0, 120.0], "component": [1, 3]},
     }
     rep = build_report(SUMMARY, [FAULTS[0], FAULTS[1], LEAK], [], [], "not run", observed)
-    assert [e["task_runs"] for e in rep["observed"]] == [3, 2, 4]
+    # the leak's window counts ipc too (a leaking model server's refusals fail its calls)
+    assert [e["task_runs"] for e in rep["observed"]] == [3, 2, 6]
     assert [e["failed"] for e in rep["observed"]] == [2, 0, 3]
     assert rep["observed"][2]["samples"] == 1  # the leak's component's samples in its window
     text = render(rep, t0=100.0)
     assert "not detected (in its window: 3 task runs, 2 failed)" in text
     assert "drop_connections on ipc: +100.0s .. +105.0s, 0 calls hit; not detected (in its" in text
-    assert "not detected (in its window: 4 task runs, 3 failed; 1 resource sample)" in text
+    assert "not detected (in its window: 6 task runs, 3 failed; 1 resource sample)" in text
     # without the history the line stays as it was
     plain = render(build_report(SUMMARY, [FAULTS[1]], [], [], "not run"), t0=100.0)
     assert "0 calls hit; not detected; recovered -" in plain
+
+
+def test_a_leak_at_its_budget_is_found_by_the_refusals_it_causes() -> None:
+    refused = _alarm("burst", "ml-inference", 120.0, 125.0, failure_type="ResourceExhaustion")
+    assert score_alarms([LEAK], [refused])[0]["detected"] is True
+    # other failures on the leaking component are not the leak's
+    assert (
+        score_alarms([LEAK], [_alarm("burst", "ml-inference", 120.0, 125.0)])[0]["detected"]
+        is False
+    )
+
+
+def test_refusals_of_a_leaking_model_server_seen_on_ipc_go_to_the_leak_not_the_crash() -> None:
+    # the server refuses work at its memory budget (507, ResourceExhaustion), on the connection
+    # pool too, just before it is killed: the refusals are the leak's
+    leak = {**LEAK, "start": 280.0, "end": 320.0}
+    refusals = _alarm("burst", "ipc", 298.0, 299.5, failure_type="ResourceExhaustion")
+    rows = score_alarms([leak, CRASH], [refusals])
+    assert [r["detected"] for r in rows] == [True, False]
+    # connection failures on ipc during the crash are still the crash's
+    refused = _alarm("burst", "ipc", 300.5, 302.0, failure_type="ConnectionError")
+    assert [r["detected"] for r in score_alarms([leak, CRASH], [refused])] == [False, True]

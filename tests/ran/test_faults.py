@@ -233,3 +233,79 @@ def test_calls_clock_counts_each_fault_in_its_components_calls() -> None:
 def test_unknown_clock_is_refused_naming_the_allowed_values() -> None:
     with pytest.raises(ValueError, match="clock must be one of run, calls"):
         FaultSchedule.from_dict({"clock": "wall", "faults": []})
+
+
+def test_a_fault_starting_at_a_call_can_last_seconds() -> None:
+    # `duration_unit: seconds`: starts as call 2 goes out, then lasts 5 s whatever the calls
+    clock = Clock()
+    sched = FaultSchedule.from_dict(
+        {
+            "clock": "calls",
+            "faults": [
+                {"component": "quality-validation", "kind": "error_burst", "start": 2,
+                 "duration": 5, "duration_unit": "seconds"},
+            ],
+        }
+    )  # fmt: skip
+    inj = FaultInjector(sched, clock=clock, sleep=clock.sleep)
+    inj.start()
+    assert outcomes(inj, "quality-validation", 2) == ["ok", "ok"]
+    clock.t += 10
+    assert outcomes(inj, "quality-validation", 6) == ["err"] * 6  # one call or many: 5 s
+    clock.t += 4
+    assert outcomes(inj, "quality-validation", 1) == ["err"]
+    clock.t += 1
+    assert outcomes(inj, "quality-validation", 2) == ["ok", "ok"]
+    rec = inj.records[0]
+    assert (rec.start, rec.end, rec.calls_hit) == (1010.0, 1015.0, 7)
+    assert "from call 2 for 5s" in sched.faults[0].label()
+    # the ticker ends it on time when no call comes
+    inj2 = FaultInjector(sched, clock=clock, sleep=clock.sleep)
+    inj2.start()
+    outcomes(inj2, "quality-validation", 3)
+    clock.t += 60
+    inj2.tick()
+    assert inj2.records[0].end == inj2.records[0].start + 5
+
+
+def test_duration_unit_is_checked() -> None:
+    with pytest.raises(ValueError, match="duration_unit must be one of calls, seconds"):
+        FaultSchedule.from_dict(
+            {"clock": "calls", "faults": [{"component": "ipc", "kind": "error_burst",
+             "start": 0, "duration": 1, "duration_unit": "hours"}]}
+        )  # fmt: skip
+
+
+def test_a_leak_on_ml_inference_grows_inside_the_model_server() -> None:
+    # the model server is the process with a memory budget: the leak is set there (and ended
+    # there), not allocated in the pipeline's process
+    sent: list[dict] = []
+    inj, _ = injector(
+        [{"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 10,
+          "mb_per_call": 3, "budget_mb": 64}],
+        on_server_fault=sent.append,
+    )  # fmt: skip
+    outcomes(inj, "ml-inference", 3)
+    assert sent == [{"kind": "memory_leak", "mb_per_call": 3.0, "budget_mb": 64.0}]
+    assert inj.leaked_bytes() == 0 and inj.records[0].calls_hit == 3
+    inj.close()
+    assert sent[-1] == {"kind": "clear"}
+
+
+def test_a_dropped_connection_reads_as_a_connection_error_in_the_history() -> None:
+    # the ml-inference run whose ipc call was dropped fails with `IpcFailed("ipc: ...")`; read
+    # back from its state message it was a ModelInferenceError (the component's default)
+    from prefect_ft.demo.ran.pipeline import IpcFailed
+    from prefect_ft.detection.classify import classify_state
+
+    inj, _ = injector([{"component": "ipc", "kind": "drop_connections", "start": 0,
+                        "duration": 5, "rate": 1.0}])  # fmt: skip
+    with pytest.raises(ConnectionResetError) as dropped:
+        inj.inject("ipc")
+    for component, exc in (
+        ("ipc", dropped.value),
+        ("ml-inference", IpcFailed(f"ipc: {dropped.value}")),
+    ):
+        message = f"Task run encountered an exception {type(exc).__name__}: {exc}"
+        cls = classify_state("FAILED", "Failed", message, type(exc).__name__, component=component)
+        assert cls is not None and cls.failure_type.value == "ConnectionError", component

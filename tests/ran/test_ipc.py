@@ -114,3 +114,43 @@ def test_async_pool_survives_successive_event_loops(served) -> None:  # noqa: F8
     for i in range(4):
         assert asyncio.run(client.agenerate(f"Loop {i}", 1)) is not None
     client.close()
+
+
+@pytest.mark.parametrize("status", [429, 507])
+def test_a_refusal_for_resources_reads_as_resource_exhaustion_in_the_history(status) -> None:
+    # the detection pass classifies a failed task run from its state message and exception
+    # name only (no live exception): the message itself must say what ran short
+    from prefect_ft.detection.classify import classify_state
+
+    client = ModelClient("http://127.0.0.1:1")
+    answer = httpx.Response(status, json={"error": "memory budget exceeded: 64.7 MB > 64 MB"})
+    with pytest.raises(ModelResourceExhausted) as caught:
+        client._result(answer)
+    message = f"Task run encountered an exception ModelResourceExhausted: {caught.value}"
+    for component in ("ml-inference", "ipc"):
+        cls = classify_state(
+            "FAILED", "Failed", message, "ModelResourceExhausted", component=component
+        )
+        assert cls is not None and cls.failure_type.value == "ResourceExhaustion", component
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        httpx.ConnectError("[Errno 111] Connection refused"),  # a crashed server
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),  # a drop
+    ],
+)
+def test_an_unreachable_server_reads_as_a_connection_error_in_the_history(cause) -> None:
+    # a crashed model server's refused connections were read back as ModelInferenceError (the
+    # message said "model server ... ConnectError"), so the crash shared the model errors'
+    # burst hold-off and went undetected
+    from prefect_ft.detection.classify import classify_state
+
+    exc = ModelClient("http://127.0.0.1:1")._translate(cause)
+    message = f"Task run encountered an exception ModelServerUnavailable: {exc}"
+    for component in ("ml-inference", "ipc"):
+        cls = classify_state(
+            "FAILED", "Failed", message, "ModelServerUnavailable", component=component
+        )
+        assert cls is not None and cls.failure_type.value == "ConnectionError", component

@@ -37,7 +37,8 @@ def test_served_lines_count_openings_runs_and_failed_actions() -> None:
     )  # fmt: skip
     assert lines[0] == (
         "served recover runs (prefect-ft serve, on prefect-ft.breaker.opened): 2 for 3 "
-        "openings, 1 acted, 1 did nothing (the lease was held, or the breaker had moved on)"
+        "openings, 1 acted, 1 did nothing (the lease was held, the breaker had moved on, "
+        "or the component has no control channel)"
     )
     assert "1 opening(s) got no run before the end" in lines[1]
     assert lines[2] == "  automation action failed: Unexpected status from 'run-deployment' action: 503"  # fmt: skip

@@ -229,13 +229,13 @@ async def test_hanging_restart_times_out(world: World) -> None:
     assert report.breaker_after == "OPEN"
 
 
-async def test_no_control_endpoint_is_a_failed_recovery(world: World) -> None:
+async def test_no_control_endpoint_is_nothing_to_recover(world: World) -> None:
     spec = world.spec("mute", Patient())
     spec.control_endpoint = None
     report = await arecover("mute", spec=spec, options=world.options())
-    assert report.outcome == "failed"
-    assert report.message == "component 'mute' has no control_endpoint"
-    assert world.events[0][0] == "failed"
+    assert report.outcome == "refused"
+    assert report.message == "component 'mute' has no control_endpoint: nothing to recover"
+    assert world.events == []
 
 
 @pytest.mark.parametrize(

@@ -35,30 +35,11 @@ from typing import Any
 from prefect_ft.demo.ran.arguments import demo_parser
 from prefect_ft.demo.ran.detect import detect_alarms, emit_fault_events, read_observed, warm_up
 from prefect_ft.demo.ran.faults import FaultInjector, FaultSchedule
+from prefect_ft.demo.ran.schedule import DEFAULT_SCHEDULE, MODEL_BUDGET_MB
 from prefect_ft.demo.ran.servers import ModelServer, free_port, prefect_server, serve_model
 
 __all__ = ["DEFAULT_SCHEDULE", "main"]
 
-# Windows count each component's calls (`clock: calls`), so every fault hits calls whatever the
-# machine's pace. The story: slow parses; a failed-generation burst trips ml-inference and a model
-# reload recovers it; dropped connections trip ipc alone and a connection reset recovers it; a
-# burst trips quality-validation, which has no control channel: its dead letters wait out the open
-# time and are replayed; the model server crashes, ml-inference trips again and recovery escalates
-# from a connection reset to a restart of the process; a memory leak grows to its budget and is
-# freed.
-DEFAULT_SCHEDULE: dict[str, Any] = {
-    "seed": 11,
-    "clock": "calls",
-    "faults": [
-        {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 0.3},
-        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 3, "rate": 1.0},
-        {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
-        {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 4, "rate": 1.0},
-        {"component": "ml-inference", "kind": "crash", "start": 36, "duration": 120},
-        {"component": "quality-validation", "kind": "memory_leak", "start": 0, "duration": 40,
-         "mb_per_call": 2, "budget_mb": 48},
-    ],
-}  # fmt: skip
 # a fault-free pass first (`detect.warm_up`): 8 documents give each chunk step about 24 calls,
 # above the 20 earlier tasks the detection pass needs to judge a component's failure rate
 WARMUP_DOCS = 8
@@ -78,7 +59,7 @@ def _build_model(args: argparse.Namespace, texts: list[str]) -> Path:
 
 
 def _start_model(args: argparse.Namespace, model_dir: Path) -> tuple[Path, ModelServer]:
-    return model_dir, serve_model(model_dir, args.model_start_timeout)
+    return model_dir, serve_model(model_dir, args.model_start_timeout, MODEL_BUDGET_MB)
 
 
 def _import_pipeline() -> None:
@@ -198,7 +179,13 @@ def _run_pipeline(
             timings["blocks"] = time.monotonic() - t
         else:
             say("no blocks/ directory next to the package: built-in presets, and no recovery")
-        return _run_with_control(args, say, schedule, work, server, timings, serve)
+        from prefect_ft.demo.ran.server_samples import ServerSampler
+        from prefect_ft.history.resources import record_resource_sample
+
+        # the model server's memory against its budget, from the warm-up on (detection's
+        # resource history; a crashed server gives no sample)
+        with ServerSampler(server.health, record_resource_sample):
+            return _run_with_control(args, say, schedule, work, server, timings, serve)
     finally:
         control.stop()
 
@@ -273,6 +260,7 @@ def _run_with_control(
             on_crash=server.crash,
             on_restore=server.restore,
             is_up=lambda: not server.down,
+            on_server_fault=server.set_fault,
         )
         with Progress(transient=False) as bar:
             steps = ("doc-processing", "ml-inference", "quality-validation")
@@ -304,6 +292,7 @@ def _run_with_control(
                         deadline_seconds=args.deadline,
                     )
             finally:
+                say(f"calls that reached the fault injector: {injector.calls()}")
                 records = [r.to_dict() for r in injector.close()]
                 rt.close()
                 pipeline.configure(None)
@@ -372,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the demo prints its own lines
+    # the four components share this process, so its memory is no one component's: the model
+    # server's own samples (`server_samples`) are the resource history detection reads
+    os.environ.setdefault("PREFECT_FT_RESOURCE_SAMPLE_SECONDS", "0")
     os.environ.setdefault("PREFECT_FT_DEADLETTER_KEY", f"demo-{os.getpid()}-{time.time_ns()}")
     with contextlib.ExitStack() as stack:
         if args.home is None:

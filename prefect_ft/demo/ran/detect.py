@@ -6,7 +6,8 @@ artifact belongs to a flow run. A demo's history is minutes long, not the hours 
 detector's baseline is calibrated on, so `demo_engine_config` turns on the short-history knobs of
 `EngineConfig`: each component's normal failure rate is learnt from its own earlier task runs in
 the history (the warm-up pass and the calls before a fault) once `RUN_BASELINE_MIN_TASKS` of them
-were seen, and the burst hold-off is kept per failure type; the pass also reads the dead-letter
+were seen, and the burst hold-off is kept per failure type, and memory samples are judged as they arrive against
+the limit they carry (the model server's own budget, `exhaustion.BudgetWatch`); the pass also reads the dead-letter
 replay attempts (`detect(replays=True)`), calls that leave no task run. The CUSUM charts and
 their decision intervals are the frozen production ones. The detectors do not know the schedule. The pass's
 input is saved (`history_out`), so the report can say what detection had in each fault's window
@@ -58,12 +59,17 @@ def warm_up(
 def demo_engine_config() -> Any:
     """The engine the demo's detection pass runs: the production detectors and thresholds, with
     the short-history knobs of `EngineConfig` on (what a user's deployment of minutes needs):
-    burst baselines from each component's own earlier tasks, and the burst hold-off per failure
+    burst baselines from each component's own earlier tasks, the burst hold-off per failure
     type (a model-server crash refusing connections after a burst of model errors on the same
-    component is a second episode, not more of the first)."""
+    component is a second episode, not more of the first), and memory judged per sample against
+    each sample's own limit (minute floors need ten minutes of history)."""
     from prefect_ft.detection import EngineConfig
 
-    return EngineConfig(run_baseline_min_tasks=RUN_BASELINE_MIN_TASKS, burst_holdoff_by_type=True)
+    return EngineConfig(
+        run_baseline_min_tasks=RUN_BASELINE_MIN_TASKS,
+        burst_holdoff_by_type=True,
+        sample_exhaustion=True,  # the model server's samples carry its own memory budget
+    )
 
 
 def _detect_body(t_start: float, history_out: str | None = None) -> dict[str, Any]:

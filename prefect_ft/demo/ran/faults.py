@@ -17,6 +17,10 @@ faults:
 With `clock: calls`, `start` and `duration` count the component's calls (the 0-based index of the
 call that reaches the injector), except a crash's `duration`, which stays seconds: the server is
 killed as call `start` goes out and restored that long after, unless recovery restarted it first.
+A fault with `duration_unit: seconds` also starts at call `start` and then lasts `duration`
+seconds, however many calls come (an outage lasts a time; a breaker that refuses calls does not
+shorten it). A `memory_leak` on `ml-inference` grows inside the model server when the demo gives
+the injector `on_server_fault` (`POST /faults`): that process has the memory budget.
 The pipeline's steps run in waves (every document is parsed before any chunk is inferred) and
 their pace follows the machine's load, so windows in seconds fall where a component has no calls;
 windows in calls always hit, on any machine. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
@@ -36,9 +40,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from prefect_ft.demo.ran.fault_schedule import COMPONENTS, KINDS, Fault, FaultSchedule
 
 __all__ = [
     "COMPONENTS",
@@ -50,44 +55,11 @@ __all__ = [
     "InjectedFault",
 ]
 
-COMPONENTS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
-CLOCKS = ("run", "calls")
-# kind -> its own fields with their defaults
-KINDS: dict[str, dict[str, float]] = {
-    "error_burst": {"rate": 1.0},
-    "periodic": {"every": 3},
-    "latency": {"delay": 0.5},
-    "memory_leak": {"mb_per_call": 4, "budget_mb": 64},
-    "crash": {},
-    "drop_connections": {"rate": 0.5},
-}
 log = logging.getLogger("prefect_ft.demo.faults")
 
 
 class InjectedFault(RuntimeError):
     """An error raised on purpose by the fault schedule."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    component: str
-    kind: str
-    start: float
-    duration: float
-    params: dict[str, float] = field(default_factory=dict)
-    clock: str = "run"
-
-    @property
-    def end(self) -> float:
-        return self.start + self.duration
-
-    def label(self) -> str:
-        where = f"{self.kind} on {self.component}"
-        if self.clock != "calls":
-            return f"{where} [{self.start:g}s, {self.end:g}s)"
-        if self.kind == "crash":
-            return f"{where} at call {self.start:g} (down up to {self.duration:g}s)"
-        return f"{where} [calls {self.start:g}-{self.end - 1:g}]"
 
 
 @dataclass
@@ -105,107 +77,6 @@ class FaultRecord:
         return asdict(self)
 
 
-def _num(where: str, name: str, value: Any, low: float, high: float | None = None) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        allowed = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
-        raise ValueError(f"{where}: {name} must be a number {allowed} (got {value!r})")
-    return float(value)
-
-
-@dataclass(frozen=True, slots=True)
-class FaultSchedule:
-    seed: int
-    faults: tuple[Fault, ...]
-    clock: str = "run"
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "fault schedule") -> FaultSchedule:
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: must be a mapping with 'seed' and 'faults'")
-        unknown = set(data) - {"seed", "faults", "clock"}
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown keys {sorted(unknown)} (allowed: seed, clock, faults)"
-            )
-        clock = data.get("clock", "run")
-        if clock not in CLOCKS:
-            raise ValueError(f"{source}: clock must be one of {', '.join(CLOCKS)} (got {clock!r})")
-        seed = data.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"{source}: seed must be an integer (got {seed!r})")
-        items = data.get("faults") or []
-        if not isinstance(items, list):
-            raise ValueError(f"{source}: faults must be a list")
-        faults = tuple(
-            replace(_fault(f"{source}: fault {i + 1}", f), clock=clock) for i, f in enumerate(items)
-        )
-        return cls(seed, faults, clock)
-
-    @classmethod
-    def load(cls, path: str | Path) -> FaultSchedule:
-        import yaml
-
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text())
-        except OSError as exc:
-            raise ValueError(
-                f"fault schedule {str(p)!r}: cannot be read ({exc.strerror})"
-            ) from None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"fault schedule {str(p)!r}: not valid YAML ({exc})") from None
-        return cls.from_dict(data, f"fault schedule {p.name!r}")
-
-    def scaled(self, factor: float) -> FaultSchedule:
-        """The same schedule with every time multiplied by `factor` (to compress it for tests)."""
-        _num("scaled", "factor", factor, 0.0)
-
-        def scale(f: Fault) -> Fault:
-            if f.clock == "calls":  # only a crash's down time is in seconds
-                return replace(f, duration=f.duration * factor) if f.kind == "crash" else f
-            return replace(f, start=f.start * factor, duration=f.duration * factor)
-
-        return replace(self, faults=tuple(scale(f) for f in self.faults))
-
-    @property
-    def length(self) -> float:
-        return max((f.end for f in self.faults), default=0.0)
-
-
-def _fault(where: str, item: Any) -> Fault:
-    if not isinstance(item, dict):
-        raise ValueError(f"{where}: must be a mapping (got {item!r})")
-    comp = item.get("component")
-    if comp not in COMPONENTS:
-        raise ValueError(f"{where}: unknown component {comp!r}; allowed: {', '.join(COMPONENTS)}")
-    kind = item.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"{where}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
-    if kind == "crash" and comp != "ml-inference":
-        raise ValueError(
-            f"{where}: kind 'crash' crashes the model server: component must be 'ml-inference'"
-        )
-    extra = set(item) - {"component", "kind", "start", "duration"} - set(KINDS[kind])
-    if extra:
-        raise ValueError(f"{where}: unknown fields {sorted(extra)} for kind {kind!r}")
-    params = {k: item.get(k, d) for k, d in KINDS[kind].items()}
-    for k in ("rate",):
-        if k in params:
-            params[k] = _num(where, k, params[k], 0.0, 1.0)
-    for k in ("every",):
-        if k in params:
-            params[k] = _num(where, k, params[k], 1.0)
-    for k in ("delay", "mb_per_call", "budget_mb"):
-        if k in params:
-            params[k] = _num(where, k, params[k], 0.0)
-    start = _num(where, "start", item.get("start", 0), 0.0)
-    duration = _num(where, "duration", item.get("duration"), 0.0)
-    return Fault(comp, kind, start, duration, params)
-
-
 class FaultInjector:
     """Applies a schedule to the calls of the running pipeline (thread-safe)."""
 
@@ -218,10 +89,14 @@ class FaultInjector:
         on_crash: Callable[[], None] | None = None,
         on_restore: Callable[[], None] | None = None,
         is_up: Callable[[], bool] | None = None,
+        on_server_fault: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.schedule = schedule
         self._clock, self._sleep = clock, sleep
         self._on_crash, self._on_restore = on_crash, on_restore
+        # a leak on ml-inference grows inside the model server (`POST /faults`), the process
+        # with the memory budget, rather than in the pipeline's process
+        self._on_server_fault = on_server_fault
         self._is_up = is_up  # whether the crashed server is serving again
         self._lock = threading.Lock()
         self._rngs = [random.Random(schedule.seed * 1000 + i) for i in range(len(schedule.faults))]
@@ -281,10 +156,17 @@ class FaultInjector:
                 rec.start = self._clock()
                 log.warning("fault start: %s", f.label())
             return False
+        if f.timed:  # from call `start`, for `duration` seconds
+            if rec.start is None and n >= f.start:
+                self._started(i, f, self._clock())
+            if rec.start is not None and rec.end is None:
+                if self._clock() - rec.start < f.duration:
+                    return True
+                self._finish(i, f)
+            return False
         if f.start <= n < f.end:
             if rec.start is None:
-                rec.start = self._clock()
-                log.warning("fault start: %s", f.label())
+                self._started(i, f, self._clock())
             return True
         if n >= f.end and rec.start is not None and rec.end is None:
             self._finish(i, f)
@@ -304,11 +186,13 @@ class FaultInjector:
             return float(p["delay"])
         if f.kind == "drop_connections":
             return (
-                ConnectionResetError(f"injected {f.label()}: connection dropped")
+                ConnectionResetError(f"connection reset: injected {f.label()}")
                 if rng.random() < p["rate"]
                 else None
             )
         if f.kind == "memory_leak":
+            if self._in_server(f):
+                return 0.0  # the model server grows it on this call's generation
             held = sum(len(b) for b in self._leaked[i])
             step = int(p["mb_per_call"] * 2**20)
             if held + step <= p["budget_mb"] * 2**20:
@@ -325,7 +209,11 @@ class FaultInjector:
         t = self.elapsed()
         for i, f in enumerate(self.schedule.faults):
             rec = self.records[i]
-            if f.clock == "calls":  # windows move with calls; only a crash's end is timed
+            if f.clock == "calls":  # windows move with calls; a crash's and timed ends are timed
+                if f.timed and rec.start is not None and rec.end is None:
+                    if self._clock() - rec.start >= f.duration:
+                        self._finish(i, f)
+                    continue
                 crashed = f.kind == "crash" and rec.start is not None and rec.end is None
                 # restored by its time, or earlier by someone else (recovery's restart)
                 back = self._is_up is not None and self._is_up()
@@ -334,23 +222,53 @@ class FaultInjector:
                 continue
             if rec.start is None and t >= f.start:
                 if f.kind != "crash":
-                    rec.start = self.t0 + f.start  # type: ignore[operator]
+                    self._started(i, f, self.t0 + f.start)  # type: ignore[operator]
                 elif t < f.end:  # a crash is recorded when the server was really killed
                     if self._on_crash is not None:
                         self._on_crash()
                     rec.start = self._clock()
+                    log.warning("fault start: %s", f.label())
                 else:
                     continue  # nobody looked during the window: the server never crashed
-                log.warning("fault start: %s", f.label())
             if rec.start is not None and rec.end is None and t >= f.end:
                 self._finish(i, f)
 
+    def _in_server(self, f: Fault) -> bool:
+        return (
+            f.kind == "memory_leak"
+            and f.component == "ml-inference"
+            and self._on_server_fault is not None
+        )
+
+    def _server_fault(self, body: dict[str, Any]) -> None:
+        try:
+            self._on_server_fault(body)  # type: ignore[misc]
+        except Exception as exc:  # a server that is down has no leak to set or end
+            log.warning("model server fault %s not applied: %s", body.get("kind"), exc)
+
+    def _started(self, i: int, f: Fault, at: float) -> None:
+        self.records[i].start = at
+        log.warning("fault start: %s", f.label())
+        if self._in_server(f):
+            p = f.params
+            self._server_fault(
+                {
+                    "kind": "memory_leak",
+                    "mb_per_call": p["mb_per_call"],
+                    "budget_mb": p["budget_mb"],
+                }
+            )
+
     def _finish(self, i: int, f: Fault) -> None:
         rec = self.records[i]
+        if self._in_server(f):
+            self._server_fault({"kind": "clear"})
         if f.kind == "crash":
             if self._on_restore is not None:
                 self._on_restore()
             rec.end = self._clock()
+        elif f.timed:
+            rec.end = min(self._clock(), rec.start + f.duration)  # type: ignore[operator]
         elif f.clock == "calls":
             rec.end = self._clock()
         else:  # ended by `close` before its time: it ended then
@@ -369,6 +287,11 @@ class FaultInjector:
                 if self.records[i].start is not None and self.records[i].end is None:
                     self._finish(i, f)
         return self.records
+
+    def calls(self) -> dict[str, int]:
+        """Calls that reached the injector so far, per component (what `clock: calls` counts)."""
+        with self._lock:
+            return dict(self._count)
 
     def leaked_bytes(self) -> int:
         return sum(len(b) for bufs in self._leaked for b in bufs)

@@ -144,7 +144,11 @@ class ModelClient:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             return ModelTimeout(f"{where} timed out ({detail})")
-        return ModelServerUnavailable(f"{where} unreachable or dropped the connection ({detail})")
+        # the kind of failure first, in words: the detection pass classifies a failed run from
+        # its state message, where "model server ... ConnectError" read as a model error
+        return ModelServerUnavailable(
+            f"connection refused or reset ({detail}): {where} unreachable or dropped the connection"
+        )
 
     def _result(self, response: httpx.Response) -> str:
         status = response.status_code
@@ -159,7 +163,9 @@ class ModelClient:
         if status == 503:
             raise ModelServerUnavailable(reason)
         if status in (429, 507):
-            raise ModelResourceExhausted(reason)
+            # said in words: the detection pass classifies a failed run from its state message
+            # (the class name alone is not a type it knows)
+            raise ModelResourceExhausted(f"resource exhausted: {reason}")
         if status == 422:
             raise ValueError(reason)
         raise ModelInferenceError(reason)

@@ -166,6 +166,7 @@ class ModelService:
             "in_flight": self.in_flight,
             "served": self.served,
             "active_mb": round(self.active_mb(), 3),
+            "memory_mb": self.memory_mb,  # the budget, so a sample carries its own limit
             "faults": self.faults.active_kinds(),
         }
         if self.draining:

@@ -201,7 +201,7 @@ def served_lines(
     lines = [
         f"served recover runs (prefect-ft serve, on prefect-ft.breaker.opened): {len(served)} "
         f"for {openings} openings, {len(acted)} acted, {len(refused)} did nothing (the lease "
-        "was held, or the breaker had moved on)"
+        "was held, the breaker had moved on, or the component has no control channel)"
     ]
     if len(served) < openings:
         lines.append(

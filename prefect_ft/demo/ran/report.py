@@ -1,15 +1,8 @@
 """The demo's final report: accounting, breaker transitions, alarms scored against the injected
 faults, and time to recover (pure: the demo gathers the inputs, this builds and renders them).
 
-Scoring: an alarm matches a fault when it names a component the fault shows on (its own; a
-model-server crash also on `ipc`, the connection pool to that server), its pattern is one the
-fault's kind can produce (failures: burst, cascade, cyclic; latency: degradation; a leak:
-exhaustion), and its episode, from its onset to the moment it fired, overlaps the fault's true
-window widened by `slack` seconds each side (the fault's times come from the injector's clock,
-the alarm's from task-run end times recorded by the API). The delay is from the fault's true
-start to the first alarm credited to it; one alarm is credited to one fault (its own component's
-before one merely seen there, then the earliest started). An alarm matching no fault is a false
-alarm.
+Scoring: `scoring` (an alarm is credited to a fault only when its evidence lies in the fault's
+window).
 Time to recover is, per fault, the time from the fault's end to the component's breaker next
 reaching CLOSED (None when it was never open after the fault started, or never closed again).
 """
@@ -17,6 +10,8 @@ reaching CLOSED (None when it was never open after the fault started, or never c
 from __future__ import annotations
 
 from typing import Any
+
+from prefect_ft.demo.ran.scoring import false_alarms, observed_in_windows, score_alarms
 
 __all__ = [
     "build_report",
@@ -26,118 +21,6 @@ __all__ = [
     "score_alarms",
     "time_to_recover",
 ]
-
-SLACK_S = 5.0
-_FAILING = frozenset({"burst", "cascade", "cyclic"})
-PATTERNS_OF: dict[str, frozenset[str]] = {
-    "error_burst": _FAILING,
-    "periodic": _FAILING,
-    "crash": _FAILING,
-    "drop_connections": _FAILING,
-    "latency": frozenset({"degradation"}),
-    "memory_leak": frozenset({"exhaustion"}),
-}
-# where a fault shows besides its own component: the model server's crash fails the connections
-SEEN_ON: dict[str, tuple[str, ...]] = {"crash": ("ipc",)}
-
-
-def _matches(f: dict[str, Any], a: dict[str, Any], slack: float) -> bool:
-    start, end = f.get("start"), f.get("end")
-    if start is None:
-        return False
-    end = end if end is not None else start
-    comps = (f["component"], *SEEN_ON.get(f["kind"], ()))
-    at = a.get("at")
-    onset = a.get("onset") if a.get("onset") is not None else at
-    return (
-        at is not None
-        and any(c in a.get("components", ()) for c in comps)
-        and str(a.get("pattern")) in PATTERNS_OF.get(f["kind"], _FAILING)
-        and at >= start - slack
-        and onset <= end + slack
-    )
-
-
-def _assign(faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float) -> list[int]:
-    """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm).
-
-    One alarm detects one fault: among the faults it matches, one on the alarm's own component
-    wins over one merely seen there, then the earliest started (an episode that spans two faults
-    began with the first one's failures; the later ones only pushed it over the interval)."""
-    out = []
-    for a in alarms:
-        cands = [i for i, f in enumerate(faults) if _matches(f, a, slack)]
-        own = [i for i in cands if faults[i]["component"] in a.get("components", ())]
-        pool = own or cands
-        out.append(min(pool, key=lambda i: (faults[i]["start"], i)) if pool else -1)
-    return out
-
-
-def score_alarms(
-    faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = SLACK_S
-) -> list[dict[str, Any]]:
-    """Per fault: detected or not, and the first credited alarm's delay, pattern, failure type,
-    severity and component (the credited alarms' patterns are listed in `alarms`)."""
-    credit = _assign(faults, alarms, slack)
-    out = []
-    for i, f in enumerate(faults):
-        hits = sorted(
-            (a for a, c in zip(alarms, credit, strict=True) if c == i), key=lambda a: a["at"]
-        )
-        first = hits[0] if hits else {}
-        out.append(
-            {
-                "component": f["component"],
-                "kind": f["kind"],
-                "detected": bool(hits),
-                "alarms": [str(a.get("pattern")) for a in hits],
-                "delay": round(max(0.0, first["at"] - f["start"]), 2) if hits else None,
-                "pattern": first.get("pattern"),
-                "failure_type": first.get("failure_type"),
-                "severity": first.get("severity"),
-                "alarm_component": (first.get("components") or [None])[0],
-            }
-        )
-    return out
-
-
-def false_alarms(
-    faults: list[dict[str, Any]], alarms: list[dict[str, Any]], slack: float = SLACK_S
-) -> list[dict[str, Any]]:
-    """The alarms that match no injected fault."""
-    return [a for a, c in zip(alarms, _assign(faults, alarms, slack), strict=True) if c < 0]
-
-
-def observed_in_windows(
-    faults: list[dict[str, Any]], observed: dict[str, Any], slack: float = SLACK_S
-) -> list[dict[str, int] | None]:
-    """Per fault, what the detection pass read in its window (widened by `slack`) on the
-    components it shows on: task runs, failed ones, and resource samples; None for a fault that
-    never started. `observed` is the pass's input as `detection_flow.dump_history` wrote it.
-
-    Why a fault went undetected is mostly here: a fault no call saw leaves no failed run."""
-    comps = list(observed.get("components", []))
-    tasks, res = observed.get("tasks", {}), observed.get("resources", {})
-    cols = (tasks.get("end", []), tasks.get("component", []), tasks.get("failed", []))
-    rows = list(zip(*cols, strict=True))
-    samples = list(zip(res.get("ts", []), res.get("component", []), strict=True))
-    out: list[dict[str, int] | None] = []
-    for f in faults:
-        start, end = f.get("start"), f.get("end")
-        if start is None:
-            out.append(None)
-            continue
-        lo, hi = start - slack, (end if end is not None else start) + slack
-        mine = {comps.index(c) for c in (f["component"], *SEEN_ON.get(f["kind"], ())) if c in comps}
-        hit = [bad for t, c, bad in rows if c in mine and lo <= t <= hi]
-        out.append(
-            {
-                "task_runs": len(hit),
-                "failed": sum(bool(b) for b in hit),
-                "samples": sum(1 for t, c in samples if c in mine and lo <= t <= hi),
-            }
-        )
-    return out
 
 
 def _open_spans(
@@ -215,8 +98,8 @@ def build_report(
         "dead_letters_by_component": dl,
         "transitions": transitions,
         "faults": faults,
-        "detection": None if alarms is None else score_alarms(faults, alarms),
-        "false_alarms": None if alarms is None else false_alarms(faults, alarms),
+        "detection": None if alarms is None else score_alarms(faults, alarms, observed=observed),
+        "false_alarms": None if alarms is None else false_alarms(faults, alarms, observed=observed),
         "alarms": alarms,
         "observed": None if observed is None else observed_in_windows(faults, observed),
         "time_to_recover": time_to_recover(faults, transitions),

@@ -131,10 +131,12 @@ class ModelServer:
     respawns a dead process instead of asking it.
     """
 
-    def __init__(self, model_dir: Path, timeout: float = 120.0) -> None:
+    def __init__(
+        self, model_dir: Path, timeout: float = 120.0, memory_mb: float | None = None
+    ) -> None:
         from prefect_ft.demo.ran.model_server import start_model_server
 
-        self.proc = start_model_server(model_dir, port=0, timeout=timeout)
+        self.proc = start_model_server(model_dir, port=0, timeout=timeout, memory_mb=memory_mb)
         self.url = self.proc.url
         self.down = False
         self._lock = threading.Lock()
@@ -217,6 +219,15 @@ class ModelServer:
     def set_resources(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._forward("resources", body)
 
+    def set_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /faults` on the model server (a fault injected inside it); raises when the
+        server does not take it (down, or a bad body)."""
+        import httpx
+
+        answer = httpx.post(f"{self.url}/faults", json=body, timeout=10.0)
+        answer.raise_for_status()
+        return dict(answer.json())
+
 
 # the components whose calls the model server answers (as `apply.SERVED`)
 SERVED = ("ml-inference", "ipc")
@@ -225,8 +236,11 @@ current: ModelServer | None = None
 CONTROL_ENDPOINT = "python:prefect_ft.demo.ran.servers:current"
 
 
-def serve_model(model_dir: Path, timeout: float = 120.0) -> ModelServer:
-    """Start the model server and make it this process's `current` (its control endpoint)."""
+def serve_model(
+    model_dir: Path, timeout: float = 120.0, memory_mb: float | None = None
+) -> ModelServer:
+    """Start the model server (with a memory budget of `memory_mb` when given) and make it this
+    process's `current` (its control endpoint)."""
     global current
-    current = ModelServer(model_dir, timeout)
+    current = ModelServer(model_dir, timeout, memory_mb)
     return current

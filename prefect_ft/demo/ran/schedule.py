@@ -1,0 +1,56 @@
+"""The fault schedule `make demo` runs, and why each fault has its shape.
+
+Windows count each component's calls (`clock: calls`), so every fault starts where its component
+has traffic, whatever the machine's pace; a fault that is an outage of some duration says so
+(`duration_unit: seconds`): it starts at a call and then lasts that long, however many calls the
+breaker lets through. Each fault is shaped as a user would call it a fault, not to any detector's
+threshold (the detectors do not know this schedule):
+
+- doc-processing latency: each of 8 parses takes 2 s longer, five times a parse's normal ~0.4 s
+  (the old +0.3 s was lost among the process pool's own queueing);
+- ml-inference error burst: every generation fails for 4 s, a bad spell about as long as one
+  or two model reloads, so recovery may have to try more than once (the old 3 calls were exactly
+  the breaker's threshold: the "burst" was only its trip). Not longer: recovery tries 3 times,
+  and a spell outlasting them leaves the breaker open for its doubled open time (120 s; a 10 s
+  burst stalled the pipeline past its deadline);
+- quality-validation error burst: every validation fails for 8 s (the old 4 calls went by in
+  0.2 s among concurrent successes: a blip, not a burst); it has no control channel, so its
+  dead letters wait out the open time and are replayed;
+- ml-inference memory leak: inside the model server, the process with a memory budget (64 MB of
+  live arrays, about 100 times the tiny model's 0.7 MB): 4 MB more on each generation for 40 s,
+  up to the budget, where the server refuses work (507, "resource exhausted") until recovery
+  acts or the leak is freed;
+- ipc dropped connections: 8 calls in a row cut (from its 12th call), while the leak grows;
+  a connection reset recovers it in seconds;
+- ml-inference crash: the model server is killed at its 75th call, after the leak reached its
+  budget and recovery acted, and after `ipc` is back, while the pipeline still sends work (82 to
+  141 calls reached ml-inference in a run, replays included; at call 95 it never came in one
+  run). Before, it fell while `ipc` was open, so no call reached it; at calls 34 and 60 it fell
+  just as the leak reached the budget, while the breakers were open on its refusals, and at 75
+  it still did in 1 of 3 runs (the call count at which the leak reaches the budget varies with
+  the replays). Recovery escalates from a connection reset to a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DEFAULT_SCHEDULE", "MODEL_BUDGET_MB"]
+
+MODEL_BUDGET_MB = 64.0  # the model server's memory budget (live MLX arrays), enforced by it
+
+DEFAULT_SCHEDULE: dict[str, Any] = {
+    "seed": 11,
+    "clock": "calls",
+    "faults": [
+        {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 2.0},
+        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 4,
+         "duration_unit": "seconds", "rate": 1.0},
+        {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 8,
+         "duration_unit": "seconds", "rate": 1.0},
+        {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
+         "duration_unit": "seconds", "mb_per_call": 4, "budget_mb": MODEL_BUDGET_MB},
+        {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
+        {"component": "ml-inference", "kind": "crash", "start": 75, "duration": 120},
+    ],
+}  # fmt: skip
