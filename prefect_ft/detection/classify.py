@@ -77,11 +77,16 @@ _MESSAGE_PATTERNS: tuple[tuple[str, FailureType], ...] = (
         r"out of memory|\boom\b|memoryerror|killed|exit code 137|resource exhausted",
         _FT.RESOURCE_EXHAUSTION,
     ),
+    # Whole words only: "model server ...: ConnectError" is a server not reached, not a model
+    # error (the demo's crash read as a model error and fell under the model burst's hold-off).
     (
-        r"\bmlx\b|\bmodel\b.*(fail|error)|inference|generation failed|metal",
+        r"\bmlx\b|\bmodel(\b.*\b(fail\w*|errors?)\b|error\b)|inference|generation failed|metal",
         _FT.MODEL_INFERENCE_ERROR,
     ),
-    (r"connection (refused|reset|aborted|closed)|broken pipe|cannot connect", _FT.CONNECTION_ERROR),
+    (
+        r"connection (refused|reset|aborted|closed)|broken pipe|cannot connect|connect(ion)?error",
+        _FT.CONNECTION_ERROR,
+    ),
     (r"name resolution|unreachable|network|dns|ssl", _FT.NETWORK_ERROR),
     (r"validat|schema|invalid", _FT.VALIDATION_ERROR),
 )

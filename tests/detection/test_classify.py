@@ -84,6 +84,22 @@ def test_history_states_classify_from_plain_strings(args, expected) -> None:
     assert got.failure_type is expected
 
 
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # "error" inside an exception name is no model error: the server was not reached at all
+        ("model server at http://127.0.0.1:5000 unavailable: ConnectError: [Errno 111]", FT.CONNECTION_ERROR),
+        ("ModelServerUnavailable: model server down (httpx.ConnectError)", FT.CONNECTION_ERROR),
+        ("the model failed to generate", FT.MODEL_INFERENCE_ERROR),
+        ("model error: NaN in logits", FT.MODEL_INFERENCE_ERROR),
+        ("ModelError: bad weights", FT.MODEL_INFERENCE_ERROR),
+    ],
+)  # fmt: skip
+def test_a_model_servers_connection_failure_is_a_connection_error(message: str, expected: FT) -> None:  # fmt: skip
+    got = classify_state("FAILED", "Failed", message, None, component="ipc")
+    assert got is not None and got.failure_type is expected
+
+
 def test_a_crash_is_one_severity_level_worse() -> None:
     crashed = classify_state("CRASHED", "Crashed", "Process killed (exit code 137)")
     assert crashed is not None
