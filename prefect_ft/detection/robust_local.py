@@ -88,3 +88,20 @@ class LocalDeviation:
     def record_down(self) -> float:
         """Minus the k-th smallest local z of the memory (0 before any)."""
         return -self.order.smallest(self.k) if self.order is not None else self.lo.max()
+
+    def decide(
+        self, zl: float, z: float, limits: tuple[float, float, float], sides: tuple[bool, bool]
+    ) -> tuple[str, float] | None:
+        """The family's decision on local z `zl`: its name and statistic, or None.
+
+        `limits` are the local z to exceed, the margin over the record, and the baseline z `z`
+        that must agree in sign and exceed the confirmation (`rm_local_confirm`); `sides` says
+        whether rises and drops may alarm.
+        """
+        z_min, margin, confirm = limits
+        up_ok, down_ok = sides
+        if zl > z_min and up_ok and zl > margin * self.record_up() and z > confirm:
+            return ("local spike", zl)
+        if -zl > z_min and down_ok and -zl > margin * self.record_down() and -z > confirm:
+            return ("local drop", -zl)
+        return None

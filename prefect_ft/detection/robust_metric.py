@@ -11,23 +11,15 @@ on a baseline that knows seasons, skew and counts:
 
 After either the flat level is relearnt, so a lasting shift raises one alarm.
 
-Both also have to set a **record**: the statistic must exceed `rm_record_margin` times its
-largest value over the last `rm_record_n` ordinary samples (one record per direction). Under
-exchangeable data a new maximum of M samples has probability 1/(M+1) whatever the distribution,
-so this caps the false-alarm rate of heavy-tailed and autocorrelated residuals that a fixed z
-threshold cannot (the order-statistics argument behind extreme-value thresholds such as SPOT,
-Siffer et al. 2017); the margin then asks for a clear record, not a tie.
+Both also have to set a **record** (`robust_records`): the statistic must beat its own largest
+value over the last `rm_record_n` ordinary samples by `rm_record_margin`.
 
 After any alarm the detector stays silent for `rm_holdoff` samples (the episode is already
 reported) while it keeps learning. Everything is causal: a prefix gives the same alarms.
 
-Thresholds v3 add three record rules (each off in v2's numbers):
+Thresholds v3 add three rules (each off in v2's numbers):
 
-- `rm_record_alarms`, `rm_record_k`: an alarm's own statistics join the records, and a spike must
-  beat the k-th largest z of the memory (k = 3), not the largest. v2 kept alarms out, so a benign
-  event that recurs (a batch job's spike) alarmed every time, while one missed outlier hid every
-  smaller one after it; now an event seen k times is normal, and one earlier outlier does not
-  raise the bar (a new value beats the k-th largest of M with probability k/(M+1)).
+- `rm_record_alarms`, `rm_record_k`: the record rules of `robust_records`.
 - `rm_learn_min`, `rm_learn_factor`: an alarm may fire before the records cover a day, from
   `rm_learn_min` samples on, if it beats its shorter record by a larger margin (a maximum of few
   samples is a weaker bound). v2 spent the first day silent and missed early anomalies.
@@ -46,7 +38,10 @@ the spikes and sharp drops that a lagging baseline hides in its own residuals. I
 record (`rm_local_k`, `rm_local_margin`) and the two combine by OR: an alarm when either family's
 statistic sets a clear record, so the false-alarm bound is at most the sum of the two. An
 escalation rule (`rm_escalate`, off in v5) may alarm inside a hold-off when the episode grows far
-beyond the alarm that started it.
+beyond the alarm that started it (`robust_escalation`).
+
+The warm-up's one-off decisions (transform, models, record and hold-off spans) are in
+`robust_start`, the alarms' wording in `robust_alarm`.
 
 Thresholds v6 change two rules and no number. A local alarm no longer relearns the flat level
 (`rm_local_relearn` off): the Hampel identifier flags a point against its neighbourhood; the level
@@ -66,13 +61,13 @@ import numpy as np
 from prefect_ft.detection.alarms import Alarm, Skipped
 from prefect_ft.detection.baselines import (
     RealSeriesModel,
-    SlidingMax,
-    SlidingOrder,
     apply_transform,
-    choose_transform,
 )
 from prefect_ft.detection.robust_alarm import constant_series, make_alarm, z_severity
+from prefect_ft.detection.robust_escalation import escalation
 from prefect_ft.detection.robust_local import LocalDeviation
+from prefect_ft.detection.robust_records import Records
+from prefect_ft.detection.robust_start import start_stream
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["RobustStream", "constant_series", "robust_shifts", "z_severity"]
@@ -97,9 +92,7 @@ class RobustStream:
         self.up = self.down = 0.0
         self.zero_up = self.zero_down = 0.0
         self.hold = 0
-        # records per statistic: z up, z down, CUSUM up, CUSUM down, window mean up, down
-        self.rec = [SlidingMax(th.rm_record_n) for _ in range(6)]
-        self.zorder = SlidingOrder(th.rm_record_n)
+        self.rec = Records(th.rm_record_n, th.rm_record_k, th.rm_mean_n > 0)
         self.win: deque[float] = deque(maxlen=max(1, th.rm_mean_n))
         self.win_sum = 0.0
         self.need, self.holdoff = th.rm_record_min, th.rm_holdoff
@@ -109,75 +102,22 @@ class RobustStream:
         self.alarm_ref = (0.0, 0.0)  # the prediction and scale the last alarm was measured by
 
     def _start(self, t: float) -> None:
-        th, warm_t = self.th, self.warm_t
-        # latencies are positive and multiplicative: always on the log scale, as in v1
-        self.tf, self.c = (
-            ("log", 0.0) if self.kind == "latency" else choose_transform(np.asarray(self.warm_x))
-        )
-        # a load is positive and multiplicative too (v6): the day scales it, and an outage is a
-        # fraction of it, so read it on the log scale like a latency; counts keep Anscombe's
-        # root, and data with zeros or negatives stay as they are
-        if (
-            th.rm_throughput_log
-            and self.kind == "throughput"
-            and self.tf == "identity"
-            and min(self.warm_x) > 0
-        ):
-            self.tf, self.c = "log", 0.0
-        dt = float(np.median(np.diff(warm_t))) if len(warm_t) > 1 else 0.0
-        model = RealSeriesModel(
-            dt,
-            warm_t[0],
-            flat_n=th.rm_flat_n,
-            k_periods=th.rm_k_periods,
-            scale_n=th.rm_scale_n,
-            refresh=50,
-            season_gain=th.rm_season_gain,
-            min_scale=1.0 if self.tf == "anscombe" else 0.0,
-        )
-        rec_n = _at_most(th.rm_record_n, th.rm_record_max_s, dt)
-        if th.rm_local_n > 0:
-            self.local = LocalDeviation(th.rm_local_n, th.rm_local_scale_n, rec_n, th.rm_local_k)
-        for tw, xw in zip(warm_t, self.warm_x, strict=True):
-            yw = apply_transform(self.tf, self.c, xw)
-            model.learn(tw, yw, model.predictions(tw), th.rm_clip)
-            if self.local is not None:
-                self.local.learn(yw)
-        self.model = model
+        st = start_stream(self.kind, self.th, self.warm_t, self.warm_x)
+        self.tf, self.c, self.model, self.local = st.tf, st.c, st.model, st.local
         self.warm_t, self.warm_x = [], []
         self.zero_up = self.zero_down = t
-        # sample counts are capped in time so that hourly and per-second series behave
-        # alike: the records must first cover a day (what is normal at every hour) and
-        # remember at most `rm_record_max_s`; a hold-off lasts at most a day
-        self.need = _at_most(th.rm_record_min, 86400.0, dt)
-        self.holdoff = _at_most(th.rm_holdoff, 86400.0, dt)
-        self.rec = [SlidingMax(rec_n) for _ in range(6)]
-        self.zorder = SlidingOrder(self.rec[0].n)
-        self.dt = dt
+        self.need, self.holdoff, self.dt = st.need, st.holdoff, st.dt
+        self.rec = Records(st.rec_n, self.th.rm_record_k, self.th.rm_mean_n > 0)
 
     @property
     def learning(self) -> bool:
         """True while the stream cannot alarm yet (warm-up, or records shorter than a day)."""
-        return self.model is None or self.rec[2].i < self.need
+        return self.model is None or self.rec.count < self.need
 
     @property
     def degenerate(self) -> bool:
         """True when the learnt baseline has no spread."""
         return self.model is not None and self.model.degenerate
-
-    def _push(self, z: float, up: float, down: float, mean: float) -> None:
-        rec = self.rec
-        # the spike records: the k-th largest z when k > 1 (one sorted window serves both signs)
-        if self.th.rm_record_k > 1:
-            self.zorder.push(z)
-        else:
-            rec[0].push(z)
-            rec[1].push(-z)
-        rec[2].push(up)
-        rec[3].push(down)
-        if self.th.rm_mean_n > 0:
-            rec[4].push(mean)
-            rec[5].push(-mean)
 
     def update(self, t: float, x: float) -> Alarm | None:
         """Feed one sample; return the alarm it raises, if any."""
@@ -207,7 +147,7 @@ class RobustStream:
             model.learn(t, y, preds, th.rm_clip)
             if p is not None and model.ready() and self.hold == 0:
                 z = (y - p) / model.scale
-                self._push(z, 0.0, 0.0, 0.0)  # the new normal after an episode sets the records
+                self.rec.push(z, 0.0, 0.0, 0.0)  # the new normal after an episode sets the records
             return None
         z = (y - p) / model.scale
         self._z = z
@@ -223,36 +163,34 @@ class RobustStream:
         self.win_sum += zc
         mean = self.win_sum / len(win) if len(win) == win.maxlen else 0.0
         margin = th.rm_record_margin
-        learning = rec[2].i < self.need
+        learning = rec.count < self.need
         if learning:
             # short history: a record of few samples is weak evidence, so ask for more
             margin *= th.rm_learn_factor
         mean_z = th.rm_mean_z if th.rm_mean_n > 0 else math.inf
-        if th.rm_record_k > 1:
-            k = th.rm_record_k
-            rz_up, rz_dn = self.zorder.largest(k), -self.zorder.smallest(k)
-        else:
-            rz_up, rz_dn = rec[0].max(), rec[1].max()
+        rz_up, rz_dn = rec.spike()
+        rc_up, rc_dn = rec.cusum()
+        rm_up, rm_dn = rec.mean()
         fired: tuple[str, float, float] | None = None
         if z > th.rm_spike_z and self.up_ok and z > margin * rz_up:
             fired = ("spike", t, z)
         elif -z > th.rm_spike_z and self.down_ok and -z > margin * rz_dn:
             fired = ("spike", t, -z)
-        elif up > th.rm_h and self.up_ok and up > margin * rec[2].max():
+        elif up > th.rm_h and self.up_ok and up > margin * rc_up:
             fired = ("rise", self.zero_up, up)
-        elif down > th.rm_h and self.down_ok and down > margin * rec[3].max():
+        elif down > th.rm_h and self.down_ok and down > margin * rc_dn:
             fired = ("drop", self.zero_down, down)
-        elif mean > mean_z and self.up_ok and mean > margin * rec[4].max():
+        elif mean > mean_z and self.up_ok and mean > margin * rm_up:
             fired = ("rise", t - (len(win) - 1) * self.dt, mean)
-        elif -mean > mean_z and self.down_ok and -mean > margin * rec[5].max():
+        elif -mean > mean_z and self.down_ok and -mean > margin * rm_dn:
             fired = ("drop", t - (len(win) - 1) * self.dt, -mean)
         elif zl is not None and local is not None:
             fired = self._local(t, zl, z, margin)
-        if fired is not None and learning and rec[2].i < th.rm_learn_min:
+        if fired is not None and learning and rec.count < th.rm_learn_min:
             fired = None
         alarm = None
         if fired is None or th.rm_record_alarms:
-            self._push(z, up, down, mean)
+            rec.push(z, up, down, mean)
         if zl is not None and local is not None and (fired is None or th.rm_local_record_alarms):
             local.push(zl)
         if fired is not None:
@@ -276,31 +214,20 @@ class RobustStream:
         return alarm
 
     def _escalation(self, t: float, x: float, y: float, p: float | None) -> Alarm | None:
-        """An alarm inside a hold-off: the episode has grown far beyond what was reported.
-
-        The hold-off keeps one episode to one alarm, but a small precursor (a rise a few samples
-        before an outage) would otherwise swallow the outage itself: a |z| of `rm_escalate`
-        times the last alarm's, and above `rm_spike_z`, is reported and restarts the hold-off.
-        The z is measured by the alarm's own scale, and by its prediction unless a seasonal one
-        follows the time of day: the flat level relearnt after the alarm knows too little yet.
-        """
-        th, model = self.th, self.model
-        ref, scale = self.alarm_ref
-        if th.rm_escalate <= 0 or model is None or scale <= 0.0:
-            return None
-        if p is not None and model.choice > 0:
-            ref = p
-        z = (y - ref) / scale
-        # the same episode growing: the direction of the last alarm, far beyond it
-        if z * self.alarm_z <= 0.0 or not ((z > 0 and self.up_ok) or (z < 0 and self.down_ok)):
-            return None
-        if abs(z) <= max(th.rm_spike_z, th.rm_escalate * abs(self.alarm_z)):
-            return None
-        self.hold = self.holdoff
-        self.alarm_z, self.alarm_ref = z, (ref, scale)
-        return make_alarm(
-            "escalation", t, t, abs(z), self.kind, x, ref, z, self.tf, self.c, model.model_name
+        """An alarm inside a hold-off (`robust_escalation`); it restarts the hold-off."""
+        got = escalation(
+            self.th,
+            self.model,
+            (self.alarm_z, self.alarm_ref),
+            (self.up_ok, self.down_ok),
+            (t, x, y, p),
+            (self.kind, self.tf, self.c),
         )
+        if got is None:
+            return None
+        alarm, self.alarm_z, self.alarm_ref = got
+        self.hold = self.holdoff
+        return alarm
 
     def _local(
         self, t: float, zl: float, z: float, margin: float
@@ -309,13 +236,9 @@ class RobustStream:
         th, local = self.th, self.local
         if local is None:
             return None
-        margin *= th.rm_local_margin
-        c = th.rm_local_confirm
-        if zl > th.rm_local_z and self.up_ok and zl > margin * local.record_up() and z > c:
-            return ("local spike", t, zl)
-        if -zl > th.rm_local_z and self.down_ok and -zl > margin * local.record_down() and -z > c:
-            return ("local drop", t, -zl)
-        return None
+        limits = (th.rm_local_z, margin * th.rm_local_margin, th.rm_local_confirm)
+        got = local.decide(zl, z, limits, (self.up_ok, self.down_ok))
+        return None if got is None else (got[0], t, got[1])
 
 
 def robust_shifts(
@@ -340,8 +263,3 @@ def robust_shifts(
     if stream.degenerate:
         skipped.append(constant_series(int(ts.size)))
     return alarms
-
-
-def _at_most(n: int, seconds: float, dt: float) -> int:
-    """`n` samples, or fewer if they would span more than `seconds` at interval `dt`."""
-    return max(1, min(n, math.ceil(seconds / dt))) if dt > 0 else n
