@@ -47,8 +47,11 @@ class EngineConfig:
         edges: dependency edges `(upstream, downstream)` used for cascades.
         thresholds: frozen detector thresholds.
         throughput: also watch successful completions per minute for drops
-            (`throughput.ThroughputTracker`). Off by default: not yet calibrated on the synthetic
-            benchmark (a history's last minutes, when arrivals stop, read as a drop).
+            (`throughput.ThroughputTracker`: below every prediction, over 3 minutes). Off by
+            default: the synthetic benchmark's tables are the same with it on (2026-12-02), but
+            completions alone cannot tell work that stopped arriving from work that is stuck,
+            so a pipeline whose arrivals stop (the end of a history, a batch window closing)
+            alarms; the stage's demand (its upstream's completions) is not used yet.
         run_baseline_min_tasks: 0 (default) learns each component's burst baseline from hours
             of closed minutes; a positive number learns it from the component's own earlier
             tasks in this history once that many were seen (`burst.BurstTracker`), for runs too

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from prefect_ft.detection import FailureType, Pattern, load_thresholds
 from prefect_ft.detection._episodes import MIX
 from prefect_ft.detection.cyclic import CyclicTracker
-from prefect_ft.detection.periodic import find_period
+from prefect_ft.detection.periodic import _z2, find_period
 from tests.detection.series import T0
 
 
@@ -104,3 +106,21 @@ def test_state_saved_before_per_band_holds_still_loads() -> None:
     again = CyclicTracker("c", load_thresholds())
     again.load(tracker.state())
     assert again.state() == tracker.state()
+
+
+def test_the_segmented_periodogram_is_the_direct_sum_of_phasors() -> None:
+    # Z^2_2 = (2/n) sum_{j=1,2} |sum_k exp(2 pi i j f t_k)|^2, for all times and per segment;
+    # `_z2` builds the phasors by a recurrence and sums the whole row from the segments' sums
+    rng = np.random.default_rng(3)
+    t = rng.uniform(0.0, 10800.0, 120)
+    cuts = np.array([0, 30, 31, 90, 120])  # one segment of a single time
+    freqs = 1.0 / 1200.0 + np.arange(400) / 32400.0
+    got = _z2(t, freqs, cuts)
+    assert got.shape == (400, 5)
+    for col, (lo, hi) in enumerate([(0, 120), *itertools.pairwise(cuts)]):
+        x = t[lo:hi]
+        want = sum(
+            np.abs(np.exp(2j * np.pi * j * np.outer(freqs, x)).sum(axis=1)) ** 2 for j in (1, 2)
+        )
+        np.testing.assert_allclose(got[:, col], 2.0 * want / x.size, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(_z2(t, freqs), got[:, 0], rtol=1e-12)
