@@ -154,7 +154,11 @@ async def test_half_open_admission_writes_off_the_loop(how: str) -> None:
 
 async def test_calls_that_need_no_store_stay_on_the_loop() -> None:
     """The fast paths (CLOSED success, OPEN rejection) take no worker thread."""
-    b = CircuitBreaker("fast", store="memory://", failure_threshold=1, refresh_seconds=None)
+    # its own store: the process-wide memory:// one would keep "fast" OPEN for the next test of
+    # that name (or a rerun of this one), whose first call would then be refused
+    b = CircuitBreaker(
+        "fast", store=InMemoryBreakerStore(), failure_threshold=1, refresh_seconds=None
+    )
     loop_thread = threading.get_ident()
     seen: list[int] = []
     b.add_listener(lambda breaker, event: seen.append(threading.get_ident()))

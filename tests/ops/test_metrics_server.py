@@ -21,6 +21,7 @@ from prefect_ft.ops.server import OpsServerError, start_ops_server
 from prefect_ft.ops.view import note_alarm, note_recovery
 from prefect_ft.stores import InMemoryBreakerStore
 from tests.conftest import FakeClock
+from tests.waiting import wait_until
 
 
 def get(url: str) -> tuple[int, str]:
@@ -41,14 +42,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def value(found: dict, name: str, **labels: str) -> float:
     return found[(name, tuple(sorted(labels.items())))]
-
-
-def wait_until(done: Any, timeout: float = 5.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def boom() -> None:
@@ -258,9 +251,9 @@ def test_a_transition_in_this_process_announces_the_component_health(
         for _ in range(2):
             with pytest.raises(ConnectionError):
                 b.call(boom)
-        wait_until(lambda: any(s[0] == "ops-watch" for s in seen))
+        assert wait_until(lambda: any(s[0] == "ops-watch" for s in seen))
         b.reset()
-        wait_until(lambda: len([s for s in seen if s[0] == "ops-watch"]) == 2)
+        assert wait_until(lambda: len([s for s in seen if s[0] == "ops-watch"]) == 2)
     finally:
         unwatch_transitions()
     mine = [s for s in seen if s[0] == "ops-watch"]
