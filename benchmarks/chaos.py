@@ -65,14 +65,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,84 +79,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from benchmarks.chaos_dependency import (
+    Dependency,
+    Schedule,
+    back_to_full,
+    metrics,
+    pre_fault_rate,
+)
+from benchmarks.chaos_recovery import record_transitions, replay_loop
+from benchmarks.chaos_recovery import supervisor as _supervisor
+from benchmarks.chaos_report import dead_letters, lost_by_dead_letter, report
+
+# re-exported: tests, chaos_scale.py and chaos_trace.py reach them as `chaos.<name>`
+__all__ = [
+    "Dependency",
+    "Schedule",
+    "back_to_full",
+    "chaos_flow",
+    "lost_by_dead_letter",
+    "main",
+    "metrics",
+    "pre_fault_rate",
+    "report",
+    "run_seeds",
+]
+
 SETUPS = ("retries", "pybreaker", "prefect-ft")
 # (c)'s active health checks: 1 s after the open, doubling while the check fails, at most every
 # 16 s (a fallback: the dependency's announcement, not polling, tells the breaker it is back);
 # a verified readiness announcement then ramps over `ready_ramp` seconds (0: closes after the
 # half-open work probe)
 PROBE = {"interval": 1.0, "backoff": 2.0, "cap": 16.0, "ready_ramp": 0.0}
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The fault windows, in seconds after the first call."""
-
-    burst: tuple[float, float]
-    latency: tuple[float, float]
-    down: tuple[float, float]
-    burst_rate: float = 0.3
-    extra_latency: float = 0.15
-
-    @classmethod
-    def drawn(cls, seed: int, down_for: float) -> Schedule:
-        rng = random.Random(seed)
-        b, lat, d = (rng.uniform(-0.5, 0.5) for _ in range(3))
-        return cls((4 + b, 6 + b), (8 + lat, 11 + lat), (13 + d, 13 + d + down_for))
-
-
-@dataclass
-class Dependency:
-    """The component under fire: every request (work call or health check) is logged."""
-
-    seed: int
-    schedule: Schedule
-    t0: float = 0.0
-    calls: list[tuple[float, bool, int]] = field(default_factory=list)  # (t, ok, item)
-    probes: list[tuple[float, bool]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # for `--trace`: the thread that made each call / check (index-aligned with calls / probes)
-    callers: list[str] = field(default_factory=list)
-    probers: list[str] = field(default_factory=list)
-    announced_at: float | None = None
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    def _fault(self) -> tuple[float, bool, bool, float]:
-        with self.lock:  # the schedule's clock starts at the first call, not at flow start-up
-            if not self.t0:
-                self.t0 = time.monotonic()
-            u, jitter = self.rng.random(), self.rng.uniform(0.0, 0.004)
-        t, s = self.now(), self.schedule
-        down = s.down[0] <= t < s.down[1]
-        erring = s.burst[0] <= t < s.burst[1] and u < s.burst_rate
-        slow = s.extra_latency if s.latency[0] <= t < s.latency[1] else 0.0
-        return t, down, erring, slow + jitter
-
-    def __call__(self, item: int) -> int:
-        t, down, erring, extra = self._fault()
-        time.sleep(0.005 if down else 0.010 + extra)
-        with self.lock:
-            self.calls.append((t, not (down or erring), item))
-            self.callers.append(threading.current_thread().name)
-        if down:
-            raise ConnectionRefusedError("dependency down")
-        if erring:
-            raise RuntimeError("503: transient error")
-        return item
-
-    def health(self) -> dict[str, Any]:
-        t, down, _, extra = self._fault()
-        time.sleep(0.005 if down else 0.002 + extra)
-        with self.lock:
-            self.probes.append((t, not down))
-            self.probers.append(threading.current_thread().name)
-        if down:
-            raise ConnectionRefusedError("dependency down")
-        return {"healthy": True}
 
 
 DEP: Dependency | None = None
@@ -173,47 +124,6 @@ def dependency_health() -> dict[str, Any]:
     """The deep health check prefect-ft's policy names (module level: dead letters pickle it)."""
     assert DEP is not None
     return DEP.health()
-
-
-def back_to_full(ok: list[float], end: float, rate: float) -> float | None:
-    """Seconds from `end` to the first 1 s window of successes (times `ok`, sorted) with at
-    least 80 % of the pre-fault `rate`; None when throughput never came back."""
-    i = 0
-    for t in ok:
-        if t < end:
-            continue
-        while ok[i] < t - 1.0:
-            i += 1
-        if sum(1 for u in ok[i:] if u <= t) >= 0.8 * rate:
-            return round(t - end, 2)
-    return None
-
-
-def pre_fault_rate(dep: Dependency) -> float:
-    """Successful calls per second from 1 s to the burst (the level "full" is measured against)."""
-    first_fault = dep.schedule.burst[0]
-    ok = sum(1 for t, good, _ in dep.calls if good and 1.0 <= t < first_fault)
-    return ok / max(first_fault - 1.0, 1e-9)
-
-
-def metrics(dep: Dependency, n: int) -> dict[str, Any]:
-    start, end = dep.schedule.down
-    ok = sorted(t for t, good, _ in dep.calls if good)
-    rate = pre_fault_rate(dep)
-    back = back_to_full(ok, end, rate)
-    done = {item for _, good, item in dep.calls if good}
-    wall = dep.now()
-    work = sum(1 for t, _, _ in dep.calls if start <= t < end)
-    probes = sum(1 for t, _ in dep.probes if start <= t < end)
-    return {
-        "goodput_per_min": round(len(done) / wall * 60, 1),
-        "work_calls_while_down": work,
-        "probes_while_down": probes,
-        "requests_while_down": work + probes,
-        "lost": n - len(done),
-        "back_to_full_s": back,
-        "wall_s": round(wall, 2),
-    }
 
 
 def _work_task(setup: str, name: str) -> Any:
@@ -251,40 +161,6 @@ def _work_task(setup: str, name: str) -> Any:
     return ft_task(call_dependency, breaker=FTPolicy(name, config), name=name, **retry)
 
 
-def _transitions(
-    name: str, dep: Dependency, moved: threading.Event
-) -> tuple[list[tuple[float, str]], Any]:
-    """Record the prefect-ft breaker's transitions, in seconds on the dependency's clock, and
-    set `moved` on each (it wakes the replay loop)."""
-    from prefect_ft.breaker import add_global_listener
-
-    seen: list[tuple[float, str]] = []
-
-    def listener(breaker: Any, event: Any) -> None:
-        if breaker.name == name and not event.remote:
-            seen.append((round(dep.now(), 2), f"{event.kind}: {event.reason}"))
-            moved.set()
-
-    add_global_listener(listener)
-    return seen, listener
-
-
-def _supervisor(name: str, dep: Dependency, stop: threading.Event) -> None:
-    """(c)'s dependency announces its return (what a supervisor that restarted it does once its
-    deep health check passes: `prefect_ft.announce_ready`); (a) and (b) have no such hook."""
-    from prefect_ft import announce_ready
-
-    while not dep.t0 and not stop.wait(0.05):  # the schedule's clock starts at the first call
-        pass
-    while not stop.is_set():
-        left = dep.schedule.down[1] - dep.now()
-        if left <= 0:
-            dep.announced_at = dep.now()
-            announce_ready(name)
-            return
-        stop.wait(left)
-
-
 def _replay_loop(
     name: str,
     stop: threading.Event,
@@ -292,75 +168,10 @@ def _replay_loop(
     drain_seconds: float = 120.0,
     pause: float = 0.25,
 ) -> dict[str, Any]:
-    """Replay while the flow runs (woken early by `moved`, set on each breaker transition);
-    after `stop`, drain: pass after pass until no dead letter is left to replay, at most
-    `drain_seconds`. Returns {"passes", "remaining", "errors"}: what was still left (-1:
-    unknown, the last pass raised) and every pass's exception."""
-    from prefect_ft import replay
-
-    if not drain_seconds >= 0:  # also NaN
-        raise ValueError(f"drain_seconds must be >= 0 (got {drain_seconds})")
+    """`chaos_replay.replay_loop` with this module's work function (dead letters record it by
+    this module's path)."""
     fns = {f"{__name__}:call_dependency": call_dependency}
-    errors: list[str] = []
-    # what the replay-dead-letters deployment does on `prefect-ft.breaker.closed`: drain the
-    # queue as soon as the breaker admits calls again (woken by its transitions), while the
-    # flow still runs
-    while not stop.is_set():
-        if moved is not None:
-            moved.clear()
-        # a pass waits for the breaker (woken by its transitions, not a poll) and goes on with
-        # the letters refused meanwhile: a replayer that re-read the whole queue every 0.5 s
-        # was reading it, not waiting, when the breaker half-opened
-        _replay_once(replay, name, 5.0, fns, errors)
-        (moved or stop).wait(pause)
-    # the run's end waits for its dead letters (a fixed number of passes once ended a scaled
-    # run with 155 unreplayed): a loss counted after this is a real one, and reported
-    deadline, passes = time.monotonic() + drain_seconds, 0
-    while True:
-        wait = min(30.0, max(0.0, deadline - time.monotonic()))
-        report = _replay_once(replay, name, wait, fns, errors)
-        passes += 1
-        left = -1 if report is None else report.remaining
-        if left == 0 or time.monotonic() >= deadline:
-            return {"passes": passes, "remaining": left, "errors": errors}
-        time.sleep(pause)
-
-
-def _replay_once(
-    replay: Any, name: str, wait: float, fns: dict[str, Any], errors: list[str]
-) -> Any:
-    """One pass; an exception is printed, kept and the loop goes on (a thread that died silently
-    would leave every later dead letter unreplayed, counted as lost)."""
-    try:
-        return replay(name, wait_seconds=wait, functions=fns)
-    except Exception as exc:
-        errors.append(f"{type(exc).__name__}: {exc}")
-        print(f"chaos: replay of {name} raised {errors[-1]}", flush=True)
-        return None
-
-
-def lost_by_dead_letter(lost: set[int], letters: list[tuple[int, str]]) -> dict[str, int]:
-    """What became of each lost item: its latest dead letter's status (`letters`, (item, status)
-    in queue order), or "no dead letter"; status -> count."""
-    latest = {item: status for item, status in letters if item in lost}
-    out: dict[str, int] = {}
-    for item in sorted(lost):
-        status = latest.get(item, "no dead letter")
-        out[status] = out.get(status, 0) + 1
-    return out
-
-
-def _dead_letters(name: str) -> list[tuple[int, str]]:
-    """(item, status) of every dead letter the breaker `name` still keeps, in queue order."""
-    from prefect_ft.deadletter.queue import DeadLetterQueue
-
-    out = []
-    for letter in DeadLetterQueue(name).all_items():
-        try:
-            out.append((int(letter.inputs()[0][0]), letter.status))
-        except (ValueError, IndexError, TypeError):  # unreadable inputs: keep the status
-            out.append((-1, letter.status))
-    return out
+    return replay_loop(name, stop, fns, moved, drain_seconds, pause)
 
 
 @flow(name="chaos", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -386,7 +197,7 @@ def chaos_flow(
     transitions: list[tuple[float, str]] = []
     listener = None
     if setup == "prefect-ft":
-        transitions, listener = _transitions(name, dep, moved)
+        transitions, listener = record_transitions(name, dep, moved)
         helpers = [
             threading.Thread(
                 target=lambda: drained.update(_replay_loop(name, stop, moved)),
@@ -420,7 +231,7 @@ def chaos_flow(
         row["drain"] = {**drained, "errors": drained.get("errors", [])[:3]}
         if row["lost"]:
             lost = set(range(items)) - {i for _, good, i in dep.calls if good}
-            row["lost_dead_letters"] = lost_by_dead_letter(lost, _dead_letters(name))
+            row["lost_dead_letters"] = lost_by_dead_letter(lost, dead_letters(name))
     if transitions:  # when the breaker moved, against the outage window
         row["outage"] = tuple(round(t, 2) for t in dep.schedule.down)
         row["transitions"] = transitions
@@ -456,43 +267,6 @@ def run_seeds(seeds: list[int], setups: list[str], **options: Any) -> list[dict[
                 print_trace({**row, "trace": trace})
             rows.append(row)
     return rows
-
-
-def _median(rows: list[dict[str, Any]], key: str) -> float | None:
-    vals = [r[key] for r in rows if r[key] is not None]
-    return statistics.median(vals) if vals else None
-
-
-def report(rows: list[dict[str, Any]], setups: list[str]) -> None:
-    keys = ("goodput_per_min", "work_calls_while_down", "probes_while_down", "requests_while_down", "lost", "back_to_full_s", "wall_s")  # fmt: skip
-    print("| setup | goodput/min | work calls while down | probes while down | requests while down (work + probes) | lost | back to full (s) | wall (s) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    med = {s: {k: _median([r for r in rows if r["setup"] == s], k) for k in keys} for s in setups}
-    for s in setups:
-        cells = " | ".join("never" if med[s][k] is None else f"{med[s][k]:g}" for k in keys)
-        print(f"| {s} | {cells} |")
-    if "prefect-ft" not in med:
-        return
-    ft = med["prefect-ft"]
-    print()
-    print(f"prefect-ft lost {ft['lost']:g} (target 0): {'met' if ft['lost'] == 0 else 'NOT met'}")
-    for other in (s for s in ("retries", "pybreaker") if s in med):
-        o = med[other]
-        for label, mine, theirs in (
-            ("work calls while down", ft["work_calls_while_down"], o["work_calls_while_down"]),
-            ("all requests while down (work + probes)",
-             ft["requests_while_down"], o["requests_while_down"]),
-        ):  # fmt: skip
-            fewer = 100.0 * (1 - mine / theirs) if theirs else 0.0
-            goal = " (target >= 90 % fewer than retries: " + ("met)" if fewer >= 90 else "NOT met)") if other == "retries" else ""  # fmt: skip
-            print(f"{label}: {mine:g} vs {other} {theirs:g}, {fewer:.0f} % fewer{goal}")
-        a, b = ft["back_to_full_s"], o["back_to_full_s"]
-        if a is None or b is None:
-            print(f"back to full: prefect-ft {a} s vs {other} {b} s (target 2x sooner: NOT met)")
-        else:
-            x = b / a if a > 0 else float("inf")
-            ok = "met" if x >= 2 else "NOT met"
-            print(f"back to full: prefect-ft {a:g} s vs {other} {b:g} s, {x:.2f}x sooner (target 2x: {ok})")  # fmt: skip
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import itertools
 import logging
 import pickle
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from prefect_ft.core import bulkhead as core
 from prefect_ft.core.bulkhead import BulkheadConfig
 from prefect_ft.exceptions import BulkheadFullError, ConfigurationError, StoreUnavailableError
 from prefect_ft.stores import InMemoryBreakerStore
+from tests.waiting import DEADLINE_S, wait_until
 
 _names = itertools.count()
 
@@ -35,13 +35,6 @@ _names = itertools.count()
 def name() -> str:
     """A bulkhead name of this test only (bulkheads of one name share one count per process)."""
     return f"bh-{next(_names)}"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.001)
 
 
 class Occupancy:
@@ -66,7 +59,8 @@ class Occupancy:
 
 def test_twenty_threads_never_exceed_max_concurrent(name: str) -> None:
     bh = Bulkhead(BulkheadConfig(name, max_concurrent=4, max_wait_seconds=30))
-    inside, barrier = Occupancy(), threading.Barrier(4, timeout=10)  # trips only with 4 inside
+    # the barrier trips only with 4 inside
+    inside, barrier = Occupancy(), threading.Barrier(4, timeout=DEADLINE_S)
 
     def call() -> None:
         with bh.permit(), inside:
@@ -89,7 +83,7 @@ async def test_twenty_tasks_never_exceed_max_concurrent(name: str) -> None:
     async def call() -> None:
         async with bh.apermit():
             with inside:
-                await asyncio.wait_for(barrier.wait(), 10)
+                await asyncio.wait_for(barrier.wait(), DEADLINE_S)
 
     await asyncio.gather(*(call() for _ in range(20)))
     assert inside.most == 4
@@ -99,7 +93,7 @@ async def test_twenty_tasks_never_exceed_max_concurrent(name: str) -> None:
 def test_threads_and_two_event_loops_share_one_limit(name: str) -> None:
     # Prefect runs each async task with asyncio.run in a worker thread: one limit must span all.
     bh = Bulkhead(BulkheadConfig(name, max_concurrent=4, max_wait_seconds=30))
-    inside, barrier = Occupancy(), threading.Barrier(4, timeout=10)
+    inside, barrier = Occupancy(), threading.Barrier(4, timeout=DEADLINE_S)
     kinds: list[str] = []
 
     def held(kind: str) -> None:
@@ -138,11 +132,11 @@ async def test_an_async_waiter_does_not_block_its_event_loop(name: str) -> None:
     def holder() -> None:
         with bh.permit():
             taken.set()
-            release.wait(10)
+            release.wait(DEADLINE_S)
 
     thread = threading.Thread(target=holder)
     thread.start()
-    taken.wait(10)
+    taken.wait(DEADLINE_S)
     permit = bh.apermit()  # kept: a dropped context manager would release on collection
     waiter = asyncio.create_task(permit.__aenter__())
     ticks = 0
@@ -151,7 +145,7 @@ async def test_an_async_waiter_does_not_block_its_event_loop(name: str) -> None:
         ticks += 1
     assert not waiter.done()
     release.set()
-    await asyncio.wait_for(waiter, 10)
+    await asyncio.wait_for(waiter, DEADLINE_S)
     assert bh.available == 0
     await permit.__aexit__(None, None, None)
     assert bh.available == 1
@@ -178,9 +172,9 @@ async def test_a_waiter_gets_the_permit_when_it_is_released(name: str, flavour: 
         else:
             thread = threading.Thread(target=asyncio.run, args=(async_waiter(),))
             thread.start()
-        wait_until(lambda: bh.waiting == 1)
+        assert wait_until(lambda: bh.waiting == 1)
         assert got == []
-    thread.join(10)
+    thread.join(DEADLINE_S)
     assert got == [flavour]
     assert bh.available == 1
 
@@ -215,8 +209,8 @@ def test_by_default_a_full_bulkhead_queues_for_a_bounded_time(name: str) -> None
     with bh.permit():
         thread = threading.Thread(target=second)
         thread.start()
-        wait_until(lambda: bh.waiting == 1)
-    thread.join(10)
+        assert wait_until(lambda: bh.waiting == 1)
+    thread.join(DEADLINE_S)
     assert got == ["second"] and bh.available == 1
 
 
@@ -239,7 +233,7 @@ async def test_a_full_queue_refuses_at_once(name: str) -> None:
     with bh.permit():
         thread = threading.Thread(target=queued)
         thread.start()
-        wait_until(lambda: bh.waiting == 1)
+        assert wait_until(lambda: bh.waiting == 1)
         for attempt in (bh.permit(), bh.apermit()):
             with pytest.raises(BulkheadFullError) as err:
                 if hasattr(attempt, "__aenter__"):
@@ -248,7 +242,7 @@ async def test_a_full_queue_refuses_at_once(name: str) -> None:
                     attempt.__enter__()
             assert err.value.waited < 30  # refused, not timed out
         assert bh.waiting == 1
-    thread.join(10)
+    thread.join(DEADLINE_S)
     assert done.is_set()
 
 
@@ -265,9 +259,9 @@ def test_waiters_are_served_in_arrival_order(name: str) -> None:
         for i in range(5):
             threads.append(threading.Thread(target=waiter, args=(i,)))
             threads[-1].start()
-            wait_until(lambda i=i: bh.waiting == i + 1)
+            assert wait_until(lambda i=i: bh.waiting == i + 1)
     for t in threads:
-        t.join(10)
+        t.join(DEADLINE_S)
     assert order == [0, 1, 2, 3, 4]
 
 
@@ -492,10 +486,10 @@ def test_a_shared_waiter_polls_until_a_lease_is_released(
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    wait_until(lambda: bh.waiting == 1)
+    assert wait_until(lambda: bh.waiting == 1)
     assert not got.is_set()
     assert foreign(store, name, "other:1:0", seconds=0)
-    thread.join(10)
+    thread.join(DEADLINE_S)
     assert got.is_set() and bh.waiting == 0
 
 

@@ -61,6 +61,7 @@ def test_package_import_does_not_pull_numpy_or_scipy() -> None:
 PREFECT_FREE = [
     *ROOT.joinpath("stores").rglob("*.py"),
     ROOT / "breaker.py",
+    *ROOT.joinpath("circuit").rglob("*.py"),
     *ROOT.joinpath("bulkhead").rglob("*.py"),
 ]
 
@@ -115,6 +116,7 @@ def test_concerns_have_their_rooms() -> None:
     ], top
     for room in (
         "core",
+        "circuit",
         "detection",
         "stores",
         "bulkhead",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from prefect_ft.recovery.control import serve_control
 from prefect_ft.recovery.prober import DeepHealth, run_check
 from prefect_ft.stores.memory import InMemoryBreakerStore
 from tests.conftest import FakeClock
+from tests.waiting import DEADLINE_S, wait_until
 
 
 class Component:
@@ -145,14 +145,6 @@ def test_deep_health_asks_the_control_channel() -> None:
     assert DeepHealth(server.url, 5.0) == check  # equal by URL: a re-resolved policy is the same
 
 
-def wait_until(condition: Any, seconds: float = 10.0) -> bool:
-    """Poll a condition on a deadline: a loaded machine may be slow, never wrong."""
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return bool(condition())
-
-
 @pytest.mark.parametrize("run", range(20))
 def test_the_thread_reopens_the_path_soon_after_the_fault_and_then_ends(run: int) -> None:
     comp = Component()
@@ -167,7 +159,7 @@ def test_the_thread_reopens_the_path_soon_after_the_fault_and_then_ends(run: int
         comp.down = False
         assert wait_until(lambda: b.state == "HALF_OPEN")  # within a few intervals, not after 30 s
         assert b.call(comp.call) == "ok" and b.state == "CLOSED"
-        b.health_prober.join(10)
+        b.health_prober.join(DEADLINE_S)
         assert b.health_prober._thread is None  # nothing to check: the thread ended
     finally:
         comp.down = False  # a failed run must not leave a checking thread behind

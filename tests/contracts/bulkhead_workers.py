@@ -67,7 +67,9 @@ def hold_forever(url: str, name: str, marker: str, cfg: dict) -> None:
     bulkhead = _bulkhead(url, name, **cfg)
     asked = time.time()
     with bulkhead.permit():
-        Path(marker).write_text(f"{asked:.6f} {time.time():.6f}")
+        # written whole, then renamed: the parent polls for the file and reads it at once
+        Path(f"{marker}.tmp").write_text(f"{asked:.6f} {time.time():.6f}")
+        os.replace(f"{marker}.tmp", marker)
         time.sleep(600)
 
 

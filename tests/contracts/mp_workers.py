@@ -65,8 +65,10 @@ def hang_as_prober(url: str, name: str, marker: str, cfg: dict) -> None:
 
     @breaker
     def probe() -> None:
-        with open(marker, "w") as fh:
+        # written whole, then renamed: the parent polls for the file and reads it at once
+        with open(f"{marker}.tmp", "w") as fh:
             fh.write(f"{time.time():.6f}")
+        os.replace(f"{marker}.tmp", marker)
         time.sleep(600)
 
     deadline = time.time() + 30

@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 
 from prefect_ft import CircuitBreaker
+from tests.waiting import DEADLINE_S
 
 FORK = multiprocessing.get_context("fork")
 
 
 def _child_waits_for(breaker: CircuitBreaker, state: str, go: Any, out: Any) -> None:
     try:
-        go.wait(10)
-        deadline = time.monotonic() + 5
+        go.wait(DEADLINE_S)
+        deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline and breaker.state != state:
             time.sleep(0.01)
         out.put(breaker.state)
@@ -39,7 +40,7 @@ def _run_child(target: Any, *args: Any) -> Any:
     proc = FORK.Process(target=target, args=(*args, out))
     proc.start()
     try:
-        return out.get(timeout=20)
+        return out.get(timeout=2 * DEADLINE_S)
     finally:
         proc.join(10)
         if proc.is_alive():
@@ -66,7 +67,7 @@ def test_forked_child_sees_a_transition_made_after_the_fork(writer: str, tmp_pat
             done = subprocess.run([sys.executable, "-c", code, url], timeout=60, check=False)
             assert done.returncode == 0
         go.set()
-        assert out.get(timeout=20) == "FORCED_OPEN"
+        assert out.get(timeout=2 * DEADLINE_S) == "FORCED_OPEN"
     finally:
         child.join(10)
         if child.is_alive():
@@ -95,12 +96,12 @@ def test_a_lock_held_by_another_thread_at_fork_is_free_in_the_child(tmp_path: Pa
     def hold() -> None:
         with breaker._lock, breaker.store._lock:
             held.set()
-            release.wait(30)
+            release.wait(2 * DEADLINE_S)
 
     holder = threading.Thread(target=hold)
     holder.start()
     try:
-        assert held.wait(5)
+        assert held.wait(DEADLINE_S)
         assert _run_child(_child_calls, breaker) == 1
     finally:
         release.set()

@@ -8,19 +8,11 @@ import time
 
 from prefect_ft import CircuitBreaker
 from prefect_ft.stores import InMemoryBreakerStore
+from tests.waiting import wait_until
 
 
 def _refresher_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("prefect-ft-refresher")}
-
-
-def _wait_for(predicate, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_dropped_breakers_leave_no_threads_behind() -> None:
@@ -31,7 +23,7 @@ def test_dropped_breakers_leave_no_threads_behind() -> None:
         assert b.call(lambda: 1) == 1
         del b
     gc.collect()
-    assert _wait_for(lambda: threading.active_count() <= baseline + 2), (
+    assert wait_until(lambda: threading.active_count() <= baseline + 2), (
         f"{threading.active_count() - baseline} threads left behind"
     )
 
@@ -44,7 +36,7 @@ def test_breakers_of_one_store_share_one_refresher() -> None:
     assert len(started) == 1
     del breakers
     gc.collect()
-    assert _wait_for(lambda: not any(t.is_alive() for t in started))
+    assert wait_until(lambda: not any(t.is_alive() for t in started))
 
 
 def test_a_live_breaker_keeps_refreshing_while_others_go() -> None:
@@ -57,13 +49,13 @@ def test_a_live_breaker_keeps_refreshing_while_others_go() -> None:
     time.sleep(0.05)
     operator = CircuitBreaker("live", store=store, refresh_seconds=None)
     operator.force_open()
-    assert _wait_for(lambda: alive.state == "FORCED_OPEN", 2.0)
+    assert wait_until(lambda: alive.state == "FORCED_OPEN")
     # the last breaker gone stops the thread; a new breaker on the same store starts one again
     started = _refresher_threads() - before
     assert len(started) == 1
     alive = operator = None  # type: ignore[assignment]
     gc.collect()
-    assert _wait_for(lambda: not any(t.is_alive() for t in started))
+    assert wait_until(lambda: not any(t.is_alive() for t in started))
     again = CircuitBreaker("live", store=store, refresh_seconds=0.01)
     CircuitBreaker("live", store=store, refresh_seconds=None).clear_overlay()
-    assert _wait_for(lambda: again.state == "CLOSED", 2.0)
+    assert wait_until(lambda: again.state == "CLOSED")

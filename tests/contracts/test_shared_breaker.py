@@ -15,6 +15,7 @@ import pytest
 
 from prefect_ft import CircuitBreaker, CircuitOpenError
 from prefect_ft.stores import open_store
+from tests.waiting import DEADLINE_S
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +63,9 @@ def test_a_killed_probers_lease_expires(shared_url: str, tmp_path: Path) -> None
         while not marker.exists() and time.time() < deadline:
             time.sleep(0.01)
         assert marker.exists(), "the child never got the probe"
-        time.sleep(0.05)
         probe_started = float(marker.read_text())
         os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.time()
         proc.join(5)
         admitted_at = None
         while time.time() < probe_started + ttl + 5:
@@ -76,7 +77,11 @@ def test_a_killed_probers_lease_expires(shared_url: str, tmp_path: Path) -> None
                 time.sleep(0.01)
         assert admitted_at is not None, "HALF_OPEN stayed stuck after the prober died"
         waited = admitted_at - probe_started
-        assert ttl - 0.1 <= waited <= ttl + refresh + 0.3, waited
+        assert ttl - 0.1 <= waited, waited  # the lease held until it expired ...
+        # ... and not much longer: counted from its expiry, or from the kill when a loaded
+        # machine saw the marker only after the lease had run out (then it is free at once)
+        late = admitted_at - max(probe_started + ttl, killed_at)
+        assert late <= refresh + 1.0, (waited, late)
         assert here.state in ("CLOSED", "RECOVERY")
     finally:
         if proc.is_alive():
@@ -100,7 +105,7 @@ def test_redis_outage_calls_go_on_and_state_converges(private_redis) -> None:
     assert b.call(lambda: 2) == 2  # b keeps working on its local view
     assert time.monotonic() - t0 < 2.0
     private_redis.start()  # same port, empty: the record was lost with the server
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline and (b.state != "OPEN" or not a.store_available):
         time.sleep(0.05)
     assert a.store_available and b.store_available

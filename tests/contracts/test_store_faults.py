@@ -17,6 +17,7 @@ import pytest
 from prefect_ft import CircuitBreaker, CircuitOpenError, ConfigurationError
 from prefect_ft.stores import BreakerStore, open_store
 from prefect_ft.stores.index import INDEX_KEY, known_breakers
+from tests.waiting import DEADLINE_S
 
 KEY = "prefect-ft:breaker:dep"
 
@@ -89,13 +90,13 @@ def test_store_that_becomes_usable_converges(
     assert b.state == "OPEN"
     (tmp_path / "blocker").unlink()  # the operator fixes the directory
     home.mkdir(parents=True)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline and not b.store_available:
         time.sleep(0.02)
     assert b.store_available  # the refresher retried on its own
     store = open_store(url)
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline and store.read(b.key).data is None:
             time.sleep(0.02)
         assert json.loads(store.read(b.key).data)["state"] == "OPEN"  # local trip published

@@ -6,6 +6,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from prefect_ft.ops.server import OpsServerError, start_ops_server
 from prefect_ft.ops.view import note_alarm, note_recovery
 from prefect_ft.stores import InMemoryBreakerStore
 from tests.conftest import FakeClock
+from tests.waiting import DEADLINE_S, wait_until
 
 
 def get(url: str) -> tuple[int, str]:
@@ -41,14 +43,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def value(found: dict, name: str, **labels: str) -> float:
     return found[(name, tuple(sorted(labels.items())))]
-
-
-def wait_until(done: Any, timeout: float = 5.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def boom() -> None:
@@ -221,25 +215,28 @@ def test_bulkhead_queue_waits_are_counted() -> None:
     import threading
     import time
 
-    bh = Bulkhead(BulkheadConfig("ops-queue", max_concurrent=1, max_wait_seconds=5))
+    # a name of this run only: the counters are per process, and a second run (or another
+    # test of the name) would find them already counted
+    name = f"ops-queue-{uuid.uuid4().hex[:8]}"
+    bh = Bulkhead(BulkheadConfig(name, max_concurrent=1, max_wait_seconds=DEADLINE_S))
     held, go = threading.Event(), threading.Event()
 
     def hold() -> None:
         with bh.permit():
             held.set()
-            go.wait(5)
+            go.wait(DEADLINE_S)
 
     t = threading.Thread(target=hold)
     t.start()
-    held.wait(5)
+    assert held.wait(DEADLINE_S)
     threading.Timer(0.05, go.set).start()
     t0 = time.monotonic()
     with bh.permit():
         waited = time.monotonic() - t0
-    t.join(5)
+    t.join(DEADLINE_S)
     found = samples(metrics.exposition().decode())
-    assert value(found, "prefect_ft_bulkhead_queue_waits_total", bulkhead="ops-queue") == 1
-    got = value(found, "prefect_ft_bulkhead_queue_wait_seconds_total", bulkhead="ops-queue")
+    assert value(found, "prefect_ft_bulkhead_queue_waits_total", bulkhead=name) == 1
+    got = value(found, "prefect_ft_bulkhead_queue_wait_seconds_total", bulkhead=name)
     assert 0.03 <= got <= waited + 0.01
 
 
@@ -258,9 +255,9 @@ def test_a_transition_in_this_process_announces_the_component_health(
         for _ in range(2):
             with pytest.raises(ConnectionError):
                 b.call(boom)
-        wait_until(lambda: any(s[0] == "ops-watch" for s in seen))
+        assert wait_until(lambda: any(s[0] == "ops-watch" for s in seen))
         b.reset()
-        wait_until(lambda: len([s for s in seen if s[0] == "ops-watch"]) == 2)
+        assert wait_until(lambda: len([s for s in seen if s[0] == "ops-watch"]) == 2)
     finally:
         unwatch_transitions()
     mine = [s for s in seen if s[0] == "ops-watch"]

@@ -37,6 +37,7 @@ from tests.prefect.helpers import (
     unique,
     wait_for,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -351,7 +352,9 @@ def test_full_bulkhead_ends_in_bulkhead_full_and_is_replayed(dep: Dependency) ->
 
     @ft_task(breaker=policy)
     def slow(dep: str, x: int) -> int:
-        time.sleep(1.0)
+        # hold the one slot until the other two were refused (dead-lettered): a fixed 1 s hold
+        # ended before a loaded machine had started them, and a second call then completed
+        wait_until(lambda: len(list(DeadLetterQueue(name).items())) >= 2)
         return call_dependency(dep, x)
 
     @flow

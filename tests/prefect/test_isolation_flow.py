@@ -23,6 +23,7 @@ from prefect_ft.tasks.gates import gate_for
 from prefect_ft.tasks.isolation import deferred_now, hold, upstream_names
 from prefect_ft.tasks.policies import clear_policy_cache, resolve_policy
 from tests.prefect.helpers import Dependency, call_dependency, fast_policy, unique
+from tests.waiting import DEADLINE_S
 
 UP = unique("iso-up")
 DOWN = unique("iso-down")
@@ -90,7 +91,8 @@ def test_a_call_goes_through_once_its_upstream_recovers_within_the_bound(tmp_pat
         upstream.call(lambda: (_ for _ in ()).throw(RuntimeError("upstream down")))
     dep = Dependency(tmp_path / "dep")
     task = ft_task(
-        call_dependency, breaker=replace(fast_policy(down), depends_on=(up,), defer_seconds=20)
+        call_dependency,
+        breaker=replace(fast_policy(down), depends_on=(up,), defer_seconds=2 * DEADLINE_S),
     )
 
     @flow
@@ -98,7 +100,7 @@ def test_a_call_goes_through_once_its_upstream_recovers_within_the_bound(tmp_pat
         return task(dep.path, 21)
 
     async def recover_while_it_waits() -> None:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + DEADLINE_S
         while deferred_now(down) == 0:  # the call arrived and is waiting for its upstream
             assert time.monotonic() < deadline, "the call was never deferred"
             await asyncio.sleep(0.05)

@@ -15,6 +15,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL
 
+from tests.waiting import DEADLINE_S
+
 SCRIPT = textwrap.dedent(
     """
     import json
@@ -67,7 +69,7 @@ def test_our_lines_reach_the_runs_logs_with_correlation_ids() -> None:
         assert o["component"] == "ml-inference"
     assert "recovery_id" not in ours[0] and ours[1]["recovery_id"] == "rec-42"
     # and the run's logs in the API hold them, ids in the message
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 2 * DEADLINE_S  # the API writes logs in batches
     found: list = []
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:

@@ -4,12 +4,14 @@ thread and process pools."""
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
 from prefect import flow, task, unmapped
+from prefect.cache_policies import NONE
 from prefect.futures import PrefectConcurrentFuture
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
@@ -18,6 +20,7 @@ from prefect_ft.deadletter.replay import replay
 from prefect_ft.exceptions import ConfigurationError
 from prefect_ft.history.components import component_task_key
 from prefect_ft.tasks.decorator import ft_task
+from prefect_ft.tasks.policies import FTPolicy
 from prefect_ft.tasks.runner import FaultTolerantTaskRunner
 from tests.prefect.helpers import (
     TRIP_OPEN_SECONDS,
@@ -30,6 +33,7 @@ from tests.prefect.helpers import (
     scenario_flow,
     unique,
 )
+from tests.waiting import DEADLINE_S
 
 
 @task
@@ -45,6 +49,31 @@ async def aplain_call(dep: str, x: int) -> int:
 @task(tags=["gpu"])
 def tagged(x: int) -> int:
     return x
+
+
+@task(cache_policy=NONE)
+def breaker_seen(policy: FTPolicy, x: int) -> tuple[int, str]:
+    """The breaker state as the worker process that ran this sees it (untagged: not guarded)."""
+    import os
+
+    from prefect_ft.tasks.gates import gate_for
+
+    return os.getpid(), gate_for(policy).breaker.state
+
+
+def until_every_worker_sees_open(policy: FTPolicy, workers: int) -> None:
+    """Inside a flow: poll the workers until `workers` processes, in one round, all read OPEN.
+
+    A fixed sleep of 3 refresh intervals was not enough on a loaded machine: a worker whose
+    refresher ran late still read CLOSED, ran the next call, and the test saw Failed, not
+    CircuitOpen. OPEN lasts 30 s here, so a worker that has read it keeps reading it.
+    """
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        seen = [f.result() for f in breaker_seen.map(unmapped(policy), range(2 * workers))]
+        if len({pid for pid, _ in seen}) >= workers and {s for _, s in seen} == {"OPEN"}:
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -212,9 +241,7 @@ def test_worker_processes_share_breaker_state_through_the_store(kind: str, dep: 
     def in_processes() -> tuple[list[str], list[str], str]:
         first = t.map(dep=unmapped(dep.path), x=list(range(8)))
         first.wait()
-        import time
-
-        time.sleep(0.6)  # > the store refresh interval: every worker has seen OPEN
+        until_every_worker_sees_open(policy, workers=2)
         second = t.map(dep=unmapped(dep.path), x=list(range(8, 12)))
         second.wait()
         return (
