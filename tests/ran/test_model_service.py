@@ -10,6 +10,7 @@ import pytest
 
 from prefect_ft.demo.ran.model_service import ModelService, Refused
 from tests.ran.model_support import copy_version, model_root, tiny_model  # noqa: F401
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -50,14 +51,13 @@ def test_rollback_without_a_previous_version_says_so(root: Path) -> None:
 
 def test_restart_drains_in_flight_requests_first(root: Path) -> None:
     service = ModelService(root / "v1")
-    service.faults.set({"kind": "latency", "delay": 1.5})
+    # delays of a few seconds: the main thread must act while the slow call is still in flight,
+    # which a loaded CI machine may take a second or more to do
+    service.faults.set({"kind": "latency", "delay": 3.0})
     results: list[str] = []
     slow = threading.Thread(target=lambda: results.append(service.generate("DRX", 2)))
     slow.start()
-    deadline = time.monotonic() + 5
-    while service.in_flight == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert service.in_flight == 1
+    assert wait_until(lambda: service.in_flight == 1)
     restarted: list[dict] = []
     restarter = threading.Thread(target=lambda: restarted.append(service.restart({})))
     restarter.start()
@@ -66,7 +66,7 @@ def test_restart_drains_in_flight_requests_first(root: Path) -> None:
     with pytest.raises(Refused) as refused:  # no new work is admitted while draining
         service.generate("x", 1)
     assert refused.value.status == 503
-    slow.join(10)
+    slow.join(30)
     restarter.join(30)
     assert len(results) == 1  # the in-flight request finished, it was not cut
     assert restarted[0]["ok"] is True and restarted[0]["drained_in_s"] > 0.2
@@ -84,13 +84,12 @@ def test_restart_with_damaged_files_keeps_serving(root: Path) -> None:
 
 def test_restart_that_cannot_drain_times_out_with_a_reason(root: Path) -> None:
     service = ModelService(root / "v1")
-    service.faults.set({"kind": "latency", "delay": 1.0})
+    service.faults.set({"kind": "latency", "delay": 3.0})
     worker = threading.Thread(target=lambda: service.generate("DRX", 1))
     worker.start()
-    while service.in_flight == 0:
-        time.sleep(0.01)
+    assert wait_until(lambda: service.in_flight > 0)
     out = service.restart({"drain_timeout": 0.1})
-    worker.join(10)
+    worker.join(30)
     assert out["ok"] is False and "drain timed out after 0.1s" in out["reason"]
     assert service.draining is False  # admits again
 
@@ -117,12 +116,11 @@ def test_memory_budget_is_enforced_by_the_server(root: Path) -> None:
 def test_concurrency_limit_refuses_after_a_bounded_wait(root: Path) -> None:
     service = ModelService(root / "v1", admission_wait_s=0.1)
     service.set_resources({"concurrency": 1})
-    service.faults.set({"kind": "latency", "delay": 2.0})
+    service.faults.set({"kind": "latency", "delay": 5.0})
     worker = threading.Thread(target=lambda: service.generate("CA", 1))
     worker.start()
-    while service.in_flight == 0:
-        time.sleep(0.01)
+    assert wait_until(lambda: service.in_flight > 0)
     with pytest.raises(Refused, match="concurrency limit 1 reached") as refused:
         service.generate("CA", 1)
     assert refused.value.status == 429
-    worker.join(10)
+    worker.join(30)
