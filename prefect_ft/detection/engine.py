@@ -20,11 +20,11 @@ import numpy as np
 from prefect_ft.detection._split import FailureTimes, Split, by_component
 from prefect_ft.detection.alarms import Alarm, DetectionResult, Skipped
 from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
+from prefect_ft.detection.budget_watch import BudgetWatch
 from prefect_ft.detection.burst import BurstTracker
 from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.degradation import DegradationTracker
-from prefect_ft.detection.exhaustion import BudgetWatch
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds

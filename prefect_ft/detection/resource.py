@@ -47,9 +47,10 @@ from typing import Any
 import numpy as np
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
-from prefect_ft.detection.alarms import Alarm, FailureType, Pattern
+from prefect_ft.detection.alarms import Alarm
 from prefect_ft.detection.exhaustion import (
     BLOCK_S,
+    exhaustion_alarm,
     exhaustion_severity,
     gate,
     is_linear,
@@ -249,27 +250,18 @@ class ResourceTracker:
         ref = float(np.median([b[1] for b in list(self.blocks)[-ref_n:]])) if ref_n else est.level
         onset = max(end - _REF_MINUTES * 60.0, end - max(0.0, est.level - ref) / est.slope)
         unit = "MB" if self.kind == "memory" else "%"
-        return Alarm(
-            pattern=Pattern.EXHAUSTION,
-            components=(self.name,),
-            onset=min(onset, end),
-            at=end,
-            # by the pessimistic time, the one the alarm rule uses (an alarm at the 1 h horizon
-            # is HIGH even when the point estimate is a little over an hour)
-            severity=exhaustion_severity(est.tte_lo_s),
-            failure_type=FailureType.RESOURCE_EXHAUSTION,
-            score=est.tte_lo_s,
-            evidence=(
-                ("tte_s", est.tte_s),
-                ("tte_lo_s", est.tte_lo_s),
-                ("slope_per_min", est.slope * 60),
-                ("level", est.level + offset),
-                ("limit", limit + offset),
-                ("is_cpu", float(self.kind == "cpu")),
-            ),
-            explanation=(
-                f"{self.name}: {self.kind} at {est.level + offset:.0f} {unit} rising "
-                f"{est.slope * 60:.1f} {unit}/min; limit {limit + offset:.0f} {unit} in "
-                f"{est.tte_s / 60:.0f} min (pessimistic {est.tte_lo_s / 60:.0f} min)"
-            ),
+        explanation = (
+            f"{self.name}: {self.kind} at {est.level + offset:.0f} {unit} rising "
+            f"{est.slope * 60:.1f} {unit}/min; limit {limit + offset:.0f} {unit} in "
+            f"{est.tte_s / 60:.0f} min (pessimistic {est.tte_lo_s / 60:.0f} min)"
+        )
+        return exhaustion_alarm(
+            self.name,
+            est,
+            min(onset, end),
+            end,
+            est.level + offset,
+            limit + offset,
+            self.kind == "cpu",
+            explanation,
         )

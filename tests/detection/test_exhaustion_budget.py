@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from prefect_ft.detection import DetectionEngine, EngineConfig, ResourceBatch
-from prefect_ft.detection.exhaustion import BudgetWatch
+from prefect_ft.detection.budget_watch import BudgetWatch
 from prefect_ft.detection.thresholds import load_thresholds
 
 T0 = 1_800_000_000.0  # a whole minute
