@@ -7,6 +7,7 @@ from prefect_ft.demo.ran.report import (
     false_alarms,
     render,
     score_alarms,
+    spanning_alarms,
     time_to_recover,
 )
 
@@ -266,3 +267,34 @@ def test_refusals_of_a_leaking_model_server_seen_on_ipc_go_to_the_leak_not_the_c
     # connection failures on ipc during the crash are still the crash's
     refused = _alarm("burst", "ipc", 300.5, 302.0, failure_type="ConnectionError")
     assert [r["detected"] for r in score_alarms([leak, CRASH], [refused])] == [False, True]
+
+
+def test_an_alarm_whose_failures_span_two_faults_is_neither_credited_nor_false() -> None:
+    # CI saw it: the model burst's 3 failures (the breaker opened at 3) and the crash's first
+    # failed call, 5 s later, made the 4 the burst chart needs; its row lies in the crash's
+    # window, most of its failures in the burst's: no fault is credited, yet every failure in it
+    # was injected, so it is no false alarm either
+    burst = {"component": "ml-inference", "kind": "error_burst", "start": 100.0, "end": 102.0}
+    crash = {"component": "ml-inference", "kind": "crash", "start": 105.0, "end": 111.0}
+    observed = {
+        "components": ["doc-processing", "ml-inference", "ipc", "quality-validation"],
+        "tasks": {
+            "end": [90.0, 100.1, 100.2, 100.3, 105.4],
+            "component": [1, 1, 1, 1, 1],
+            "failed": [False, True, True, True, True],
+        },
+        "resources": {"ts": [], "component": []},
+    }
+    alarm = _alarm("burst", "ml-inference", 93.0, 105.4, failure_type="ModelInferenceError")
+    rows = score_alarms([burst, crash], [alarm], observed=observed)
+    assert [r["detected"] for r in rows] == [False, False]
+    assert false_alarms([burst, crash], [alarm], observed=observed) == []
+    assert spanning_alarms([burst, crash], [alarm], observed=observed) == [alarm]
+    rep = build_report(SUMMARY, [burst, crash], [], [alarm], "not run", observed)
+    assert rep["false_alarms"] == [] and rep["spanning_alarms"] == [alarm]
+    assert "1 spanning several faults" in render(rep)
+    # one failure outside every fault's window: a false alarm after all
+    observed["tasks"]["failed"][0] = True
+    late = _alarm("burst", "ml-inference", 89.0, 105.4)
+    assert false_alarms([burst, crash], [late], observed=observed) == [late]
+    assert spanning_alarms([burst, crash], [late], observed=observed) == []

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect_ft.demo.ran.scoring import false_alarms, observed_in_windows, score_alarms
+from prefect_ft.demo.ran.scoring import (
+    false_alarms,
+    observed_in_windows,
+    score_alarms,
+    spanning_alarms,
+)
 
 __all__ = [
     "build_report",
@@ -19,6 +24,7 @@ __all__ = [
     "observed_in_windows",
     "render",
     "score_alarms",
+    "spanning_alarms",
     "time_to_recover",
 ]
 
@@ -100,6 +106,9 @@ def build_report(
         "faults": faults,
         "detection": None if alarms is None else score_alarms(faults, alarms, observed=observed),
         "false_alarms": None if alarms is None else false_alarms(faults, alarms, observed=observed),
+        "spanning_alarms": (
+            None if alarms is None else spanning_alarms(faults, alarms, observed=observed)
+        ),
         "alarms": alarms,
         "observed": None if observed is None else observed_in_windows(faults, observed),
         "time_to_recover": time_to_recover(faults, transitions),
@@ -185,14 +194,21 @@ def _detection_lines(r: dict[str, Any], rel: Any) -> list[str]:
         return ["detection: not run"]
     hit = sum(s["detected"] for s in r["detection"])
     fa = r.get("false_alarms") or []
+    span = r.get("spanning_alarms") or []
     lines = [
         f"detection: {hit} of {len(r['detection'])} injected faults detected, "
-        f"{len(r['alarms'] or [])} alarms, {len(fa)} false alarms (matching no fault)"
+        f"{len(r['alarms'] or [])} alarms, {len(fa)} false alarms (matching no fault), "
+        f"{len(span)} spanning several faults (credited to none)"
     ]
     lines += [
         f"  false alarm {rel(a.get('at'))} {a.get('pattern')} on {', '.join(a.get('components', []))}"
         f" ({a.get('severity')}, {a.get('failure_type')})"
         for a in fa
+    ]
+    lines += [
+        f"  spanning alarm {rel(a.get('at'))} {a.get('pattern')} on "
+        f"{', '.join(a.get('components', []))}: its failures lie in several faults' windows"
+        for a in span
     ]
     return lines
 

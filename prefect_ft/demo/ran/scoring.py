@@ -16,7 +16,10 @@ fault's failures merely ended is another cause's. A per-minute alarm (degradatio
 needs its episode, from onset to firing, to overlap the window. The delay is from the fault's
 true start to the first alarm credited to it; one alarm is credited to one fault (its own
 component's before one merely seen there, then the earliest started). An alarm matching no
-fault is a false alarm.
+fault is a false alarm, unless it spans faults: a per-row alarm whose row lies in one fault's
+window and whose failed rows all lie in the windows of the faults on its components (a model
+burst's failures and the crash's first failed call, together the count the burst chart needs).
+It is credited to none (its delay would be another fault's) and is listed apart.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "false_alarms",
     "observed_in_windows",
     "score_alarms",
+    "spanning_alarms",
 ]
 
 SLACK_S = 2.0
@@ -106,13 +110,35 @@ def _matches(
     return 2 * sum(lo <= t <= hi for t in mine) >= len(mine)
 
 
+def _spans(
+    faults: list[dict[str, Any]], a: dict[str, Any], slack: float, failed: list[float] | None
+) -> bool:
+    """An unmatched per-row alarm whose every failed row lies in some fault's window on its
+    components, its own row in one of them (needs the pass's input)."""
+    at, comps = a.get("at"), a.get("components", ())
+    if failed is None or at is None or str(a.get("pattern")) not in _FAILING:
+        return False
+    wins = [
+        w
+        for f in faults
+        if str(a.get("pattern")) in PATTERNS_OF.get(f["kind"], _FAILING)
+        and any(c in comps for c in _shows_on(f))
+        and (w := _window(f, slack)) is not None
+    ]
+    onset = a.get("onset") if a.get("onset") is not None else at
+    mine = [t for t in failed if onset <= t <= at]
+    inside = lambda t: any(lo <= t <= hi for lo, hi in wins)  # noqa: E731
+    return bool(mine) and inside(at) and all(inside(t) for t in mine)
+
+
 def _assign(
     faults: list[dict[str, Any]],
     alarms: list[dict[str, Any]],
     slack: float,
     observed: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm).
+    """Per alarm, the index of the one fault it is credited to (-1: none, a false alarm; -2:
+    none, its evidence spans several faults).
 
     One alarm detects one fault: among the faults it matches, a leak explaining refusals for
     resources wins, then one on the alarm's own component over one merely seen there, then the
@@ -123,7 +149,10 @@ def _assign(
         cands = [i for i, f in enumerate(faults) if _matches(f, a, slack, failed)]
         own = [i for i in cands if faults[i]["component"] in a.get("components", ())]
         pool = [i for i in cands if _explains(faults[i], a)] or own or cands
-        out.append(min(pool, key=lambda i: (faults[i]["start"], i)) if pool else -1)
+        if pool:
+            out.append(min(pool, key=lambda i: (faults[i]["start"], i)))
+        else:
+            out.append(-2 if _spans(faults, a, slack, failed) else -1)
     return out
 
 
@@ -165,9 +194,20 @@ def false_alarms(
     slack: float = SLACK_S,
     observed: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The alarms that match no injected fault."""
+    """The alarms that match no injected fault and span none."""
     credit = _assign(faults, alarms, slack, observed)
-    return [a for a, c in zip(alarms, credit, strict=True) if c < 0]
+    return [a for a, c in zip(alarms, credit, strict=True) if c == -1]
+
+
+def spanning_alarms(
+    faults: list[dict[str, Any]],
+    alarms: list[dict[str, Any]],
+    slack: float = SLACK_S,
+    observed: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The alarms credited to no fault whose failures all lie in injected faults' windows."""
+    credit = _assign(faults, alarms, slack, observed)
+    return [a for a, c in zip(alarms, credit, strict=True) if c == -2]
 
 
 def observed_in_windows(
