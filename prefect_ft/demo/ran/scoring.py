@@ -188,6 +188,17 @@ def score_alarms(
     return out
 
 
+def _credited_to(
+    code: int,
+    faults: list[dict[str, Any]],
+    alarms: list[dict[str, Any]],
+    slack: float,
+    observed: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    credit = _assign(faults, alarms, slack, observed)
+    return [a for a, c in zip(alarms, credit, strict=True) if c == code]
+
+
 def false_alarms(
     faults: list[dict[str, Any]],
     alarms: list[dict[str, Any]],
@@ -195,8 +206,7 @@ def false_alarms(
     observed: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The alarms that match no injected fault and span none."""
-    credit = _assign(faults, alarms, slack, observed)
-    return [a for a, c in zip(alarms, credit, strict=True) if c == -1]
+    return _credited_to(-1, faults, alarms, slack, observed)
 
 
 def spanning_alarms(
@@ -206,8 +216,7 @@ def spanning_alarms(
     observed: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The alarms credited to no fault whose failures all lie in injected faults' windows."""
-    credit = _assign(faults, alarms, slack, observed)
-    return [a for a, c in zip(alarms, credit, strict=True) if c == -2]
+    return _credited_to(-2, faults, alarms, slack, observed)
 
 
 def observed_in_windows(
