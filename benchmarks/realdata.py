@@ -34,6 +34,7 @@ V1 = load_thresholds("1")
 V2 = load_thresholds("2")
 V4 = load_thresholds("4")
 V5 = load_thresholds("5")
+V6 = load_thresholds("6")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = {
@@ -237,6 +238,11 @@ def det_v5(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V5).alarms)
 
 
+def det_v6(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
+    """`detect_metric` with thresholds v6 (before v7's self-calibrated rarity)."""
+    return _rows(ts, analyse_metric(ts, vs, kind=kind, thresholds=V6).alarms)
+
+
 def det_realdata(ts: np.ndarray, vs: np.ndarray, kind: str) -> list[int]:
     """`detect_metric` as it stands in this tree (the detector under development)."""
     return _rows(ts, detect_metric(ts, vs, kind=kind))
@@ -249,6 +255,7 @@ DETECTORS: dict[str, Callable[[np.ndarray, np.ndarray, str], list[int]]] = {
     "v2": det_v2,
     "v4": det_v4,
     "v5": det_v5,
+    "v6": det_v6,
     "current": det_realdata,
 }
 

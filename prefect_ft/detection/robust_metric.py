@@ -49,6 +49,13 @@ it was read against still holds, while a baseline-family spike or shift may be t
 a new level. Kind "throughput" reads positive data on the log scale (`rm_throughput_log`), as
 "latency" always did: the time of day scales a load, and an outage is a fraction of it, so on the
 raw scale a drop at the night trough was small next to the peak hours' noise.
+
+Thresholds v7 add one rule, self-calibrated rarity (`robust_rarity`, Numenta's anomaly likelihood,
+Ahmad et al. 2017): the level-shift rules (the CUSUMs and the window mean) must also be rare
+against the running distribution of the same statistic on this series. The record rule asks for a
+new maximum of the last M values, which a series whose CUSUM keeps running high beats every few
+days; its mean and spread say how high it usually runs, so a busy series needs a larger excursion
+while a quiet one keeps its sensitivity.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ from prefect_ft.detection.baselines import (
 from prefect_ft.detection.robust_alarm import constant_series, make_alarm, z_severity
 from prefect_ft.detection.robust_escalation import escalation
 from prefect_ft.detection.robust_local import LocalDeviation
+from prefect_ft.detection.robust_rarity import Rarity
 from prefect_ft.detection.robust_records import Records
 from prefect_ft.detection.robust_start import start_stream
 from prefect_ft.detection.thresholds import Thresholds
@@ -100,6 +108,10 @@ class RobustStream:
         self.local: LocalDeviation | None = None
         self.alarm_z = 0.0  # z of the last alarm, which an escalation must exceed
         self.alarm_ref = (0.0, 0.0)  # the prediction and scale the last alarm was measured by
+        # v7: each statistic also judged against its own running distribution (`robust_rarity`)
+        self.rare = Rarity(4, th.rm_rare_n, th.rm_rare_z)
+        self.rare_local = Rarity(1, th.rm_rare_n, th.rm_rare_z)
+        self.rare_rules = frozenset(th.rm_rare_rules.split(",")) if th.rm_rare_z > 0 else ()
 
     def _start(self, t: float) -> None:
         st = start_stream(self.kind, self.th, self.warm_t, self.warm_x)
@@ -148,6 +160,7 @@ class RobustStream:
             if p is not None and model.ready() and self.hold == 0:
                 z = (y - p) / model.scale
                 self.rec.push(z, 0.0, 0.0, 0.0)  # the new normal after an episode sets the records
+                self.rare.push((z, 0.0, 0.0, 0.0))
             return None
         z = (y - p) / model.scale
         self._z = z
@@ -171,28 +184,34 @@ class RobustStream:
         rz_up, rz_dn = rec.spike()
         rc_up, rc_dn = rec.cusum()
         rm_up, rm_dn = rec.mean()
+        # v7: True where a rule is not gated or its statistic is rare on this series
+        r_zu, r_zd, r_cu, r_cd, r_mu, r_md = self.rare.gate(self.rare_rules, z, up, down, mean)
         fired: tuple[str, float, float] | None = None
-        if z > th.rm_spike_z and self.up_ok and z > margin * rz_up:
+        if z > th.rm_spike_z and self.up_ok and z > margin * rz_up and r_zu:
             fired = ("spike", t, z)
-        elif -z > th.rm_spike_z and self.down_ok and -z > margin * rz_dn:
+        elif -z > th.rm_spike_z and self.down_ok and -z > margin * rz_dn and r_zd:
             fired = ("spike", t, -z)
-        elif up > th.rm_h and self.up_ok and up > margin * rc_up:
+        elif up > th.rm_h and self.up_ok and up > margin * rc_up and r_cu:
             fired = ("rise", self.zero_up, up)
-        elif down > th.rm_h and self.down_ok and down > margin * rc_dn:
+        elif down > th.rm_h and self.down_ok and down > margin * rc_dn and r_cd:
             fired = ("drop", self.zero_down, down)
-        elif mean > mean_z and self.up_ok and mean > margin * rm_up:
+        elif mean > mean_z and self.up_ok and mean > margin * rm_up and r_mu:
             fired = ("rise", t - (len(win) - 1) * self.dt, mean)
-        elif -mean > mean_z and self.down_ok and -mean > margin * rm_dn:
+        elif -mean > mean_z and self.down_ok and -mean > margin * rm_dn and r_md:
             fired = ("drop", t - (len(win) - 1) * self.dt, -mean)
         elif zl is not None and local is not None:
             fired = self._local(t, zl, z, margin)
+            if fired is not None and "local" in self.rare_rules:
+                fired = fired if self.rare_local.rare(0, zl, zl > 0) else None
         if fired is not None and learning and rec.count < th.rm_learn_min:
             fired = None
         alarm = None
         if fired is None or th.rm_record_alarms:
             rec.push(z, up, down, mean)
+            self.rare.push((z, up, down, mean))
         if zl is not None and local is not None and (fired is None or th.rm_local_record_alarms):
             local.push(zl)
+            self.rare_local.push((zl,))
         if fired is not None:
             how, onset, score = fired
             alarm = make_alarm(

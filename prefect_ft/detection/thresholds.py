@@ -10,7 +10,9 @@ join the records, an earlier start, the window-mean rule); `thresholds_v4.json` 
 hold-off after an alarm and tightens the spike record to pay for it; `thresholds_v5.json` turns on
 a second detector family (`robust_local`, the local deviation) and an escalation rule inside the
 hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt level after a
-local (point) alarm and reads loads (kind "throughput") on the log scale. Change a number only by
+local (point) alarm and reads loads (kind "throughput") on the log scale; `thresholds_v7.json`
+asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`).
+Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "6"
+VERSION = "7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,12 @@ class Thresholds:
         rm_throughput_log: kind "throughput" reads positive data that no other transform
             claims (not small counts, not skewed) on the log scale, as kind "latency" does
             (v6; v2-v5 kept them as they are).
+        rm_rare_z: self-calibrated rarity (v7, `robust_rarity`; 0 turns it off): a gated
+            rule's statistic must also lie more than this many standard deviations beyond the
+            exponentially weighted mean of the same statistic on this series.
+        rm_rare_n: span (samples) of those exponential weights; judged from a tenth of it on.
+        rm_rare_rules: the rules gated, comma-separated from spike, cusum, mean and local
+            (v7: "cusum,mean", the level-shift rules).
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -201,6 +209,9 @@ class Thresholds:
     rm_local_confirm: float = -math.inf
     rm_local_relearn: bool = True
     rm_throughput_log: bool = False
+    rm_rare_z: float = 0.0
+    rm_rare_n: int = 2000
+    rm_rare_rules: str = "spike,cusum,mean,local"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
