@@ -91,3 +91,17 @@ def test_v7_extends_v6_with_the_rarity_numbers_only() -> None:
     assert {k: x for k, x in v7.to_dict().items() if k not in changed} == {
         k: x for k, x in v6.to_dict().items() if k not in changed
     }
+
+
+def test_a_prefix_gives_the_full_runs_alarms_where_the_rarity_gate_binds() -> None:
+    from prefect_ft.detection.metric import analyse_metric
+
+    x = _wander(1)
+    x[2600:2700] += 6.0  # v7 finds this step only where it ends (see RESULTS.md, v7)
+    ts = 1.7e9 + DT * np.arange(N)
+    th = load_thresholds("7")
+    full = analyse_metric(ts, x, kind="generic", thresholds=th).alarms
+    assert full
+    for n in (900, 1519, 2297, 2610, 2705, N - 1):
+        prefix = analyse_metric(ts[:n], x[:n], kind="generic", thresholds=th).alarms
+        assert list(prefix) == [a for a in full if a.at <= ts[n - 1]], n
