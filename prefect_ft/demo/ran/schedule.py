@@ -8,11 +8,15 @@ threshold (the detectors do not know this schedule):
 
 - doc-processing latency: each of 8 parses takes 2 s longer, five times a parse's normal ~0.4 s
   (the old +0.3 s was lost among the process pool's own queueing);
-- ml-inference error burst: every generation fails for 4 s, a bad spell about as long as one
-  or two model reloads, so recovery may have to try more than once (the old 3 calls were exactly
-  the breaker's threshold: the "burst" was only its trip). Not longer: recovery tries 3 times,
-  and a spell outlasting them leaves the breaker open for its doubled open time (120 s; a 10 s
-  burst stalled the pipeline past its deadline);
+- ml-inference error burst: 5 generations in a row fail, a bad spell that outlasts two model
+  reloads: 3 trip the breaker and the half-open probes after the first two reloads fail too, so
+  recovery has to try three times. Counted in calls, not seconds: a 4 s spell failed 3 to 5
+  generations as the reloads ran fast or slow (only the breaker's trip on a quiet machine at
+  13:03 on 2026-12-02, too few for the burst chart, which then still held them when the `ipc`
+  drop came: the false alarms), so the detection count moved with the machine's load. Not
+  longer: recovery tries 3 times, and a spell outlasting them leaves the breaker open for its
+  doubled open time (120 s; a 10 s burst stalled the pipeline past its deadline). The old 3
+  calls were exactly the breaker's threshold: the "burst" was only its trip;
 - quality-validation error burst: every validation fails for 8 s (the old 4 calls went by in
   0.2 s among concurrent successes: a blip, not a burst); it has no control channel, so its
   dead letters wait out the open time and are replayed;
@@ -44,8 +48,8 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
     "clock": "calls",
     "faults": [
         {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 2.0},
-        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 4,
-         "duration_unit": "seconds", "rate": 1.0},
+        {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 5,
+         "rate": 1.0},
         {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 8,
          "duration_unit": "seconds", "rate": 1.0},
         {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
