@@ -17,9 +17,15 @@ threshold (the detectors do not know this schedule):
   longer: recovery tries 3 times, and a spell outlasting them leaves the breaker open for its
   doubled open time (120 s; a 10 s burst stalled the pipeline past its deadline). The old 3
   calls were exactly the breaker's threshold: the "burst" was only its trip;
-- quality-validation error burst: every validation fails for 8 s (the old 4 calls went by in
-  0.2 s among concurrent successes: a blip, not a burst); it has no control channel, so its
-  dead letters wait out the open time and are replayed;
+- quality-validation intermittent failures: every other validation fails for 20 calls, as when one
+  of two validator replicas behind a round robin is broken. The breaker (4 failures in a row) trips
+  on it only when concurrent validations end out of order; detection sees it either way, from the
+  failures' rate, and the failed items are dead letters, replayed. Before, every validation failed
+  for 8 s: the breaker stopped the calls after the 4 of its trip (no control channel, so nothing
+  reached the component until its open time ended), exactly the burst chart's minimum (4 in a row
+  at a baseline near 2 %), and a validation already running when the spell began, ending among
+  them, hid it (fail, fail, ok, fail, fail: the chart at 12.9 of 13 in a run on 2026-12-02):
+  detected on some runs, not others;
 - ml-inference memory leak: inside the model server, the process with a memory budget (64 MB of
   live arrays, about 100 times the tiny model's 0.7 MB): 4 MB more on each generation for 40 s,
   up to the budget, where the server refuses work (507, "resource exhausted") until recovery
@@ -50,8 +56,8 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
         {"component": "doc-processing", "kind": "latency", "start": 0, "duration": 8, "delay": 2.0},
         {"component": "ml-inference", "kind": "error_burst", "start": 3, "duration": 5,
          "rate": 1.0},
-        {"component": "quality-validation", "kind": "error_burst", "start": 4, "duration": 8,
-         "duration_unit": "seconds", "rate": 1.0},
+        {"component": "quality-validation", "kind": "periodic", "start": 4, "duration": 20,
+         "every": 2},
         {"component": "ml-inference", "kind": "memory_leak", "start": 0, "duration": 40,
          "duration_unit": "seconds", "mb_per_call": 4, "budget_mb": MODEL_BUDGET_MB},
         {"component": "ipc", "kind": "drop_connections", "start": 12, "duration": 8, "rate": 1.0},
