@@ -298,3 +298,36 @@ def test_an_alarm_whose_failures_span_two_faults_is_neither_credited_nor_false()
     late = _alarm("burst", "ml-inference", 89.0, 105.4)
     assert false_alarms([burst, crash], [late], observed=observed) == [late]
     assert spanning_alarms([burst, crash], [late], observed=observed) == []
+
+
+def test_a_recovery_refused_the_lease_is_neither_run_nor_failed() -> None:
+    # the in-process listener refused because a served run held the component's lease (a demo
+    # run at 16:56 UTC): the report said "8 (7 succeeded, 1 failed)" for 7 that ran, all good
+    records = [
+        {
+            "component": "ml-inference",
+            "failure_type": "ModelInferenceError",
+            "outcome": "succeeded",
+            "message": "ml-inference recovered by model-reload (immediate phase)",
+            "breaker_before": "OPEN",
+            "breaker_after": "HALF_OPEN",
+            "attempts": [{"strategy": "model-reload"}],
+            "opened_at": 103.0,
+            "ended_at": 107.5,
+        },
+        {
+            "component": "ml-inference",
+            "failure_type": "ConnectionError",
+            "outcome": "refused",
+            "message": "a recovery of ml-inference is already running (its lease ends at 200)",
+            "attempts": [],
+            "opened_at": 134.7,
+            "ended_at": 134.8,
+            "by": "in-process listener",
+        },
+    ]
+    rep = build_report(SUMMARY, FAULTS, TRANSITIONS, [], records)
+    assert rep["recoveries_run"] == 1 and rep["recoveries_succeeded"] == 1
+    text = render(rep, t0=100.0)
+    assert "recoveries run: 1 (1 succeeded, 0 failed); 1 refused (another held the lease)" in text
+    assert "  +34.7s ml-inference (ConnectionError): nothing run refused by in-process" in text

@@ -26,7 +26,8 @@ their pace follows the machine's load, so windows in seconds fall where a compon
 windows in calls always hit, on any machine. `FaultSchedule` is the parsed, checked schedule (a bad field gets a message naming the fault, the
 field and the allowed values). `FaultInjector.inject(component)` is called at the top of each
 component's call: it raises, sleeps, leaks memory, or crashes the model server (through the
-`on_crash`/`on_restore` hooks the demo gives it) as the schedule says. Every fault is logged when
+`on_crash`/`on_restore` hooks the demo gives it) as the schedule says (`fault_effects`: what
+each kind does to a call). Every fault is logged when
 it starts and ends and kept as a `FaultRecord` with its true start and end (wall-clock epoch
 seconds; for a crash, when the server was really killed and restored), so detection and recovery
 can be scored against it. The random draws come from one `random.Random(seed)` per fault, so a
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from prefect_ft.demo.ran.fault_effects import InjectedFault, fault_effect
 from prefect_ft.demo.ran.fault_schedule import COMPONENTS, KINDS, Fault, FaultSchedule
 
 __all__ = [
@@ -56,10 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("prefect_ft.demo.faults")
-
-
-class InjectedFault(RuntimeError):
-    """An error raised on purpose by the fault schedule."""
 
 
 @dataclass
@@ -173,32 +171,7 @@ class FaultInjector:
         return False
 
     def _apply(self, i: int, f: Fault) -> BaseException | float | None:
-        p, rng = f.params, self._rngs[i]
-        if f.kind == "error_burst":
-            return InjectedFault(f"injected {f.label()}") if rng.random() < p["rate"] else None
-        if f.kind == "periodic":
-            return (
-                InjectedFault(f"injected {f.label()}")
-                if self._calls[i] % int(p["every"]) == 0
-                else None
-            )
-        if f.kind == "latency":
-            return float(p["delay"])
-        if f.kind == "drop_connections":
-            return (
-                ConnectionResetError(f"connection reset: injected {f.label()}")
-                if rng.random() < p["rate"]
-                else None
-            )
-        if f.kind == "memory_leak":
-            if self._in_server(f):
-                return 0.0  # the model server grows it on this call's generation
-            held = sum(len(b) for b in self._leaked[i])
-            step = int(p["mb_per_call"] * 2**20)
-            if held + step <= p["budget_mb"] * 2**20:
-                self._leaked[i].append(bytearray(b"\x01" * step))  # touched, so it is resident
-            return 0.0
-        return None  # crash: applied by _tick, calls see the server down
+        return fault_effect(f, self._rngs[i], self._calls[i], self._leaked[i], self._in_server(f))
 
     def tick(self) -> None:
         """Start and end faults whose time has come (also done by every `inject`)."""

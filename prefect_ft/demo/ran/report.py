@@ -113,7 +113,8 @@ def build_report(
         "observed": None if observed is None else observed_in_windows(faults, observed),
         "time_to_recover": time_to_recover(faults, transitions),
         "recoveries": recoveries,
-        "recoveries_run": len(runs),
+        # a recovery refused the component's lease (another was running) did not run
+        "recoveries_run": sum(r.get("outcome") != "refused" for r in runs),
         "recoveries_succeeded": sum(r.get("outcome") == "succeeded" for r in runs),
         "error": summary.get("error"),
     }
@@ -217,8 +218,10 @@ def _recovery_lines(r: dict[str, Any], rel: Any) -> list[str]:
     if not isinstance(r["recoveries"], list):
         return [f"recoveries: {r['recoveries']}"]
     runs = r["recoveries"]
-    ok = r["recoveries_succeeded"]
-    lines = [f"recoveries run: {len(runs)} ({ok} succeeded, {len(runs) - ok} failed)"]
+    ran, ok = r["recoveries_run"], r["recoveries_succeeded"]
+    head = f"recoveries run: {ran} ({ok} succeeded, {ran - ok} failed)"
+    refused = len(runs) - ran
+    lines = [head + (f"; {refused} refused (another held the lease)" if refused else "")]
     for rec in runs:
         strategies = ", ".join(dict.fromkeys(a["strategy"] for a in rec.get("attempts", [])))
         head = f"  {rel(rec.get('opened_at'))} {rec['component']} ({rec.get('failure_type') or 'unknown'}): "
