@@ -16,7 +16,7 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
   fed 7 of 12 false alarms on the daily-load benchmark, 2026-12-02), while a degradation,
   steeper than the cap, still outruns the prediction; and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
   bins (the seasonal sub-series of STL, Cleveland et al. 1990, made causal as in
-  `baselines.py`), speaking once a bin holds more than one day's slot. A challenger is used only
+  `baselines.py`), speaking from the next day once a bin holds most of a day's slot. A challenger is used only
   while its median absolute error over the last 4 h is clearly below the reference's (`ENTER`,
   `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median wins (less
   estimation noise) and nothing changes. With `smooth=True` (the resource detector) the daily
@@ -37,6 +37,7 @@ error the detector actually sees, lag included.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import deque
 from typing import Any
 
@@ -45,7 +46,7 @@ import numpy as np
 from prefect_ft.detection._state import dump_slots, load_slots
 from prefect_ft.detection.cusum import robust_scale
 
-__all__ = ["MinuteBaseline"]
+__all__ = ["MinuteBaseline", "refresh_slot"]
 
 LONG_N = 1440  # minutes in the reference median (24 h)
 LOCAL_N = 30  # minutes in the local median
@@ -75,6 +76,15 @@ ENTER = (1.0, 0.6, 0.8)
 STAY = (1.0, 0.8, 0.9)
 _BINS = round(86400.0 / BIN_S)
 NAMES = ("level", "local", "daily")
+
+
+def refresh_slot(key: str, every: int) -> int:
+    """The minute within each `every` on which the baseline keyed `key` refreshes, stable
+    across processes and restarts (crc32, not the salted `hash`). Staggered this way, a refresh
+    (medians of 1440 values) falls on 1/`every` of the minutes per baseline, instead of every
+    baseline of every component on the same minute, which made the update's p99 (RESULTS.md,
+    2026-12-02)."""
+    return zlib.crc32(key.encode()) % every
 
 
 def _median(values: Any) -> float:
@@ -183,9 +193,12 @@ class MinuteBaseline:
         return min(max(slope, 0.0), self.max_slope)
 
     def _bin(self, t: float) -> float | None:
-        # the median of the bin holding `t`, once it holds more than one day's slot
-        day = self.bins[int((t % 86400.0) // BIN_S) % _BINS]
-        return _median(day) if len(day) > 20 else None
+        # the cached median of the bin holding `t`, once it holds most of one day's slot
+        # (DAY_MIN) from an earlier day (`born`): the resource baseline's rule. It needed more
+        # than 20 values, part of a second day, so on day 2 it never spoke; the age rule keeps
+        # day 1 from reading a bin it is still filling as a prediction
+        i = int((t % 86400.0) // BIN_S) % _BINS
+        return self.dmed[i] if t - self.born[i] >= _DAY_AGE_S else None
 
     def _daily(self, t: float) -> float | None:
         # linear between the medians of the two nearest bins' centres: a step per bin would
