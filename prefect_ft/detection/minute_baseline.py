@@ -75,6 +75,7 @@ _DAY_AGE_S = 20 * 3600.0  # a bin's first value must be this old (from an earlie
 ENTER = (1.0, 0.6, 0.8)
 STAY = (1.0, 0.8, 0.9)
 _BINS = round(86400.0 / BIN_S)
+_GAP_BINS = 4  # bins either side a short bin is interpolated from: an alarm's exclusion (1 h)
 NAMES = ("level", "local", "daily")
 
 
@@ -212,6 +213,30 @@ class MinuteBaseline:
         # than 20 values, part of a second day, so on day 2 it never spoke; the age rule keeps
         # day 1 from reading a bin it is still filling as a prediction
         i = int((t % 86400.0) // BIN_S) % _BINS
+        own = self._ready(i, t)
+        if own is not None:
+            return own
+        # a bin left short (an alarm's exclusion skipped its minutes that day): interpolate
+        # between the nearest ready bins within `_GAP_BINS` either side. Without it the chosen
+        # daily predictor fell back to the 24-h median, far off under a daily swing: a false
+        # alarm on day 2 (drawn seed 1001, daily load 0.3, 29.8 h)
+        before = self._nearest(i, t, -1)
+        after = self._nearest(i, t, 1)
+        if before is None or after is None:
+            return None if before is None and after is None else (before or after)[1]
+        (d, a), (e, b) = before, after
+        return a + (b - a) * d / (d + e)
+
+    def _nearest(self, i: int, t: float, step: int) -> tuple[int, float] | None:
+        # the nearest ready bin from bin `i` in direction `step`: (distance, its median)
+        for d in range(1, _GAP_BINS + 1):
+            v = self._ready((i + step * d) % _BINS, t)
+            if v is not None:
+                return d, v
+        return None
+
+    def _ready(self, i: int, t: float) -> float | None:
+        # bin `i`'s median, once it holds DAY_MIN values and its first is from an earlier day
         return self.dmed[i] if t - self.born[i] >= _DAY_AGE_S else None
 
     def _daily(self, t: float) -> float | None:
