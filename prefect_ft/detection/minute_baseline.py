@@ -74,6 +74,7 @@ _DAY_AGE_S = 20 * 3600.0  # a bin's first value must be this old (from an earlie
 # degradation), as it is under a daily swing, not just a little better
 ENTER = (1.0, 0.6, 0.8)
 STAY = (1.0, 0.8, 0.9)
+OVER_LOCAL = 0.8  # the daily predictor's error must be below this times `local`'s to replace it
 _BINS = round(86400.0 / BIN_S)
 _GAP_BINS = 4  # bins either side a short bin is interpolated from: an alarm's exclusion (1 h)
 NAMES = ("level", "local", "daily")
@@ -316,6 +317,14 @@ class MinuteBaseline:
             limit = (STAY if m == self.choice else ENTER)[m] * errs[0]
             if errs[m] < limit and errs[m] < errs[best]:
                 best = m
+        # the season must also beat `local` clearly to take over from it (`OVER_LOCAL`) and
+        # not be worse to stay: from day 2 a bin is one day's median, whose error persists for
+        # its quarter-hour, and chosen on a marginal edge over `local` it doubled the
+        # degradation false alarms on a daily load (4 -> 8, RESULTS.md 2026-12-02)
+        over = 1.0 if self.choice == 2 else OVER_LOCAL
+        if best == 2 and errs[1] < math.inf and errs[2] >= over * errs[1]:
+            local_ok = errs[1] < (STAY if self.choice == 1 else ENTER)[1] * errs[0]
+            best = 1 if local_ok else 0
         self.choice = best
 
     def _choose_day(self) -> None:

@@ -183,3 +183,19 @@ def test_a_quarter_hour_left_unlearnt_on_day_1_is_predicted_from_its_neighbours(
         assert said == pytest.approx(shape[m], abs=0.02)
     # day 1 itself never reads a bin as a prediction
     assert MinuteBaseline().predictions(t0 + 3600.0)[2] is None
+
+
+def test_the_daily_predictor_replaces_local_only_when_clearly_better() -> None:
+    # one day's bin medians carry their own error for a quarter-hour; chosen on a marginal
+    # edge over the local median they doubled the degradation false alarms on a daily load
+    def chosen(local_err: float, daily_err: float) -> str:
+        base = MinuteBaseline()
+        base.long.extend([0.0] * 240)
+        for m, e in enumerate((0.3, local_err, daily_err)):  # the 24-h level is far off
+            base.err[m].extend([e] * 240)
+        base.refresh()
+        return base.name
+
+    assert chosen(0.05, 0.045) == "local"  # 10 % better: not enough
+    assert chosen(0.05, 0.035) == "daily"  # 30 % better
+    assert chosen(0.5, 0.2) == "daily"  # local not qualified: the season against the level
