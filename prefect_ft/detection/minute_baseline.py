@@ -16,7 +16,8 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
   fed 7 of 12 false alarms on the daily-load benchmark, 2026-12-02), while a degradation,
   steeper than the cap, still outruns the prediction; and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
   bins (the seasonal sub-series of STL, Cleveland et al. 1990, made causal as in
-  `baselines.py`), speaking from the next day once a bin holds most of a day's slot. A challenger is used only
+  `baselines.py`; read in `daily_bins.py`), speaking from the next day once a bin holds most of a
+  day's slot. A challenger is used only
   while its median absolute error over the last 4 h is clearly below the reference's (`ENTER`,
   `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median wins (less
   estimation noise) and nothing changes. With `smooth=True` (the resource detector) the daily
@@ -45,6 +46,13 @@ import numpy as np
 
 from prefect_ft.detection._state import dump_slots, load_slots
 from prefect_ft.detection.cusum import robust_scale
+from prefect_ft.detection.daily_bins import (
+    BINS,
+    DAY_MIN,
+    bin_index,
+    smooth_prediction,
+    step_prediction,
+)
 
 __all__ = ["MinuteBaseline", "refresh_slot"]
 
@@ -55,7 +63,6 @@ LOCAL_N = 30  # minutes in the local median
 # correction by ~0.005 in log units, 1/16 of a minute's scale), where a slope over the local
 # window itself made the local errors autocorrelated (CUSUM false alarms)
 SLOPE_N = 120
-BIN_S = 900.0  # width of a daily phase bin
 K_DAYS = 3  # days the daily predictor looks back
 # residuals the predictors are compared on (24 h). Over 4 h, a slow ramp (a degradation) that
 # filled a third of the window made the lagging `local` look better than the 24-h median, which
@@ -63,20 +70,12 @@ K_DAYS = 3  # days the daily predictor looks back
 ERR_N = 1440
 MIN_ERR = 240  # residuals a predictor needs before it may be compared (4 h)
 SCALE_N = 1440  # residuals the scale is computed on
-# values a phase bin needs before the daily predictor speaks: most of one day's 15 minutes. It
-# used to need more than 20 (part of a second day), so on a 48-h history it never spoke on day
-# 2; one day is enough to predict the next, and it only takes over once its errors beat the
-# reference's (ENTER), which one odd day cannot fake for 4 hours
-DAY_MIN = 12
-_DAY_AGE_S = 20 * 3600.0  # a bin's first value must be this old (from an earlier day)
 # a challenger must cut the reference's median error by these factors to be chosen (enter) and
 # to stay chosen; `local` must be clearly better (it would also follow a slow ramp, a
 # degradation), as it is under a daily swing, not just a little better
 ENTER = (1.0, 0.6, 0.8)
 STAY = (1.0, 0.8, 0.9)
 OVER_LOCAL = 0.8  # the daily predictor's error must be below this times `local`'s to replace it
-_BINS = round(86400.0 / BIN_S)
-_GAP_BINS = 4  # bins either side a short bin is interpolated from: an alarm's exclusion (1 h)
 NAMES = ("level", "local", "daily")
 
 
@@ -151,11 +150,11 @@ class MinuteBaseline:
         self.long: deque[float] = deque(maxlen=LONG_N)
         self.local: deque[float] = deque(maxlen=LOCAL_N)
         # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
-        self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(_BINS)]
-        self.dmed: list[float | None] = [None] * _BINS  # each bin's median (None: too few)
+        self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(BINS)]
+        self.dmed: list[float | None] = [None] * BINS  # each bin's median (None: too few)
         # when each bin got its first value: a bin speaks only from the next day on; on the
         # first day the previous quarter-hour's bin is just a stale local median
-        self.born: list[float] = [1e300] * _BINS  # finite: the state is strict JSON
+        self.born: list[float] = [1e300] * BINS  # finite: the state is strict JSON
         self.err: list[deque[float]] = [deque(maxlen=ERR_N if smooth else MIN_ERR) for _ in NAMES]
         self.res: list[deque[float]] = [deque(maxlen=SCALE_N) for _ in NAMES]
         self.level = 0.0
@@ -209,49 +208,10 @@ class MinuteBaseline:
         return min(max(slope, 0.0), self.max_slope)
 
     def _bin(self, t: float) -> float | None:
-        # the cached median of the bin holding `t`, once it holds most of one day's slot
-        # (DAY_MIN) from an earlier day (`born`): the resource baseline's rule. It needed more
-        # than 20 values, part of a second day, so on day 2 it never spoke; the age rule keeps
-        # day 1 from reading a bin it is still filling as a prediction
-        i = int((t % 86400.0) // BIN_S) % _BINS
-        own = self._ready(i, t)
-        if own is not None:
-            return own
-        # a bin left short (an alarm's exclusion skipped its minutes that day): interpolate
-        # between the nearest ready bins within `_GAP_BINS` either side. Without it the chosen
-        # daily predictor fell back to the 24-h median, far off under a daily swing: a false
-        # alarm on day 2 (drawn seed 1001, daily load 0.3, 29.8 h)
-        before = self._nearest(i, t, -1)
-        after = self._nearest(i, t, 1)
-        if before is None or after is None:
-            return None if before is None and after is None else (before or after)[1]
-        (d, a), (e, b) = before, after
-        return a + (b - a) * d / (d + e)
-
-    def _nearest(self, i: int, t: float, step: int) -> tuple[int, float] | None:
-        # the nearest ready bin from bin `i` in direction `step`: (distance, its median)
-        for d in range(1, _GAP_BINS + 1):
-            v = self._ready((i + step * d) % _BINS, t)
-            if v is not None:
-                return d, v
-        return None
-
-    def _ready(self, i: int, t: float) -> float | None:
-        # bin `i`'s median, once it holds DAY_MIN values and its first is from an earlier day
-        return self.dmed[i] if t - self.born[i] >= _DAY_AGE_S else None
+        return step_prediction(self.dmed, self.born, t)
 
     def _daily(self, t: float) -> float | None:
-        # linear between the medians of the two nearest bins' centres: a step per bin would
-        # turn a steep daily rise into a sawtooth of residuals (and of de-seasonalised levels)
-        pos = (t % 86400.0) / BIN_S - 0.5
-        lo = math.floor(pos)
-        w = pos - lo
-        i, j = lo % _BINS, (lo + 1) % _BINS
-        a = self.dmed[i] if t - self.born[i] >= _DAY_AGE_S else None
-        b = self.dmed[j] if t - self.born[j] >= _DAY_AGE_S else None
-        if a is None or b is None:
-            return a if w < 0.5 else b
-        return a + w * (b - a)
+        return smooth_prediction(self.dmed, self.born, t)
 
     def observe(self, x: float) -> None:
         """Feed the current minute's value to the local predictor, after predicting it."""
@@ -273,7 +233,7 @@ class MinuteBaseline:
     def learn(self, t: float, x: float, preds: list[float | None]) -> None:
         """Add a delayed sample `x` (minute ending `t`) with the predictions made for it."""
         self.long.append(x)
-        i = int((t % 86400.0) // BIN_S) % _BINS
+        i = bin_index(t)
         self.bins[i].append(x)
         self.born[i] = min(self.born[i], t)
         self.dmed[i] = _median(self.bins[i]) if len(self.bins[i]) >= DAY_MIN else None
