@@ -16,7 +16,8 @@ This is the same method at a per-minute cadence, with state small and JSON-ready
   fed 7 of 12 false alarms on the daily-load benchmark, 2026-12-02), while a degradation,
   steeper than the cap, still outruns the prediction; and `daily`, the same phase of the last `K_DAYS` days: the medians of the quarter-hour
   bins (the seasonal sub-series of STL, Cleveland et al. 1990, made causal as in
-  `baselines.py`), speaking once a bin holds more than one day's slot. A challenger is used only
+  `baselines.py`; read in `daily_bins.py`), speaking from the next day once a bin holds most of a
+  day's slot. A challenger is used only
   while its median absolute error over the last 4 h is clearly below the reference's (`ENTER`,
   `STAY`), so seasonality is detected, not assumed: on a flat series the 24-h median wins (less
   estimation noise) and nothing changes. With `smooth=True` (the resource detector) the daily
@@ -37,6 +38,7 @@ error the detector actually sees, lag included.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import deque
 from typing import Any
 
@@ -44,8 +46,15 @@ import numpy as np
 
 from prefect_ft.detection._state import dump_slots, load_slots
 from prefect_ft.detection.cusum import robust_scale
+from prefect_ft.detection.daily_bins import (
+    BINS,
+    DAY_MIN,
+    bin_index,
+    smooth_prediction,
+    step_prediction,
+)
 
-__all__ = ["MinuteBaseline"]
+__all__ = ["MinuteBaseline", "refresh_slot"]
 
 LONG_N = 1440  # minutes in the reference median (24 h)
 LOCAL_N = 30  # minutes in the local median
@@ -54,7 +63,6 @@ LOCAL_N = 30  # minutes in the local median
 # correction by ~0.005 in log units, 1/16 of a minute's scale), where a slope over the local
 # window itself made the local errors autocorrelated (CUSUM false alarms)
 SLOPE_N = 120
-BIN_S = 900.0  # width of a daily phase bin
 K_DAYS = 3  # days the daily predictor looks back
 # residuals the predictors are compared on (24 h). Over 4 h, a slow ramp (a degradation) that
 # filled a third of the window made the lagging `local` look better than the 24-h median, which
@@ -62,19 +70,36 @@ K_DAYS = 3  # days the daily predictor looks back
 ERR_N = 1440
 MIN_ERR = 240  # residuals a predictor needs before it may be compared (4 h)
 SCALE_N = 1440  # residuals the scale is computed on
-# values a phase bin needs before the daily predictor speaks: most of one day's 15 minutes. It
-# used to need more than 20 (part of a second day), so on a 48-h history it never spoke on day
-# 2; one day is enough to predict the next, and it only takes over once its errors beat the
-# reference's (ENTER), which one odd day cannot fake for 4 hours
-DAY_MIN = 12
-_DAY_AGE_S = 20 * 3600.0  # a bin's first value must be this old (from an earlier day)
 # a challenger must cut the reference's median error by these factors to be chosen (enter) and
 # to stay chosen; `local` must be clearly better (it would also follow a slow ramp, a
 # degradation), as it is under a daily swing, not just a little better
 ENTER = (1.0, 0.6, 0.8)
 STAY = (1.0, 0.8, 0.9)
-_BINS = round(86400.0 / BIN_S)
+OVER_LOCAL = 0.8  # the daily predictor's error must be below this times `local`'s to replace it
 NAMES = ("level", "local", "daily")
+
+
+def refresh_slot(key: str, every: int) -> int:
+    """The minute within each `every` on which the baseline keyed `key` refreshes, stable
+    across processes and restarts (crc32, not the salted `hash`). Staggered this way, a refresh
+    (medians of 1440 values) falls on 1/`every` of the minutes per baseline, instead of every
+    baseline of every component on the same minute, which made the update's p99 (RESULTS.md,
+    2026-12-02)."""
+    return zlib.crc32(key.encode()) % every
+
+
+def _amedian(a: np.ndarray) -> float:
+    """`np.median` of a 1-D float array, to the last bit, without its wrapper (half of a
+    refresh's cost): the same partition, the middle two averaged as (a + b) / 2 is, and NaN
+    when the array holds one (NumPy's check of the partition's last element)."""
+    n = a.size
+    if n == 0:
+        return math.nan
+    k = n // 2
+    part = np.partition(a, (k - 1, k, n - 1) if n % 2 == 0 else (k, n - 1))
+    if math.isnan(part[n - 1]):
+        return math.nan
+    return float(part[k]) if n % 2 else 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
 def _median(values: Any) -> float:
@@ -125,11 +150,11 @@ class MinuteBaseline:
         self.long: deque[float] = deque(maxlen=LONG_N)
         self.local: deque[float] = deque(maxlen=LOCAL_N)
         # one deque per quarter-hour of the UTC day; a bin needs more than one day's slot
-        self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(_BINS)]
-        self.dmed: list[float | None] = [None] * _BINS  # each bin's median (None: too few)
+        self.bins: list[deque[float]] = [deque(maxlen=K_DAYS * 15) for _ in range(BINS)]
+        self.dmed: list[float | None] = [None] * BINS  # each bin's median (None: too few)
         # when each bin got its first value: a bin speaks only from the next day on; on the
         # first day the previous quarter-hour's bin is just a stale local median
-        self.born: list[float] = [1e300] * _BINS  # finite: the state is strict JSON
+        self.born: list[float] = [1e300] * BINS  # finite: the state is strict JSON
         self.err: list[deque[float]] = [deque(maxlen=ERR_N if smooth else MIN_ERR) for _ in NAMES]
         self.res: list[deque[float]] = [deque(maxlen=SCALE_N) for _ in NAMES]
         self.level = 0.0
@@ -183,22 +208,10 @@ class MinuteBaseline:
         return min(max(slope, 0.0), self.max_slope)
 
     def _bin(self, t: float) -> float | None:
-        # the median of the bin holding `t`, once it holds more than one day's slot
-        day = self.bins[int((t % 86400.0) // BIN_S) % _BINS]
-        return _median(day) if len(day) > 20 else None
+        return step_prediction(self.dmed, self.born, t)
 
     def _daily(self, t: float) -> float | None:
-        # linear between the medians of the two nearest bins' centres: a step per bin would
-        # turn a steep daily rise into a sawtooth of residuals (and of de-seasonalised levels)
-        pos = (t % 86400.0) / BIN_S - 0.5
-        lo = math.floor(pos)
-        w = pos - lo
-        i, j = lo % _BINS, (lo + 1) % _BINS
-        a = self.dmed[i] if t - self.born[i] >= _DAY_AGE_S else None
-        b = self.dmed[j] if t - self.born[j] >= _DAY_AGE_S else None
-        if a is None or b is None:
-            return a if w < 0.5 else b
-        return a + w * (b - a)
+        return smooth_prediction(self.dmed, self.born, t)
 
     def observe(self, x: float) -> None:
         """Feed the current minute's value to the local predictor, after predicting it."""
@@ -220,7 +233,7 @@ class MinuteBaseline:
     def learn(self, t: float, x: float, preds: list[float | None]) -> None:
         """Add a delayed sample `x` (minute ending `t`) with the predictions made for it."""
         self.long.append(x)
-        i = int((t % 86400.0) // BIN_S) % _BINS
+        i = bin_index(t)
         self.bins[i].append(x)
         self.born[i] = min(self.born[i], t)
         self.dmed[i] = _median(self.bins[i]) if len(self.bins[i]) >= DAY_MIN else None
@@ -235,7 +248,7 @@ class MinuteBaseline:
         if not self.long:
             return
         arr = np.fromiter(self.long, float)
-        self.level = float(np.median(arr))
+        self.level = _amedian(arr)
         if not self.smooth:
             self._choose_recent()
         else:
@@ -250,8 +263,8 @@ class MinuteBaseline:
                 dev = np.abs(src - self.level)
             else:
                 res = np.fromiter(r, float)
-                dev = np.abs(res - float(np.median(res)))
-            scale = robust_scale(float(np.median(dev)), float(dev.mean()), self.level)
+                dev = np.abs(res - _amedian(res))
+            scale = robust_scale(_amedian(dev), float(dev.mean()), self.level)
             self.scales[m] = max(scale, self.min_scale)
 
     def _choose_recent(self) -> None:
@@ -264,6 +277,14 @@ class MinuteBaseline:
             limit = (STAY if m == self.choice else ENTER)[m] * errs[0]
             if errs[m] < limit and errs[m] < errs[best]:
                 best = m
+        # the season must also beat `local` clearly to take over from it (`OVER_LOCAL`) and
+        # not be worse to stay: from day 2 a bin is one day's median, whose error persists for
+        # its quarter-hour, and chosen on a marginal edge over `local` it doubled the
+        # degradation false alarms on a daily load (4 -> 8, RESULTS.md 2026-12-02)
+        over = 1.0 if self.choice == 2 else OVER_LOCAL
+        if best == 2 and errs[1] < math.inf and errs[2] >= over * errs[1]:
+            local_ok = errs[1] < (STAY if self.choice == 1 else ENTER)[1] * errs[0]
+            best = 1 if local_ok else 0
         self.choice = best
 
     def _choose_day(self) -> None:
@@ -275,7 +296,7 @@ class MinuteBaseline:
             n = min(len(self.err[m]), ref.size)
             if n >= MIN_ERR:
                 mine = np.fromiter(self.err[m], float)[-n:]
-                errs[m] = float(np.median(mine)) / max(float(np.median(ref[-n:])), 1e-12)
+                errs[m] = _amedian(mine) / max(_amedian(ref[-n:]), 1e-12)
         # a challenger is chosen when its error is below ENTER times the reference's, and kept
         # while below STAY times it (a band, so that near the boundary the baseline does not
         # flip back and forth; the reference is the default, never held against the evidence).

@@ -5,7 +5,9 @@ Both judge one value per closed minute against a seasonal, robust `MinuteBaselin
 - a minute joins the baseline `DELAY_S` later, with the predictions made for it at decision
   time, and only when it is outside an alarm's exclusion (an onset must not teach the baseline);
 - the baseline's level, choice of predictor and scale are refreshed every `REFRESH_EVERY`
-  minutes once `deg_warmup_min` minutes are known (a median of 1440 values is not free);
+  minutes once `deg_warmup_min` minutes are known (a median of 1440 values is not free), each
+  tracker on its own minute of the `REFRESH_EVERY` (`refresh_slot`), so they do not all
+  refresh on the same minute;
 - a one-sided `GaussianCusum` decides; after an alarm the same tracker stays silent for
   `holdoff_s` and the level is relearnt, so a lasting shift alarms once.
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
 from prefect_ft.detection.cusum import GaussianCusum
-from prefect_ft.detection.minute_baseline import MinuteBaseline
+from prefect_ft.detection.minute_baseline import MinuteBaseline, refresh_slot
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["MinuteTracker"]
@@ -40,9 +42,10 @@ class MinuteTracker:
         "name",
         "pending",
         "scale",
+        "slot",
         "th",
     )
-    _CONFIG = ("name", "th", "base")
+    _CONFIG = ("name", "th", "base", "slot")
 
     def __init__(
         self, name: str, th: Thresholds, min_scale: float = 0.0, max_slope: float = 0.0
@@ -50,6 +53,7 @@ class MinuteTracker:
         self.name = name
         self.th = th
         self.base = MinuteBaseline(min_scale=min_scale, max_slope=max_slope)
+        self.slot = refresh_slot(f"{type(self).__name__}:{name}", REFRESH_EVERY)
         self.pending: deque[list[float]] = deque()  # [end, value, *predictions]
         self.cusum = GaussianCusum(th.deg_k, th.deg_h)
         self.scale = 0.0  # 0 while learning
@@ -75,7 +79,8 @@ class MinuteTracker:
             m_end, v, *made = self.pending.popleft()
             if m_end > self.exclude_until:
                 self.base.learn(m_end, v, made)
-        if self.closed % REFRESH_EVERY == 0 and len(self.base.long) >= self.th.deg_warmup_min:
+        due = (self.closed + self.slot) % REFRESH_EVERY == 0
+        if due and len(self.base.long) >= self.th.deg_warmup_min:
             self.base.refresh()
             self._refreshed()
 

@@ -58,7 +58,7 @@ from prefect_ft.detection.exhaustion import (
     long_windows,
     time_to_limit,
 )
-from prefect_ft.detection.minute_baseline import MinuteBaseline
+from prefect_ft.detection.minute_baseline import MinuteBaseline, refresh_slot
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["ResourceTracker", "exhaustion_severity"]
@@ -86,6 +86,7 @@ class ResourceTracker:
         "raw",
         "season",
         "series",
+        "slot",
         "th",
         "wins",
     )
@@ -104,12 +105,14 @@ class ResourceTracker:
         self.limit = 100.0
         self.hold_until = NEVER
         self.season = MinuteBaseline(smooth=True)
+        # its own minute of the 15 (staggered with the duration baselines, `refresh_slot`)
+        self.slot = refresh_slot(f"ResourceTracker:{kind}:{name}", _SEASON_REFRESH)
         self.pending: deque[list[float]] = deque()  # [end, level, *predictions]
         self.closed = 0
 
     def state(self) -> dict[str, Any]:
         return {
-            **dump_slots(self, skip=("name", "th", "kind", "wins", "season")),
+            **dump_slots(self, skip=("name", "th", "kind", "wins", "season", "slot")),
             "season": self.season.state(),
         }
 
@@ -176,7 +179,8 @@ class ResourceTracker:
         while self.pending and self.pending[0][0] <= end - _SEASON_DELAY_S:
             m_end, v, *made = self.pending.popleft()
             base.learn(m_end, v, made)
-        if self.closed % _SEASON_REFRESH == 0 and len(base.long) >= self.th.deg_warmup_min:
+        due = (self.closed + self.slot) % _SEASON_REFRESH == 0
+        if due and len(base.long) >= self.th.deg_warmup_min:
             base.refresh()
         if base.choice != 2 or preds[2] is None or preds[0] is None:
             return 0.0

@@ -147,3 +147,24 @@ def test_a_leak_on_top_of_a_daily_pattern_still_alarms_30_min_ahead() -> None:
     alarms = feed(ResourceTracker("doc", "memory", th), t, x, T0, cross)
     found = [a for a in alarms if a.at >= T0 + leak_at]
     assert found and cross - found[0].at >= 1800.0
+
+
+def test_time_to_limit_fits_the_same_line_as_scipy_theilslopes() -> None:
+    # the fit calls its own copy of scipy's routine (the wrapper cost the update's p99); it
+    # must stay the same to the last bit, ties in times and in levels included
+    from scipy import stats
+
+    from prefect_ft.detection.exhaustion import _theilslopes
+
+    rng = np.random.default_rng(7)
+    for i in range(200):
+        n = int(rng.integers(8, 120))
+        t = np.sort(rng.uniform(0.0, 3600.0, n))
+        if i % 2:
+            t = np.round(t / 60.0) * 60.0
+        x = rng.normal(50.0, 5.0, n) + 0.01 * t
+        if i % 3 == 0:
+            x = np.round(x)
+        alpha = (0.9, 0.95, 0.8)[i % 3]
+        want = [float(v) for v in stats.theilslopes(x, t, alpha=alpha)]
+        assert [float(v) for v in _theilslopes(x, t, alpha)] == want

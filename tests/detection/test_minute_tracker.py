@@ -72,3 +72,37 @@ def test_a_daily_swing_raises_no_alarm_and_a_ramp_on_day_two_is_found() -> None:
     ramp = lambda t: daily(0.3)(t) * (1.0 + np.clip((t - onset) / 3600.0, 0.0, 0.5))  # noqa: E731
     alarms = feed_minutes(DegradationTracker("x", th), 38.0, ramp, seed=2)
     assert alarms and 36.0 < alarms[0] <= 36.0 + 25 / 60, alarms
+
+
+def test_the_baselines_refresh_on_staggered_minutes(monkeypatch) -> None:
+    # every per-minute baseline (durations and memory, four components) refreshed on the same
+    # minute, every 15th: those minutes made the update's p99. Each keeps its 15-minute cadence
+    from collections import Counter
+
+    from prefect_ft.detection import DetectionEngine
+    from prefect_ft.detection.minute_baseline import MinuteBaseline
+    from prefect_ft.detection.synthetic import Scenario, generate
+
+    seen: list[tuple[int, int]] = []
+    clock = {"minute": 0}
+    refresh = MinuteBaseline.refresh
+
+    def counted(self: MinuteBaseline) -> None:
+        seen.append((id(self), clock["minute"]))
+        refresh(self)
+
+    monkeypatch.setattr(MinuteBaseline, "refresh", counted)
+    hist = generate(2, Scenario(hours=3.0, episodes=(), negative_controls=False))
+    engine = DetectionEngine()
+    for lo in np.arange(hist.start_ts, hist.end_ts, 60.0):
+        clock["minute"] = int(lo // 60)
+        t, r = hist.tasks.between(lo, lo + 60.0), hist.resources.between(lo, lo + 60.0)
+        engine.update(t, r, until=lo + 60.0)
+    per_minute = Counter(m for _, m in seen)
+    per_base: dict[int, list[int]] = {}
+    for b, m in seen:
+        per_base.setdefault(b, []).append(m)
+    assert len(per_base) == 8  # 4 duration baselines, 4 memory seasonal baselines
+    assert all(set(np.diff(ms)) == {15} for ms in per_base.values())
+    assert len({m % 15 for m in per_minute}) >= 5
+    assert max(per_minute.values()) <= 2
