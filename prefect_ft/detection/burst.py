@@ -189,7 +189,13 @@ class BurstTracker:
         can_idle = all(x < 0.0 for x in b)
         idle = can_idle and not any(s)
         idle_t: float | None = None
+        hold_types = self.hold_types if self.by_type else None
         for t, y, code in zip(ends, failed, codes, strict=True):
+            if y and hold_types is not None and 0 <= code < n_types and t < hold_types[code]:
+                # a failure of a type inside its own hold-off belongs to the alarmed episode: it
+                # must not build the next one, nor name it (a tie went to the lower code, whose
+                # hold-off then swallowed another type's burst)
+                continue
             if idle and not y:
                 idle_t = t
                 continue

@@ -13,6 +13,7 @@ T0 = 1_800_000_000.0
 COMPS = ("doc-processing", "ml-inference", "ipc", "quality-validation")
 MODEL = FailureType.MODEL_INFERENCE_ERROR.code
 CONN = FailureType.CONNECTION_ERROR.code
+RES = FailureType.RESOURCE_EXHAUSTION.code
 
 
 def history(second: int) -> TaskRunBatch:
@@ -58,3 +59,22 @@ def test_the_hold_off_per_type_survives_a_saved_state() -> None:
 def test_the_knob_must_be_a_bool() -> None:
     with pytest.raises(ValueError, match="burst_holdoff_by_type must be True or False"):
         EngineConfig(burst_holdoff_by_type="yes")  # type: ignore[arg-type]
+
+
+def test_held_failures_do_not_hide_the_next_types_burst() -> None:
+    """The demo's quiet-machine miss (ft-demo4, 16:49 run): after a ResourceExhaustion burst
+    alarmed, 3 more refusals of that type arrived inside its hold-off, then the crash's 4
+    connection errors. The chart fired on the third with the types tied 3:3, the lower code (the held type)
+    was taken as the episode's type, its hold-off suppressed the alarm and every chart restarted:
+    the crash was never reported. Failures of a type inside its own hold-off belong to the
+    alarmed episode, so they must not build (or name) the next one."""
+    codes = [-1] * 30 + [RES] * 5 + [-1] * 20 + [RES] * 3 + [CONN] * 4 + [-1] * 5
+    ends = T0 + 0.5 * np.arange(1, len(codes) + 1)
+    failed = [c >= 0 for c in codes]
+    batch = TaskRunBatch(COMPS, ends - 0.1, ends, failed, codes, [1] * len(codes))
+    cfg = EngineConfig(run_baseline_min_tasks=20, burst_holdoff_by_type=True)
+    found = DetectionEngine(cfg).update(batch, until=T0 + 60).alarms
+    assert [(str(a.pattern), str(a.failure_type)) for a in found] == [
+        ("burst", "ResourceExhaustion"),
+        ("burst", "ConnectionError"),
+    ]
