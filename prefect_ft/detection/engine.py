@@ -47,11 +47,9 @@ class EngineConfig:
         edges: dependency edges `(upstream, downstream)` used for cascades.
         thresholds: frozen detector thresholds.
         throughput: also watch successful completions per minute for drops
-            (`throughput.ThroughputTracker`: below every prediction, over 3 minutes). Off by
-            default: the synthetic benchmark's tables are the same with it on (2026-12-02), but
-            completions alone cannot tell work that stopped arriving from work that is stuck,
-            so a pipeline whose arrivals stop (the end of a history, a batch window closing)
-            alarms; the stage's demand (its upstream's completions) is not used yet.
+            (`throughput.ThroughputTracker`: below every prediction, over 3 minutes, and below
+            half the stage's input: its upstream stages' completions, or at least its own
+            attempts, so work that stopped arriving is not a drop). Off by default.
         run_baseline_min_tasks: 0 (default) learns each component's burst baseline from hours
             of closed minutes; a positive number learns it from the component's own earlier
             tasks in this history once that many were seen (`burst.BurstTracker`), for runs too
@@ -257,6 +255,12 @@ class DetectionEngine:
     ) -> list[Alarm]:
         """Close the minute ending at `end`: segment `i + 1` of the splits (after `edges[i]`)."""
         out: list[Alarm | None] = []
+        tried, ok = [], []
+        if self.config.throughput:
+            for c in range(len(self._burst)):
+                lo, hi = minute[c].span(i + 1)
+                tried.append(int(hi - lo))
+                ok.append(int(hi - lo - minute[c].cols["failed"][lo:hi].sum()))
         for c in range(len(self._burst)):
             self._burst[c].close_minute(end)
             rows = minute[c]
@@ -264,8 +268,10 @@ class DetectionEngine:
             dur = rows.cols["duration"][lo:hi][rows.cols["valid"][lo:hi]]
             out.append(self._deg[c].close_minute(end, np.log(dur)))
             if self.config.throughput:
-                ok = int(hi - lo - rows.cols["failed"][lo:hi].sum())
-                out.append(self._tput[c].close_minute(end, ok))
+                # flow conservation: a stage's input is what its upstream stages completed,
+                # and at least what it attempted itself (all a first stage's rows show)
+                fed = max(tried[c], sum(ok[u] for u in self._parents[c]))
+                out.append(self._tput[c].close_minute(end, ok[c], fed))
             res = samples[c]
             lo, hi = res.span(i + 1)
             if hi > lo:
