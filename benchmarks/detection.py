@@ -155,7 +155,9 @@ def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any
     )
     hist = generate(seed, scenario)
     runs = []
-    for th, tput in ((t, tp) for t in th_sets for tp in ((False, True) if both else (False,))):
+    # without "+tp" the engine's default (the throughput detector on since 2026-12-02)
+    default = EngineConfig().throughput
+    for th, tput in ((t, tp) for t in th_sets for tp in ((False, True) if both else (default,))):
         config = EngineConfig(
             thresholds=Thresholds.from_dict(th), throughput=tput, burst_holdoff_by_type=by_type
         )

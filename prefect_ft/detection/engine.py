@@ -49,7 +49,9 @@ class EngineConfig:
         throughput: also watch successful completions per minute for drops
             (`throughput.ThroughputTracker`: below every prediction, over 3 minutes, and below
             half the stage's input: its upstream stages' completions, or at least its own
-            attempts, so work that stopped arriving is not a drop). Off by default.
+            attempts, so work that stopped arriving is not a drop). On by default since
+            2026-12-02: the synthetic tables are the same with it on and off (targeted, drawn
+            and daily-load sets; benchmarks/RESULTS.md).
         run_baseline_min_tasks: 0 (default) learns each component's burst baseline from hours
             of closed minutes; a positive number learns it from the component's own earlier
             tasks in this history once that many were seen (`burst.BurstTracker`), for runs too
@@ -67,7 +69,7 @@ class EngineConfig:
     components: tuple[str, ...] = PIPELINE
     edges: tuple[tuple[str, str], ...] = tuple(itertools.pairwise(PIPELINE))
     thresholds: Thresholds = field(default_factory=load_thresholds)
-    throughput: bool = False
+    throughput: bool = True
     run_baseline_min_tasks: int = 0
     burst_holdoff_by_type: bool = False
     sample_exhaustion: bool = False

@@ -112,3 +112,20 @@ def test_a_state_saved_before_the_input_was_kept_still_loads() -> None:
     new = ThroughputTracker("x", th)
     new.load(saved)
     assert new.close_minute(60.0 * 201, 60, 60) is None
+
+
+def test_the_default_engine_watches_throughput() -> None:
+    # on by default since the input rule (2026-12-02): a stage failing 80 % of its calls alarms
+    slow = lambda m: 0.8 if m >= WARM else 0.0  # noqa: E731
+    part = stage(0, range(WARM + 60), lambda m: 60.0, fail=slow)
+    batch = TaskRunBatch(
+        ("a",),
+        part["end"] - 0.5,
+        part["end"],
+        part["failed"],
+        np.where(part["failed"], 0, -1),
+        part["comp"],
+    )
+    engine = DetectionEngine(EngineConfig(components=("a",), edges=()))
+    alarms = engine.update(batch, until=T0 + 60.0 * (WARM + 60)).alarms
+    assert any("throughput_ratio" in dict(a.evidence) for a in alarms)
