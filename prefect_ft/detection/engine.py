@@ -24,7 +24,7 @@ from prefect_ft.detection.budget_watch import BudgetWatch
 from prefect_ft.detection.burst import BurstTracker
 from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
-from prefect_ft.detection.degradation import DegradationTracker
+from prefect_ft.detection.degradation import DegradationTracker, common_mode, minute_median
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
@@ -61,6 +61,11 @@ class EngineConfig:
             type), so a crash refusing connections right after a burst of model errors on the
             same component is reported too. Off by default: not yet measured against the
             synthetic false-alarm budget (an episode of mixed types may alarm once per type).
+        degradation_common_mode: judge each component's durations relative to the other
+            components' (minus the median of their minute medians, `degradation.common_mode`),
+            so a load that slows every stage alike is not a degradation and a gentle ramp on one
+            stage shows on the first day. Off by default: a slowdown of every stage at once
+            cancels too, and a minute in which another stage has no median is a gap.
         sample_exhaustion: also judge each component's raw memory samples against the limit
             they carry as they arrive (`exhaustion.BudgetWatch`), for runs too short for the
             minute floors and for processes with their own memory budget. Off by default.
@@ -73,6 +78,7 @@ class EngineConfig:
     run_baseline_min_tasks: int = 0
     burst_holdoff_by_type: bool = False
     sample_exhaustion: bool = False
+    degradation_common_mode: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.burst_holdoff_by_type, bool):
@@ -263,12 +269,19 @@ class DetectionEngine:
                 lo, hi = minute[c].span(i + 1)
                 tried.append(int(hi - lo))
                 ok.append(int(hi - lo - minute[c].cols["failed"][lo:hi].sum()))
+        logs = []
         for c in range(len(self._burst)):
-            self._burst[c].close_minute(end)
             rows = minute[c]
             lo, hi = rows.span(i + 1)
-            dur = rows.cols["duration"][lo:hi][rows.cols["valid"][lo:hi]]
-            out.append(self._deg[c].close_minute(end, np.log(dur)))
+            logs.append(np.log(rows.cols["duration"][lo:hi][rows.cols["valid"][lo:hi]]))
+        if self.config.degradation_common_mode and len(logs) > 1:
+            meds = [minute_median(x, self.config.thresholds.deg_min_n) for x in logs]
+            shared = [common_mode(meds, c) for c in range(len(logs))]
+            # a minute the others cannot speak for is a gap, not a raw value on another scale
+            logs = [x[:0] if math.isnan(m) else x - m for x, m in zip(logs, shared, strict=True)]
+        for c in range(len(self._burst)):
+            self._burst[c].close_minute(end)
+            out.append(self._deg[c].close_minute(end, logs[c]))
             if self.config.throughput:
                 # flow conservation: a stage's input is what its upstream stages completed,
                 # and at least what it attempted itself (all a first stage's rows show)
