@@ -141,6 +141,9 @@ def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any
     # "+bt": the burst hold-off per failure type (`EngineConfig.burst_holdoff_by_type`)
     by_type = "+bt" in kind
     kind = kind.replace("+bt", "")
+    # "+cm": degradation judged relative to the other stages (`degradation_common_mode`)
+    common = "+cm" in kind
+    kind = kind.replace("+cm", "")
     # "+tp": each threshold set runs twice, without and with the throughput detector
     both = kind.endswith("+tp")
     kind, _, load = kind.removesuffix("+tp").partition("@")  # "drawn@0.3": daily load of 0.3
@@ -155,9 +158,14 @@ def run_seed(job: tuple[int, str, float, list[dict[str, Any]]]) -> dict[str, Any
     )
     hist = generate(seed, scenario)
     runs = []
-    for th, tput in ((t, tp) for t in th_sets for tp in ((False, True) if both else (False,))):
+    # without "+tp" the engine's default (the throughput detector on since 2026-12-02)
+    default = EngineConfig().throughput
+    for th, tput in ((t, tp) for t in th_sets for tp in ((False, True) if both else (default,))):
         config = EngineConfig(
-            thresholds=Thresholds.from_dict(th), throughput=tput, burst_holdoff_by_type=by_type
+            thresholds=Thresholds.from_dict(th),
+            throughput=tput,
+            burst_holdoff_by_type=by_type,
+            degradation_common_mode=common,
         )
         engine = DetectionEngine(config)
         t0 = time.perf_counter()
@@ -572,6 +580,12 @@ def main() -> None:
         help="run the engine with the burst hold-off per failure type "
         "(EngineConfig.burst_holdoff_by_type)",
     )
+    ap.add_argument(
+        "--common-mode",
+        action="store_true",
+        help="run the engine with degradation judged relative to the other stages "
+        "(EngineConfig.degradation_common_mode)",
+    )
     args = ap.parse_args()
     if args.calibrate:
         calibrate(
@@ -626,10 +640,14 @@ def main() -> None:
     print(f"thresholds v{THRESHOLDS_VERSION}: {json.dumps(th)}\n")
     if args.holdoff_by_type:
         print("engine: burst hold-off per failure type (burst_holdoff_by_type=True)\n")
+    if args.common_mode:
+        print("engine: degradation relative to the other stages (degradation_common_mode=True)\n")
     for name, jobs in sets.items():
         t0 = time.perf_counter()
         if args.holdoff_by_type:
             jobs = [(s, f"{k}+bt", h, ths) for s, k, h, ths in jobs]
+        if args.common_mode:
+            jobs = [(s, f"{k}+cm", h, ths) for s, k, h, ths in jobs]
         if args.throughput:
             jobs = [(s, f"{k}+tp", h, ths) for s, k, h, ths in jobs]
         results = run_jobs(jobs, args.workers)

@@ -9,6 +9,11 @@ Mann-Kendall / Theil-Sen check for slow ramps, per component.
 - Mann-Kendall (Mann 1945; Kendall 1975) over the last 30 minutes with a Theil-Sen slope (Theil
   1950; Sen 1968) above a practical effect (+10 %/h) catches slow ramps the CUSUM would only see
   late; both thresholds are set on fault-free data for ARL0 >= 500 h.
+- Optionally (`EngineConfig.degradation_common_mode`) each stage is judged relative to the
+  other stages: its minute's log durations minus the median of the other stages' minute
+  medians (`common_mode`). A load that slows every stage together (a daily pattern) cancels,
+  so a ramp on one stage slower than the daily swing shows on the first day, before any daily
+  prediction exists. The price: a slowdown of every stage at once cancels too.
 """
 
 from __future__ import annotations
@@ -23,9 +28,27 @@ from prefect_ft.detection.minute_tracker import MinuteTracker
 from prefect_ft.detection.thresholds import Thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
-__all__ = ["DegradationTracker", "degradation_severity"]
+__all__ = ["DegradationTracker", "common_mode", "degradation_severity", "minute_median"]
 
 _TREND_EVERY = 5  # minutes between Mann-Kendall checks
+
+
+def minute_median(log_durations: np.ndarray, min_n: int) -> float:
+    """Median of one minute's log durations; NaN with fewer than `min_n` of them."""
+    if log_durations.size < min_n:
+        return math.nan
+    s = np.sort(log_durations)  # np.median's overhead is 3x a small sort
+    return 0.5 * float(s[(s.size - 1) // 2] + s[s.size // 2])
+
+
+def common_mode(medians: list[float], c: int) -> float:
+    """What every stage but `c` shared this minute: the median of their minute medians; NaN
+    unless every other stage has one (stages run at different speeds, so a median over a
+    changing set would jump by their ratio, e.g. at a history's end)."""
+    others = [m for j, m in enumerate(medians) if j != c]
+    if not others or any(math.isnan(m) for m in others):
+        return math.nan
+    return float(np.median(others))
 
 
 def degradation_severity(ratio: float) -> Severity:
@@ -60,10 +83,7 @@ class DegradationTracker(MinuteTracker):
     def close_minute(self, end: float, log_durations: np.ndarray) -> Alarm | None:
         """Close the minute ending at `end` with the log durations of tasks that ended in it."""
         preds = self.base.predictions(end)
-        x = math.nan
-        if log_durations.size >= self.th.deg_min_n:
-            s = np.sort(log_durations)  # the median; np.median's overhead is 3x a small sort
-            x = 0.5 * float(s[(s.size - 1) // 2] + s[s.size // 2])
+        x = minute_median(log_durations, self.th.deg_min_n)
         self._advance(end, None if math.isnan(x) else x, preds)
         if math.isnan(x):
             return None

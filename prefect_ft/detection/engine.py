@@ -24,7 +24,7 @@ from prefect_ft.detection.budget_watch import BudgetWatch
 from prefect_ft.detection.burst import BurstTracker
 from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
-from prefect_ft.detection.degradation import DegradationTracker
+from prefect_ft.detection.degradation import DegradationTracker, common_mode, minute_median
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
@@ -47,11 +47,11 @@ class EngineConfig:
         edges: dependency edges `(upstream, downstream)` used for cascades.
         thresholds: frozen detector thresholds.
         throughput: also watch successful completions per minute for drops
-            (`throughput.ThroughputTracker`: below every prediction, over 3 minutes). Off by
-            default: the synthetic benchmark's tables are the same with it on (2026-12-02), but
-            completions alone cannot tell work that stopped arriving from work that is stuck,
-            so a pipeline whose arrivals stop (the end of a history, a batch window closing)
-            alarms; the stage's demand (its upstream's completions) is not used yet.
+            (`throughput.ThroughputTracker`: below every prediction, over 3 minutes, and below
+            half the stage's input: its upstream stages' completions, or at least its own
+            attempts, so work that stopped arriving is not a drop). On by default since
+            2026-12-02: the synthetic tables are the same with it on and off (targeted, drawn
+            and daily-load sets; benchmarks/RESULTS.md).
         run_baseline_min_tasks: 0 (default) learns each component's burst baseline from hours
             of closed minutes; a positive number learns it from the component's own earlier
             tasks in this history once that many were seen (`burst.BurstTracker`), for runs too
@@ -61,6 +61,11 @@ class EngineConfig:
             type), so a crash refusing connections right after a burst of model errors on the
             same component is reported too. Off by default: not yet measured against the
             synthetic false-alarm budget (an episode of mixed types may alarm once per type).
+        degradation_common_mode: judge each component's durations relative to the other
+            components' (minus the median of their minute medians, `degradation.common_mode`),
+            so a load that slows every stage alike is not a degradation and a gentle ramp on one
+            stage shows on the first day. Off by default: a slowdown of every stage at once
+            cancels too, and a minute in which another stage has no median is a gap.
         sample_exhaustion: also judge each component's raw memory samples against the limit
             they carry as they arrive (`exhaustion.BudgetWatch`), for runs too short for the
             minute floors and for processes with their own memory budget. Off by default.
@@ -69,10 +74,11 @@ class EngineConfig:
     components: tuple[str, ...] = PIPELINE
     edges: tuple[tuple[str, str], ...] = tuple(itertools.pairwise(PIPELINE))
     thresholds: Thresholds = field(default_factory=load_thresholds)
-    throughput: bool = False
+    throughput: bool = True
     run_baseline_min_tasks: int = 0
     burst_holdoff_by_type: bool = False
     sample_exhaustion: bool = False
+    degradation_common_mode: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.burst_holdoff_by_type, bool):
@@ -257,15 +263,30 @@ class DetectionEngine:
     ) -> list[Alarm]:
         """Close the minute ending at `end`: segment `i + 1` of the splits (after `edges[i]`)."""
         out: list[Alarm | None] = []
+        tried, ok = [], []
+        if self.config.throughput:
+            for c in range(len(self._burst)):
+                lo, hi = minute[c].span(i + 1)
+                tried.append(int(hi - lo))
+                ok.append(int(hi - lo - minute[c].cols["failed"][lo:hi].sum()))
+        logs = []
         for c in range(len(self._burst)):
-            self._burst[c].close_minute(end)
             rows = minute[c]
             lo, hi = rows.span(i + 1)
-            dur = rows.cols["duration"][lo:hi][rows.cols["valid"][lo:hi]]
-            out.append(self._deg[c].close_minute(end, np.log(dur)))
+            logs.append(np.log(rows.cols["duration"][lo:hi][rows.cols["valid"][lo:hi]]))
+        if self.config.degradation_common_mode and len(logs) > 1:
+            meds = [minute_median(x, self.config.thresholds.deg_min_n) for x in logs]
+            shared = [common_mode(meds, c) for c in range(len(logs))]
+            # a minute the others cannot speak for is a gap, not a raw value on another scale
+            logs = [x[:0] if math.isnan(m) else x - m for x, m in zip(logs, shared, strict=True)]
+        for c in range(len(self._burst)):
+            self._burst[c].close_minute(end)
+            out.append(self._deg[c].close_minute(end, logs[c]))
             if self.config.throughput:
-                ok = int(hi - lo - rows.cols["failed"][lo:hi].sum())
-                out.append(self._tput[c].close_minute(end, ok))
+                # flow conservation: a stage's input is what its upstream stages completed,
+                # and at least what it attempted itself (all a first stage's rows show)
+                fed = max(tried[c], sum(ok[u] for u in self._parents[c]))
+                out.append(self._tput[c].close_minute(end, ok[c], fed))
             res = samples[c]
             lo, hi = res.span(i + 1)
             if hi > lo:

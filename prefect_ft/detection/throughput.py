@@ -19,6 +19,15 @@ the 24-h level (the long-run demand, which a drain does not move), below the rec
 (so a daily trough, which the 24-h level sees as low, is not one) and below the same phase of
 past days. This is the rule `MinuteBaseline.pick` applies to every detector while the errors are
 still unknown, here kept for good: a stalled stage falls below all of them at once.
+
+**A drop is the stage's fault only when its input held (flow conservation).** Completions also
+fall when work stops arriving: the upstream stalls, a batch window closes, a history ends (the
+one false alarm on the targeted set, 2026-12-02: the first stage at the end of a history). So the
+caller may pass the stage's input per minute, the work it was handed: its upstream stages'
+completions, or at least its own attempts, failed ones included. An alarm then also needs the
+run's completions below `MIN_RATIO` of its input: a stage that completes what it receives is
+not failing, whatever the baseline says. A stage that hangs without ending any attempt while
+its input is unknown (a first stage) reads as "nothing arrived" and is left to other detectors.
 """
 
 from __future__ import annotations
@@ -56,24 +65,36 @@ def _lowest(preds: list[float | None]) -> int | None:
 class ThroughputTracker(MinuteTracker):
     """Completion-rate drop detector for one component, fed one closed minute at a time."""
 
-    __slots__ = ("run",)
+    __slots__ = ("fed", "run")
 
     def __init__(self, name: str, th: Thresholds) -> None:
         super().__init__(name, th, min_scale=1.0)
         self.run: deque[list[float]] = deque(maxlen=RUN_MIN)  # [completions, expected]
+        # the input of the run's minutes, -1 where unknown (a separate slot: states saved
+        # before it existed load with it empty)
+        self.fed: deque[float] = deque(maxlen=RUN_MIN)
 
-    def close_minute(self, end: float, completions: int) -> Alarm | None:
-        """Close the minute ending at `end` in which `completions` tasks succeeded."""
+    def close_minute(self, end: float, completions: int, inputs: int | None = None) -> Alarm | None:
+        """Close the minute ending at `end` in which `completions` tasks succeeded.
+
+        Args:
+            end: end of the minute, epoch seconds.
+            completions: tasks of this stage that succeeded in the minute.
+            inputs: work handed to the stage in the minute (see the module docstring); None
+                when unknown, and then a drop against the baseline alone alarms.
+        """
         y = 2.0 * math.sqrt(max(completions, 0) + 0.375)
         preds = self.base.predictions(end)
         self._advance(end, y, preds)
         i = _lowest(preds)
         if self.scale <= 0.0 or i is None:
             self.run.clear()  # a run is consecutive minutes with an expectation
+            self.fed.clear()
             return None
         p = preds[i]
         assert p is not None  # _lowest names an available prediction
         self.run.append([float(max(completions, 0)), _counts(p)])
+        self.fed.append(-1.0 if inputs is None else float(max(inputs, 0)))
         # each predictor's own residual scale (its errors, lag included); the chosen one's
         # until it has enough residuals
         z = max((y - p) / (self.base.scales[i] or self.scale), -self.th.deg_z_clip)
@@ -81,13 +102,19 @@ class ThroughputTracker(MinuteTracker):
             return None
         if len(self.run) < RUN_MIN:
             return None
-        ratio = sum(c for c, _ in self.run) / max(sum(e for _, e in self.run), 1e-9)
+        done = sum(c for c, _ in self.run)
+        ratio = done / max(sum(e for _, e in self.run), 1e-9)
         if ratio >= MIN_RATIO:
             return None  # significant but small, or not yet lasting: keep watching
+        known = len(self.fed) == len(self.run) and min(self.fed) >= 0.0
+        if known and done >= MIN_RATIO * sum(self.fed):
+            return None  # it completes what it is handed: its input dropped, not the stage
         onset, score = self.cusum.zero_at, self.cusum.s
         if not self._fire(end, onset):
             return None
+        fed = sum(self.fed) / len(self.fed)
         self.run.clear()
+        self.fed.clear()
         return Alarm(
             pattern=Pattern.DEGRADATION,
             components=(self.name,),
@@ -100,6 +127,7 @@ class ThroughputTracker(MinuteTracker):
                 ("throughput_ratio", ratio),
                 ("completions_per_min", float(completions)),
                 ("baseline_per_min", _counts(p)),
+                *((("input_per_min", fed),) if known else ()),
             ),
             explanation=(
                 f"{self.name}: {completions} completions a minute, {ratio:.0%} of the "
