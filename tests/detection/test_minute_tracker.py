@@ -102,7 +102,8 @@ def test_the_baselines_refresh_on_staggered_minutes(monkeypatch) -> None:
     per_base: dict[int, list[int]] = {}
     for b, m in seen:
         per_base.setdefault(b, []).append(m)
-    assert len(per_base) == 8  # 4 duration baselines, 4 memory seasonal baselines
+    # 4 duration, 4 throughput (on by default since ft-dflow5) and 4 memory seasonal baselines
+    assert len(per_base) == 12
     assert all(set(np.diff(ms)) == {15} for ms in per_base.values())
     assert len({m % 15 for m in per_minute}) >= 5
     assert max(per_minute.values()) <= 2
