@@ -2,8 +2,9 @@
 
 Per pattern: recall, delay from onset (median, p90), failure-type and severity accuracy; false
 alarms per fault-free hour, per detector instance and system-wide, where fault-free excludes the
-warm-up and each episode from a minute before its onset to an hour after its end. Reads only the
-plain results of `detection_runner.py`, so the calibration scores the same way.
+warm-up, each episode from a minute before its onset to an hour after its end, and maintenance
+windows. Reads only the plain results of `detection_runner.py`, so the calibration scores the
+same way.
 """
 
 from __future__ import annotations
