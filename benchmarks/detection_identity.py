@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.detection import targeted
+from benchmarks.detection_scenarios import targeted
 from prefect_ft.detection.engine import DetectionEngine, EngineConfig
 from prefect_ft.detection.synthetic import Scenario, generate
 

@@ -12,7 +12,7 @@ its ARL0 is then about twice the first chart's (its false alarms are 4-5 failure
 handful of tasks), so the bank keeps within the false-alarm budget while 30x bursts alarm 5-20 %
 sooner. Thresholds are set on fault-free generator data for ARL0 >= 500 h
 (thresholds_v1.json). The exact binomial test on the episode is evidence only, never the trigger
-(repeated looks would inflate false alarms).
+(repeated looks would inflate false alarms). What an alarm says sits in `burst_alarm.py`.
 """
 
 from __future__ import annotations
@@ -21,28 +21,15 @@ import math
 from collections import deque
 from typing import Any
 
-import numpy as np
-from scipy import stats
-
 from prefect_ft.detection._state import NEVER, dump_slots, load_slots
-from prefect_ft.detection.alarms import FAILURE_TYPES, Alarm, FailureType, Pattern, Severity
+from prefect_ft.detection.alarms import FAILURE_TYPES, Alarm
+from prefect_ft.detection.burst_alarm import burst_alarm, burst_severity, dominant_type
 from prefect_ft.detection.cusum import bernoulli_llr
 from prefect_ft.detection.thresholds import Thresholds
 
 __all__ = ["BurstTracker", "burst_severity"]
 
 _BASELINE_DELAY_S = 600.0  # a minute joins the baseline only once no alarm has claimed it
-
-
-def burst_severity(ratio: float, rate: float) -> Severity:
-    """Severity from the failure-rate ratio over baseline (the geometric midpoints of 3/5/10/30x)."""
-    if ratio >= 17.0 or rate >= 0.5:
-        return Severity.CRITICAL
-    if ratio >= 7.0:
-        return Severity.HIGH
-    if ratio >= 3.9:
-        return Severity.MEDIUM
-    return Severity.LOW
 
 
 class BurstTracker:
@@ -223,7 +210,7 @@ class BurstTracker:
                     fired = j
                 s[j] = v
             if fired >= 0:
-                kind = self._dominant(fired)
+                kind = dominant_type(types[fired])
                 held = self.hold_types[kind] if self.by_type else self.hold_until
                 if t >= held:
                     alarms.append(self._alarm(t, fired))
@@ -241,43 +228,22 @@ class BurstTracker:
                 zero_at[j] = idle_t
         return alarms
 
-    def _dominant(self, j: int) -> int:
-        """The code of chart `j`'s most frequent failure type since its onset."""
-        types = self.types[j]
-        return int(np.argmax(types)) if any(types) else FailureType.PROCESSING_ERROR.code
-
     def _alarm(self, t: float, j: int) -> Alarm:
         """The alarm of chart `j`, which crossed its interval at `t` (its episode is still open)."""
-        n, k, p0, s = self.n_ep[j], self.k_ep[j], self.p0, self.s[j]
-        rate = k / n if n else 0.0
-        ratio = rate / p0
-        ftype = FAILURE_TYPES[self._dominant(j)]
-        pval = float(stats.binomtest(k, n, p0, alternative="greater").pvalue) if n else 1.0
         # minutes since the onset must not teach the baseline that the burst is normal
         onset = self.zero_at[j]
         self.pending = deque(x for x in self.pending if x[0] <= onset)
-        return Alarm(
-            pattern=Pattern.BURST,
-            components=(self.name,),
-            onset=onset,
-            at=t,
-            severity=burst_severity(ratio, rate),
-            failure_type=ftype,
-            score=s,
-            evidence=(
-                ("failed", float(k)),
-                ("tasks", float(n)),
-                ("rate", rate),
-                ("baseline_rate", p0),
-                ("ratio", ratio),
-                ("p_value", pval),
-                ("h", self._intervals()[j]),
-                ("p1_ratio", self._rises()[j]),
-            ),
-            explanation=(
-                f"{self.name}: {k} of {n} tasks failed since onset ({rate:.1%}, "
-                f"{ratio:.1f}x the baseline {p0:.2%}), mostly {ftype}"
-            ),
+        return burst_alarm(
+            self.name,
+            t,
+            onset,
+            self.n_ep[j],
+            self.k_ep[j],
+            self.p0,
+            self.s[j],
+            dominant_type(self.types[j]),
+            self._intervals()[j],
+            self._rises()[j],
         )
 
     def close_minute(self, end: float) -> None:
@@ -299,12 +265,7 @@ class BurstTracker:
             return  # p0 comes from the run's own tasks (`observe`)
         if self.sum_n >= self.th.burst_min_tasks:
             # Jeffreys-style half count keeps p0 > 0 when the window saw no failure
-            p0 = (self.sum_k + 0.5) / (self.sum_n + 1.0)
-            p1s = [min(0.9, m * p0) for m in self._rises()]
-            if all(p1 > p0 for p1 in p1s):
-                self.p0 = p0
-                for j, p1 in enumerate(p1s):
-                    self.a[j], self.b[j] = bernoulli_llr(p0, p1)
+            self._set_p0((self.sum_k + 0.5) / (self.sum_n + 1.0))
         elif not self.base:
             self.p0 = 0.0
 
