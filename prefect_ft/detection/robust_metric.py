@@ -57,8 +57,8 @@ new maximum of the last M values, which a series whose CUSUM keeps running high 
 days; its mean and spread say how high it usually runs, so a busy series needs a larger excursion
 while a quiet one keeps its sensitivity.
 
-Thresholds v8 add two rules for loads (`rm_load_kinds`, `robust_rearm`): a hold-off ends once the
-episode is over, and a spike below `rm_spike_z` may alarm by beating its record `rm_rel_margin` x.
+Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_rearm`): a spike below `rm_spike_z`
+may alarm by beating its record `rm_rel_margin` x (re-arming a hold-off early stays off).
 """
 
 from __future__ import annotations

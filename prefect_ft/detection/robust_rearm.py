@@ -1,7 +1,9 @@
 """Two rules for loads (kind "throughput") in the real-series detector (`robust_metric`), v8.
 
 MSFT's load series (issue 12) missed events for two reasons that one frozen number set for every
-kind could not fix without paying on NAB, so both act only on the kinds in `rm_load_kinds`:
+kind could not fix without paying on NAB, so both act only on the kinds in `rm_load_kinds`. v8
+turns on the second; the first stays off (`rm_rearm_n` 0): on MSFT it bought one event for nine
+false alarms, and on NAB's files read as loads it lost a window (RESULTS.md, 2026-12-03).
 
 - **Re-arming after an episode.** After an alarm the detector is silent for `rm_holdoff` samples
   (a day of hourly samples) so that one episode raises one alarm. On a load that is a day of

@@ -1,4 +1,4 @@
-"""Thresholds v8 (`robust_rearm`): a load re-arms after its episode and may spike on a relative bar."""
+"""`robust_rearm`: a load may spike on a relative bar (v8) and re-arm after its episode (off)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from prefect_ft.detection.robust_rearm import Rearm, relative_spike
 from tests.detection.test_robust_records import T0, noisy, rows
 
 
-def found(ts, v, kind: str, version: str | None = None) -> list[int]:
-    th = load_thresholds(version) if version else load_thresholds()
+def found(ts, v, kind: str, version: str | None = None, **kw) -> list[int]:
+    th = replace(load_thresholds(version) if version else load_thresholds(), **kw)
     return rows(ts, analyse_metric(ts, v, kind=kind, thresholds=th).alarms)
+
+
+REARM = {"rm_rearm_n": 3}  # off in v8 (RESULTS.md, 2026-12-03); its behaviour is pinned here
 
 
 def test_the_hold_off_ends_after_n_calm_samples_in_a_row() -> None:
@@ -42,18 +45,19 @@ def test_a_second_surge_after_the_first_has_ended_is_found(seed) -> None:
     ts, v = noisy(seed, 2880)
     v[1500:1503] += 30.0
     v[1520:1523] += 30.0
-    assert {1500, 1520} <= set(found(ts, v, "throughput")), found(ts, v, "throughput")
-    # v7, and v8 on kinds other than loads, stay silent for the hold-off
-    for kind, version in (("throughput", "7"), ("generic", None)):
-        got = found(ts, v, kind, version)
-        assert 1500 in got and 1520 not in got, (kind, version, got)
+    got = found(ts, v, "throughput", **REARM)
+    assert {1500, 1520} <= set(got), got
+    # v8 itself (re-arming off), and kinds other than loads, stay silent for the hold-off
+    for kind, kw in (("throughput", {}), ("generic", REARM)):
+        got = found(ts, v, kind, **kw)
+        assert 1500 in got and 1520 not in got, (kind, kw, got)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_lasting_outage_is_not_re_alarmed_while_it_lasts(seed) -> None:
     ts, v = noisy(seed, 2880)
     v[1500:1512] -= 30.0  # an hour at 40 % of the load, never calm: one episode, one alarm
-    got = found(ts, v, "throughput")
+    got = found(ts, v, "throughput", **REARM)
     assert [i for i in got if 1500 <= i < 1512] == [1500], got
 
 
@@ -89,5 +93,5 @@ def test_a_load_spike_that_its_recent_record_matches_does_not(seed) -> None:
 def test_thresholds_v8_extend_v7_and_change_nothing_but_the_load_rules() -> None:
     v7, v8 = load_thresholds("7"), load_thresholds("8")
     changed = {k for k, a in v7.to_dict().items() if v8.to_dict()[k] != a}
-    assert changed == {"rm_rearm_n", "rm_rel_z"}, changed
-    assert v8.rm_load_kinds == "throughput"
+    assert changed == {"rm_rel_z"}, changed
+    assert v8.rm_load_kinds == "throughput" and v8.rm_rearm_n == 0
