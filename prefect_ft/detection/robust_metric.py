@@ -57,7 +57,7 @@ new maximum of the last M values, which a series whose CUSUM keeps running high 
 days; its mean and spread say how high it usually runs, so a busy series needs a larger excursion
 while a quiet one keeps its sensitivity.
 
-Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_rearm`): a spike below `rm_spike_z`
+Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_load`): a spike below `rm_spike_z`
 may alarm by beating its record `rm_rel_margin` x (re-arming a hold-off early stays off).
 """
 
@@ -75,9 +75,9 @@ from prefect_ft.detection.baselines import (
 )
 from prefect_ft.detection.robust_alarm import constant_series, make_alarm, z_severity
 from prefect_ft.detection.robust_escalation import escalation
+from prefect_ft.detection.robust_load import Rearm, relative_spike
 from prefect_ft.detection.robust_local import LocalDeviation
 from prefect_ft.detection.robust_rarity import Rarity
-from prefect_ft.detection.robust_rearm import Rearm, relative_spike
 from prefect_ft.detection.robust_records import Records
 from prefect_ft.detection.robust_start import start_stream
 from prefect_ft.detection.thresholds import Thresholds
@@ -116,7 +116,7 @@ class RobustStream:
         self.rare = Rarity(4, th.rm_rare_n, th.rm_rare_z)
         self.rare_local = Rarity(1, th.rm_rare_n, th.rm_rare_z)
         self.rare_rules = frozenset(th.rm_rare_rules.split(",")) if th.rm_rare_z > 0 else ()
-        # v8 (`robust_rearm`): a load re-arms after its episode and may spike on a relative bar
+        # v8 (`robust_load`): a load may spike on a relative bar, and re-arm if `rm_rearm_n` > 0
         load = kind in th.rm_load_kinds.split(",")
         self.rearm = Rearm(th.rm_rearm_n if load else 0, th.rm_rearm_z)
         self.rel = (th.rm_rel_z if load else 0.0, th.rm_rel_margin)

@@ -12,7 +12,7 @@ a second detector family (`robust_local`, the local deviation) and an escalation
 hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt level after a
 local (point) alarm and reads loads (kind "throughput") on the log scale; `thresholds_v7.json`
 asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`);
-`thresholds_v8.json` lets a load (kind "throughput") spike on a relative bar (`robust_rearm`).
+`thresholds_v8.json` lets a load (kind "throughput") spike on a relative bar (`robust_load`).
 Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
@@ -135,7 +135,7 @@ class Thresholds:
         rm_rare_n: span (samples) of those exponential weights; judged from a tenth of it on.
         rm_rare_rules: the rules gated, comma-separated from spike, cusum, mean and local
             (v7: "cusum,mean", the level-shift rules).
-        rm_load_kinds: the kinds (comma-separated) that the load rules of `robust_rearm` act
+        rm_load_kinds: the kinds (comma-separated) that the load rules of `robust_load` act
             on; other kinds keep v7's behaviour.
         rm_rearm_n: a hold-off ends after this many consecutive samples with baseline |z| below
             `rm_rearm_z` (0 turns it off, as in v8): the episode is over, the next may alarm.

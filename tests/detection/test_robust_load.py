@@ -1,4 +1,4 @@
-"""`robust_rearm`: a load may spike on a relative bar (v8) and re-arm after its episode (off)."""
+"""`robust_load`: a load may spike on a relative bar (v8) and re-arm after its episode (off)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from prefect_ft.detection import analyse_metric, load_thresholds
-from prefect_ft.detection.robust_rearm import Rearm, relative_spike
+from prefect_ft.detection.robust_load import Rearm, relative_spike
 from tests.detection.test_robust_records import T0, noisy, rows
 
 
