@@ -56,6 +56,9 @@ against the running distribution of the same statistic on this series. The recor
 new maximum of the last M values, which a series whose CUSUM keeps running high beats every few
 days; its mean and spread say how high it usually runs, so a busy series needs a larger excursion
 while a quiet one keeps its sensitivity.
+
+Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_load`): a spike below `rm_spike_z`
+may alarm by beating its record `rm_rel_margin` x (re-arming a hold-off early stays off).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from prefect_ft.detection.baselines import (
 )
 from prefect_ft.detection.robust_alarm import constant_series, make_alarm, z_severity
 from prefect_ft.detection.robust_escalation import escalation
+from prefect_ft.detection.robust_load import Rearm, relative_spike
 from prefect_ft.detection.robust_local import LocalDeviation
 from prefect_ft.detection.robust_rarity import Rarity
 from prefect_ft.detection.robust_records import Records
@@ -112,6 +116,10 @@ class RobustStream:
         self.rare = Rarity(4, th.rm_rare_n, th.rm_rare_z)
         self.rare_local = Rarity(1, th.rm_rare_n, th.rm_rare_z)
         self.rare_rules = frozenset(th.rm_rare_rules.split(",")) if th.rm_rare_z > 0 else ()
+        # v8 (`robust_load`): a load may spike on a relative bar, and re-arm if `rm_rearm_n` > 0
+        load = kind in th.rm_load_kinds.split(",")
+        self.rearm = Rearm(th.rm_rearm_n if load else 0, th.rm_rearm_z)
+        self.rel = (th.rm_rel_z if load else 0.0, th.rm_rel_margin)
 
     def _start(self, t: float) -> None:
         st = start_stream(self.kind, self.th, self.warm_t, self.warm_x)
@@ -149,6 +157,9 @@ class RobustStream:
         zl = local.z(y) if local is not None else None
         if local is not None:
             local.learn(y)
+        if self.hold > 0:
+            zr = (y - p) / model.scale if p is not None and model.scale > 0.0 else None
+            self.hold = 1 if self.rearm.over(zr) else self.hold  # 1: this sample ends it
         if p is None or model.scales[model.choice] <= 0.0 or self.hold > 0:
             escalated = self._escalation(t, x, y, p) if self.hold > 0 else None
             if escalated is not None:
@@ -191,6 +202,8 @@ class RobustStream:
             fired = ("spike", t, z)
         elif -z > th.rm_spike_z and self.down_ok and -z > margin * rz_dn and r_zd:
             fired = ("spike", t, -z)
+        elif rel := relative_spike(z, (rz_up, rz_dn), self.rel, (self.up_ok, self.down_ok)):
+            fired = (rel[0], t, rel[1])
         elif up > th.rm_h and self.up_ok and up > margin * rc_up and r_cu:
             fired = ("rise", self.zero_up, up)
         elif down > th.rm_h and self.down_ok and down > margin * rc_dn and r_cd:
@@ -218,6 +231,7 @@ class RobustStream:
                 how, onset, t, score, self.kind, x, p, z, self.tf, self.c, model.model_name
             )
             self.hold = self.holdoff
+            self.rearm.reset()
             self.alarm_z, self.alarm_ref = z, (p, model.scale)
             self.up = self.down = 0.0
             self.win.clear()
@@ -246,6 +260,7 @@ class RobustStream:
             return None
         alarm, self.alarm_z, self.alarm_ref = got
         self.hold = self.holdoff
+        self.rearm.reset()
         return alarm
 
     def _local(

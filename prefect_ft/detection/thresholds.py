@@ -11,7 +11,8 @@ hold-off after an alarm and tightens the spike record to pay for it; `thresholds
 a second detector family (`robust_local`, the local deviation) and an escalation rule inside the
 hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt level after a
 local (point) alarm and reads loads (kind "throughput") on the log scale; `thresholds_v7.json`
-asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`).
+asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`);
+`thresholds_v8.json` lets a load (kind "throughput") spike on a relative bar (`robust_load`).
 Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "7"
+VERSION = "8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,14 @@ class Thresholds:
         rm_rare_n: span (samples) of those exponential weights; judged from a tenth of it on.
         rm_rare_rules: the rules gated, comma-separated from spike, cusum, mean and local
             (v7: "cusum,mean", the level-shift rules).
+        rm_load_kinds: the kinds (comma-separated) that the load rules of `robust_load` act
+            on; other kinds keep v7's behaviour.
+        rm_rearm_n: a hold-off ends after this many consecutive samples with baseline |z| below
+            `rm_rearm_z` (0 turns it off, as in v8): the episode is over, the next may alarm.
+        rm_rearm_z: see `rm_rearm_n`.
+        rm_rel_z: a spike below `rm_spike_z` but above this alarms if it beats its record by
+            `rm_rel_margin` (v8; 0 turns it off).
+        rm_rel_margin: see `rm_rel_z`.
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -212,6 +221,11 @@ class Thresholds:
     rm_rare_z: float = 0.0
     rm_rare_n: int = 2000
     rm_rare_rules: str = "spike,cusum,mean,local"
+    rm_load_kinds: str = "throughput"
+    rm_rearm_n: int = 0
+    rm_rearm_z: float = 2.0
+    rm_rel_z: float = 0.0
+    rm_rel_margin: float = 3.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
