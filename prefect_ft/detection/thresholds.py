@@ -134,6 +134,10 @@ class Thresholds:
         rm_rare_n: span (samples) of those exponential weights; judged from a tenth of it on.
         rm_rare_rules: the rules gated, comma-separated from spike, cusum, mean and local
             (v7: "cusum,mean", the level-shift rules).
+        rm_flat_fallback: when the chosen seasonal predictor has no forecast for a sample (an
+            empty bin: irregular sampling left that time of day unseen), read the sample against
+            the flat predictor instead of skipping it (off in v2-v7: NAB 72.9 against 73.0,
+            benchmarks/RESULTS.md 2026-12-03).
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -212,6 +216,7 @@ class Thresholds:
     rm_rare_z: float = 0.0
     rm_rare_n: int = 2000
     rm_rare_rules: str = "spike,cusum,mean,local"
+    rm_flat_fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
