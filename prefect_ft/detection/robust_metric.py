@@ -56,6 +56,9 @@ against the running distribution of the same statistic on this series. The recor
 new maximum of the last M values, which a series whose CUSUM keeps running high beats every few
 days; its mean and spread say how high it usually runs, so a busy series needs a larger excursion
 while a quiet one keeps its sensitivity.
+
+`rm_flat_fallback` (opt-in, off in v7): a sample whose chosen seasonal predictor has no forecast
+(an empty bin of an irregularly sampled series) is read against the flat level, not skipped.
 """
 
 from __future__ import annotations
