@@ -59,6 +59,8 @@ while a quiet one keeps its sensitivity.
 
 Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_load`): a spike below `rm_spike_z`
 may alarm by beating its record `rm_rel_margin` x (re-arming a hold-off early stays off).
+`rm_flat_fallback` (opt-in, off in v7): a sample whose chosen seasonal predictor has no forecast
+(an empty bin of an irregularly sampled series) is read against the flat level, not skipped.
 """
 
 from __future__ import annotations
@@ -152,15 +154,19 @@ class RobustStream:
         model = self.model
         y = apply_transform(self.tf, self.c, x)
         preds = model.predictions(t)
-        p = preds[model.choice]
+        p, scale, name = preds[model.choice], model.scale, model.model_name
+        if p is None and th.rm_flat_fallback and preds[0] is not None and model.scales[0] > 0.0:
+            # opt-in: the chosen seasonal predictor has an empty bin (irregular sampling left
+            # that time of day unseen); read the sample against the flat level, not skip it
+            p, scale, name = preds[0], model.scales[0], "flat"
         local = self.local
         zl = local.z(y) if local is not None else None
         if local is not None:
             local.learn(y)
         if self.hold > 0:
-            zr = (y - p) / model.scale if p is not None and model.scale > 0.0 else None
+            zr = (y - p) / scale if p is not None and scale > 0.0 else None
             self.hold = 1 if self.rearm.over(zr) else self.hold  # 1: this sample ends it
-        if p is None or model.scales[model.choice] <= 0.0 or self.hold > 0:
+        if p is None or scale <= 0.0 or self.hold > 0:
             escalated = self._escalation(t, x, y, p) if self.hold > 0 else None
             if escalated is not None:
                 model.learn(t, y, preds, th.rm_clip)
@@ -168,12 +174,12 @@ class RobustStream:
             self.hold = max(0, self.hold - 1)
             self.zero_up = self.zero_down = t
             model.learn(t, y, preds, th.rm_clip)
-            if p is not None and model.ready() and self.hold == 0:
-                z = (y - p) / model.scale
+            if p is not None and scale > 0.0 and self.hold == 0:
+                z = (y - p) / scale
                 self.rec.push(z, 0.0, 0.0, 0.0)  # the new normal after an episode sets the records
                 self.rare.push((z, 0.0, 0.0, 0.0))
             return None
-        z = (y - p) / model.scale
+        z = (y - p) / scale
         self._z = z
         zc = max(-th.deg_z_clip, min(th.deg_z_clip, z))
         self.up = up = max(0.0, self.up + zc - th.metric_k)
@@ -227,12 +233,10 @@ class RobustStream:
             self.rare_local.push((zl,))
         if fired is not None:
             how, onset, score = fired
-            alarm = make_alarm(
-                how, onset, t, score, self.kind, x, p, z, self.tf, self.c, model.model_name
-            )
+            alarm = make_alarm(how, onset, t, score, self.kind, x, p, z, self.tf, self.c, name)
             self.hold = self.holdoff
             self.rearm.reset()
-            self.alarm_z, self.alarm_ref = z, (p, model.scale)
+            self.alarm_z, self.alarm_ref = z, (p, scale)
             self.up = self.down = 0.0
             self.win.clear()
             self.win_sum = 0.0

@@ -143,6 +143,10 @@ class Thresholds:
         rm_rel_z: a spike below `rm_spike_z` but above this alarms if it beats its record by
             `rm_rel_margin` (v8; 0 turns it off).
         rm_rel_margin: see `rm_rel_z`.
+        rm_flat_fallback: when the chosen seasonal predictor has no forecast for a sample (an
+            empty bin: irregular sampling left that time of day unseen), read the sample against
+            the flat predictor instead of skipping it (off in v2-v7: NAB 72.9 against 73.0,
+            benchmarks/RESULTS.md 2026-12-03).
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -226,6 +230,7 @@ class Thresholds:
     rm_rearm_z: float = 2.0
     rm_rel_z: float = 0.0
     rm_rel_margin: float = 3.0
+    rm_flat_fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
