@@ -59,8 +59,9 @@ while a quiet one keeps its sensitivity.
 
 Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_load`): a spike below `rm_spike_z`
 may alarm by beating its record `rm_rel_margin` x (re-arming a hold-off early stays off).
-`rm_flat_fallback` (opt-in, off in v7): a sample whose chosen seasonal predictor has no forecast
-(an empty bin of an irregularly sampled series) is read against the flat level, not skipped.
+Thresholds v9 turn on `rm_flat_fallback`: a sample whose chosen seasonal predictor has no
+forecast (an empty bin of an irregularly sampled series) is read against the flat level; v2-v8
+skipped it.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class RobustStream:
         preds = model.predictions(t)
         p, scale, name = preds[model.choice], model.scale, model.model_name
         if p is None and th.rm_flat_fallback and preds[0] is not None and model.scales[0] > 0.0:
-            # opt-in: the chosen seasonal predictor has an empty bin (irregular sampling left
+            # v9: the chosen seasonal predictor has an empty bin (irregular sampling left
             # that time of day unseen); read the sample against the flat level, not skip it
             p, scale, name = preds[0], model.scales[0], "flat"
         local = self.local

@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "8"
+VERSION = "9"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +145,8 @@ class Thresholds:
         rm_rel_margin: see `rm_rel_z`.
         rm_flat_fallback: when the chosen seasonal predictor has no forecast for a sample (an
             empty bin: irregular sampling left that time of day unseen), read the sample against
-            the flat predictor instead of skipping it (off in v2-v7: NAB 72.9 against 73.0,
-            benchmarks/RESULTS.md 2026-12-03).
+            the flat predictor instead of skipping it (off in v2-v8, on from v9: NAB 72.9
+            against 73.0, benchmarks/RESULTS.md 2026-12-03).
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
