@@ -11,7 +11,9 @@ hold-off after an alarm and tightens the spike record to pay for it; `thresholds
 a second detector family (`robust_local`, the local deviation) and an escalation rule inside the
 hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt level after a
 local (point) alarm and reads loads (kind "throughput") on the log scale; `thresholds_v7.json`
-asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`).
+asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`);
+`thresholds_v10.json` takes the start-up bias out of that rarity's moments (versions 8 and 9
+are other branches' numbers, chained on merge; a missing file is skipped).
 Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
@@ -26,7 +28,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "7"
+VERSION = "10"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,9 @@ class Thresholds:
         rm_rare_n: span (samples) of those exponential weights; judged from a tenth of it on.
         rm_rare_rules: the rules gated, comma-separated from spike, cusum, mean and local
             (v7: "cusum,mean", the level-shift rules).
+        rm_rare_unbias: the rarity's mean and variance are those of the exponentially weighted
+            sample normalised by its total weight (v10); v7's recursion started at the first
+            value and at 0 and held that start for the first span.
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -212,6 +217,7 @@ class Thresholds:
     rm_rare_z: float = 0.0
     rm_rare_n: int = 2000
     rm_rare_rules: str = "spike,cusum,mean,local"
+    rm_rare_unbias: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
