@@ -116,8 +116,8 @@ class RobustStream:
         self.alarm_z = 0.0  # z of the last alarm, which an escalation must exceed
         self.alarm_ref = (0.0, 0.0)  # the prediction and scale the last alarm was measured by
         # v7: each statistic also judged against its own running distribution (`robust_rarity`)
-        self.rare = Rarity(4, th.rm_rare_n, th.rm_rare_z)
-        self.rare_local = Rarity(1, th.rm_rare_n, th.rm_rare_z)
+        self.rare = Rarity(4, th.rm_rare_n, th.rm_rare_z, th.rm_rare_unbias)
+        self.rare_local = Rarity(1, th.rm_rare_n, th.rm_rare_z, th.rm_rare_unbias)
         self.rare_rules = frozenset(th.rm_rare_rules.split(",")) if th.rm_rare_z > 0 else ()
         # v8 (`robust_load`): a load may spike on a relative bar, and re-arm if `rm_rearm_n` > 0
         load = kind in th.rm_load_kinds.split(",")

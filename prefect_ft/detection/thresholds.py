@@ -13,6 +13,8 @@ hold-off (off unless `rm_escalate` > 0); `thresholds_v6.json` keeps the learnt l
 local (point) alarm and reads loads (kind "throughput") on the log scale; `thresholds_v7.json`
 asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`);
 `thresholds_v8.json` lets a load (kind "throughput") spike on a relative bar (`robust_load`).
+`thresholds_v9.json` reads a sample whose seasonal bin is empty against the flat level;
+`thresholds_v10.json` takes the start-up bias out of that rarity's moments.
 Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "9"
+VERSION = "10"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,9 @@ class Thresholds:
             empty bin: irregular sampling left that time of day unseen), read the sample against
             the flat predictor instead of skipping it (off in v2-v8, on from v9: NAB 72.9
             against 73.0, benchmarks/RESULTS.md 2026-12-03).
+        rm_rare_unbias: the rarity's mean and variance are those of the exponentially weighted
+            sample normalised by its total weight (v10); v7's recursion started at the first
+            value and at 0 and held that start for the first span.
         rm_escalate: inside a hold-off, a baseline |z| this many times the last alarm's (and
             above `rm_spike_z`) alarms again and restarts it (0 turns it off).
     """
@@ -231,6 +236,7 @@ class Thresholds:
     rm_rel_z: float = 0.0
     rm_rel_margin: float = 3.0
     rm_flat_fallback: bool = False
+    rm_rare_unbias: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
