@@ -83,7 +83,8 @@ class History:
         runs: task runs read in the window (after de-duplication).
         ignored: counts of rows left out, by reason (`unguarded`: no component, `not_a_call`,
             `retried_runs_over_cap`: retried runs whose failed attempts were not read,
-            `running_over_cap`: 1 when more runs were in flight than `MAX_RUNNING`).
+            `running_over_cap`: 1 when more runs were in flight than `MAX_RUNNING`,
+            `running_orphans`: RUNNING task runs whose flow run has ended).
         unknown_components: runs per component the engine does not know.
         retried_runs: runs with more than one attempt whose states were read.
         failed_attempts: FAILED rows added for failed attempts of retried runs.
@@ -282,7 +283,7 @@ async def aread_history(
             client, runs, start, end, component=component_of, max_retried_runs=max_retried_runs
         )
         # runs still in flight: a hung stage ends none, so the window above never holds them
-        running, truncated = await aread_running(
+        running, truncated, orphans = await aread_running(
             client, components, end, component_of, page_limit=page_limit
         )
     for run_id, started in attempts.last_start.items():
@@ -295,6 +296,8 @@ async def aread_history(
         ignored["retried_runs_over_cap"] = attempts.over_cap
     if truncated:
         ignored["running_over_cap"] = 1
+    if orphans:
+        ignored["running_orphans"] = orphans
     return History(
         batch,
         end,

@@ -7,7 +7,9 @@ RUNNING state's timestamp (`Running`, or `Retrying` for a retry); `start_time` i
 attempt's, used only when the state has no timestamp.
 
 Runs in flight are few (the workers' slots), so they are read in pages of `page_limit` up to
-`MAX_RUNNING` runs; any beyond are counted, not read.
+`MAX_RUNNING` runs; any beyond are flagged, not read. A task run left RUNNING by a flow run that
+has ended (a crashed process never recorded the task's end) is no work in flight, and would read
+as a run stuck for hours: runs whose flow run is in a final state are left out (`orphans`).
 """
 
 from __future__ import annotations
@@ -57,19 +59,24 @@ async def aread_running(
     component: Callable[[Any], str | None],
     *,
     page_limit: int = 200,
-) -> tuple[RunningBatch, bool]:
-    """Runs RUNNING now that started by `until`, of `components`.
+) -> tuple[RunningBatch, bool, int]:
+    """Runs RUNNING now that started by `until`, of `components`, whose flow run has not ended.
 
     Returns:
-        The batch, and True when more than `MAX_RUNNING` runs were in flight (the rest unread).
+        The batch, True when more than `MAX_RUNNING` runs were in flight (the rest unread), and
+        how many RUNNING runs were left out because their flow run had ended.
     """
     from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
         TaskRunFilter,
         TaskRunFilterStartTime,
         TaskRunFilterState,
         TaskRunFilterStateType,
     )
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.objects import TERMINAL_STATES, StateType
     from prefect.client.schemas.sorting import TaskRunSort
 
     filt = TaskRunFilter(
@@ -91,5 +98,22 @@ async def aread_running(
         if offset >= MAX_RUNNING:
             truncated = True
             break
-    found = [(component(r), attempt_start(r)) for r in runs.values() if r.end_time is None]
-    return running_batch(found, components, until), truncated
+    live = [r for r in runs.values() if r.end_time is None and component(r) is not None]
+    flows = sorted({r.flow_run_id for r in live if r.flow_run_id is not None}, key=str)
+    ended: set[Any] = set()
+    for lo in range(0, len(flows), page_limit):
+        ended |= {
+            f.id
+            for f in await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=flows[lo : lo + page_limit]),
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=sorted(TERMINAL_STATES))
+                    ),
+                ),
+                limit=page_limit,
+            )
+        }
+    orphans = [r for r in live if r.flow_run_id in ended]
+    found = [(component(r), attempt_start(r)) for r in live if r.flow_run_id not in ended]
+    return running_batch(found, components, until), truncated, len(orphans)

@@ -11,6 +11,8 @@ import threading
 import time
 
 from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Crashed
 
 from prefect_ft import ft_task
 from prefect_ft.history.reader import read_history
@@ -55,6 +57,12 @@ def test_read_history_returns_the_runs_still_running() -> None:
         # a run that starts after the window's end is not in flight in it
         early = read_history((name, other), before - 1.0, until=started - 0.5)
         assert early.running is not None and len(early.running) == 0
+        # a task run its ended flow run left RUNNING (a crashed process) is no work in flight
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(runs[0].flow_run_id, Crashed(), force=True)
+        orphan = read_history((name, other), before - 1.0, until=time.time())
+        assert orphan.running is not None and len(orphan.running) == 0
+        assert orphan.ignored.get("running_orphans") == 1
     finally:
         release.set()
         worker.join(30.0)
