@@ -124,3 +124,21 @@ def test_saved_state_keeps_the_hold_off_and_refuses_lost_races() -> None:
     fresh, after, _, why = load_detection_state(engine_config(["a", "b"]), key="k", store=store)
     assert after == float(n) and [w.reason for w in why] == ["state_reset"]
     assert fresh.watermark is None
+
+
+def test_runs_in_flight_start_at_their_current_attempt_and_by_the_window_end() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from prefect_ft.history.running import attempt_start, running_batch
+
+    def at(s: float) -> datetime:
+        return datetime.fromtimestamp(s, tz=UTC)
+
+    retried = SimpleNamespace(state=SimpleNamespace(timestamp=at(500.0)), start_time=at(100.0))
+    assert attempt_start(retried) == 500.0  # the retry's start, not the first attempt's
+    assert attempt_start(SimpleNamespace(state=None, start_time=at(100.0))) == 100.0
+    found = [("a", 500.0), ("b", 90.0), ("a", 700.0), (None, 10.0), ("zzz", 10.0), ("a", None)]
+    batch = running_batch(found, ("a", "b"), until=600.0)
+    assert batch.start.tolist() == [500.0, 90.0] and batch.component.tolist() == [0, 1]
+    assert batch.oldest({"a": 0, "b": 1}) == {0: 500.0, 1: 90.0}

@@ -6,6 +6,7 @@ detectors never see Prefect models. Bad rows are dropped with a `Skipped` reason
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from prefect_ft.detection.alarms import Skipped
 
-__all__ = ["ResourceBatch", "TaskRunBatch"]
+__all__ = ["ResourceBatch", "RunningBatch", "TaskRunBatch"]
 
 
 def _arr(x: object, dtype: type | np.dtype) -> np.ndarray:
@@ -134,6 +135,42 @@ class TaskRunBatch:
             "code": code,
             "comp": comp[order],
         }, skipped
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RunningBatch:
+    """Task runs in flight when the history was read: started (RUNNING), not ended.
+
+    Attributes:
+        components: names for the values of `component`.
+        start: start times of the runs' current attempts, epoch seconds.
+        component: index into `components` per run.
+    """
+
+    components: tuple[str, ...]
+    start: np.ndarray
+    component: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _arr(self.start, np.float64))
+        object.__setattr__(self, "component", _arr(self.component, np.int64))
+        object.__setattr__(self, "components", tuple(self.components))
+        if self.start.size != self.component.size:
+            raise ValueError("start and component differ in length")
+
+    def __len__(self) -> int:
+        return int(self.start.size)
+
+    def oldest(self, index: Mapping[str, int]) -> dict[int, float]:
+        """The earliest start per engine component index (runs of other components and
+        without a finite start are left out)."""
+        out: dict[int, float] = {}
+        for raw, start in zip(self.component.tolist(), self.start.tolist(), strict=True):
+            name = self.components[raw] if 0 <= raw < len(self.components) else None
+            i = index.get(name) if name is not None else None
+            if i is not None and math.isfinite(start):
+                out[i] = min(out.get(i, math.inf), start)
+        return out
 
 
 def _empty_rows() -> dict[str, np.ndarray]:

@@ -19,12 +19,13 @@ import numpy as np
 
 from prefect_ft.detection._split import FailureTimes, Split, by_component
 from prefect_ft.detection.alarms import Alarm, DetectionResult, Skipped
-from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
+from prefect_ft.detection.batch import ResourceBatch, RunningBatch, TaskRunBatch
 from prefect_ft.detection.budget_watch import BudgetWatch
 from prefect_ft.detection.burst import BurstTracker
 from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.degradation import DegradationTracker, common_mode, minute_median
+from prefect_ft.detection.hang import HangTracker
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
 from prefect_ft.detection.thresholds import Thresholds, load_thresholds
@@ -66,6 +67,12 @@ class EngineConfig:
             so a load that slows every stage alike is not a degradation and a gentle ramp on one
             stage shows on the first day. Off by default: a slowdown of every stage at once
             cancels too, and a minute in which another stage has no median is a gap.
+        hangs: also watch the runs in flight for a stage that hangs (`hang.HangTracker`: its
+            oldest run in flight older than twice its learnt duration limit while it ends
+            nothing it would have ended), which no other detector sees when the stage is the
+            first one. The runs in flight come from the batch's rows (a run that ended after a
+            minute closed was in flight in it) and from `update(running=...)`, the runs still
+            RUNNING when the history was read.
         sample_exhaustion: also judge each component's raw memory samples against the limit
             they carry as they arrive (`exhaustion.BudgetWatch`), for runs too short for the
             minute floors and for processes with their own memory budget. Off by default.
@@ -79,6 +86,7 @@ class EngineConfig:
     burst_holdoff_by_type: bool = False
     sample_exhaustion: bool = False
     degradation_common_mode: bool = False
+    hangs: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.burst_holdoff_by_type, bool):
@@ -113,6 +121,14 @@ def _slice(d: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
     return {k: v[lo:hi] for k, v in d.items()}
 
 
+def _suffix_min_start(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Earliest start (`end - duration`) among rows `j:` for each `j`, then inf (rows in end
+    order; an unknown duration is no start)."""
+    start = cols["end"] - cols["duration"]
+    start = np.where(np.isfinite(start), start, np.inf)
+    return np.concatenate([np.minimum.accumulate(start[::-1])[::-1], [np.inf]])
+
+
 class DetectionEngine:
     """Runs every detector over task-run and resource batches, incrementally.
 
@@ -140,6 +156,9 @@ class DetectionEngine:
         ]
         self._deg = [DegradationTracker(n, th) for n in names]
         self._tput = [ThroughputTracker(n, th) for n in names]
+        self._hang = [HangTracker(n, th) for n in names]
+        self._running = [math.inf] * len(names)  # oldest start in flight at `until`, per comp
+        self._first: list[np.ndarray] = []  # per comp, `_suffix_min_start` of the update's rows
         self._mem = [ResourceTracker(n, "memory", th) for n in names]
         self._cpu = [ResourceTracker(n, "cpu", th) for n in names]
         self._cyc = [CyclicTracker(n, th, i) for i, n in enumerate(names)]
@@ -167,6 +186,7 @@ class DetectionEngine:
         resources: ResourceBatch | None = None,
         *,
         until: float | None = None,
+        running: RunningBatch | None = None,
     ) -> DetectionResult:
         """Feed new rows and samples; return the alarms they raise.
 
@@ -175,6 +195,9 @@ class DetectionEngine:
             resources: resource samples since the last call.
             until: input is complete up to this time, so minutes ending by then may close;
                 defaults to the latest time in the input.
+            running: runs still in flight (started, not ended) when the input was read; with
+                the rows that end after a minute, they are what was in flight in it. None:
+                only the rows speak (a replay of finished history).
 
         Returns:
             New alarms, and reasons for any input that was skipped.
@@ -191,6 +214,10 @@ class DetectionEngine:
             else (_empty(_RES_KEYS), [])
         )
         skipped += skipped_res
+        self._running = [math.inf] * len(self._burst)
+        if running is not None and len(running):
+            for c, first in running.oldest(self._index).items():
+                self._running[c] = first
         latest = [float(x[-1]) for x in (rows["end"], res["ts"]) if x.size]
         if until is not None and math.isfinite(until):
             latest.append(float(until))
@@ -220,6 +247,9 @@ class DetectionEngine:
         new = by_component(rows, "end", n, bounds, lists=True) if rows["end"].size else []
         minute = by_component(agg, "end", n, edges, valid=True) if n_min else []
         samples = by_component(allres, "ts", n, edges) if n_min else []
+        # per component, the earliest start among the rows from each one on (end order): the
+        # oldest run in flight at a minute's end is the earliest start of the rows ending after
+        self._first = [_suffix_min_start(m.cols) for m in minute] if self.config.hangs else []
         for i, b in enumerate(bounds.tolist()):
             alarms += self._per_task(new, i)
             alarms += self._close_minute(b, minute, samples, i)
@@ -297,6 +327,8 @@ class DetectionEngine:
                 )
                 out.append(self._cpu[c].close_minute(end, res.cols["cpu"][lo:hi], 100.0))
             out.append(self._cyc[c].close_minute(end))
+            if self.config.hangs:
+                out.append(self._close_hang(c, end, minute[c], i))
         failures = FailureTimes(self._cyc)
         codes = {c: t.codes for c, t in enumerate(self._cyc)}
         out.append(
@@ -305,6 +337,17 @@ class DetectionEngine:
             )
         )
         return [a for a in out if a is not None]
+
+    def _close_hang(self, c: int, end: float, rows: Split, i: int) -> Alarm | None:
+        """Feed component `c`'s hang tracker the minute ending at `end` (segment `i + 1`)."""
+        lo, hi = rows.span(i + 1)
+        dur = rows.cols["duration"][lo:hi]
+        known = dur[np.isfinite(dur)]
+        longest = float(known.max()) if known.size else math.nan
+        last = float(rows.cols["end"][hi - 1]) if hi > lo else math.nan
+        first = min(float(self._first[c][rows.cuts[i + 2]]), self._running[c])
+        oldest = first if first <= end else None
+        return self._hang[c].close_minute(end, int(hi - lo), longest, last, oldest)
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready snapshot of everything the engine has learnt."""
@@ -319,6 +362,7 @@ class DetectionEngine:
             "burst": [t.state() for t in self._burst],
             "deg": [t.state() for t in self._deg],
             "tput": [t.state() for t in self._tput],
+            "hang": [t.state() for t in self._hang],
             "mem": [t.state() for t in self._mem],
             "cpu": [t.state() for t in self._cpu],
             "cyc": [t.state() for t in self._cyc],
@@ -353,6 +397,8 @@ class DetectionEngine:
             for tracker, data in zip(trackers, state[key], strict=True):
                 tracker.load(data)
         engine._cascade.load(state["cascade"])
+        for tracker, data in zip(engine._hang, state.get("hang") or [], strict=False):
+            tracker.load(data)  # states saved before the hang detector start it afresh
         if engine._budget is not None and "budget" in state:
             engine._budget.load(state["budget"])
         return engine

@@ -27,7 +27,10 @@ caller may pass the stage's input per minute, the work it was handed: its upstre
 completions, or at least its own attempts, failed ones included. An alarm then also needs the
 run's completions below `MIN_RATIO` of its input: a stage that completes what it receives is
 not failing, whatever the baseline says. A stage that hangs without ending any attempt while
-its input is unknown (a first stage) reads as "nothing arrived" and is left to other detectors.
+its input is unknown (a first stage) reads here as "nothing arrived": its runs in flight tell
+the two apart, and `hang.HangTracker` judges them (a run in flight past twice the stage's
+learnt duration limit while it ends nothing it would have ended; found in 1-2 minutes on the
+synthetic pipeline, `benchmarks/hangs.py`, 2026-12-03).
 """
 
 from __future__ import annotations

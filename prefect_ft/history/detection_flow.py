@@ -267,7 +267,7 @@ def detect(
         hist = replace(hist, batch=with_replays(hist.batch, after, hist.until, store=store))
     if history_out:
         dump_history(history_out, hist.batch, res, hist.until)
-    result = engine.update(hist.batch, res, until=hist.until)
+    result = engine.update(hist.batch, res, until=hist.until, running=hist.running)
     skipped += list(result.skipped)
     for s in skipped:
         log.warning("detection skipped input: %s (%d): %s", s.reason, s.count, s.detail)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from prefect_ft.detection import FailureType, ResourceBatch, TaskRunBatch, classify_state
+from prefect_ft.detection.batch import RunningBatch
 from prefect_ft.detection.classify import DEFAULT_RULES, ClassificationRules
 from prefect_ft.history.attempts import (
     MAX_RETRIED_RUNS,
@@ -50,6 +51,7 @@ from prefect_ft.history.attempts import (
 )
 from prefect_ft.history.components import COMPONENT_TAG_PREFIX, run_component
 from prefect_ft.history.resources import record_resource_sample, resource_key
+from prefect_ft.history.running import aread_running
 from prefect_ft.stores import BreakerStore, shared_store
 
 __all__ = [
@@ -80,10 +82,14 @@ class History:
         until: the window's end; pass it as `after` to the next read.
         runs: task runs read in the window (after de-duplication).
         ignored: counts of rows left out, by reason (`unguarded`: no component, `not_a_call`,
-            `retried_runs_over_cap`: retried runs whose failed attempts were not read).
+            `retried_runs_over_cap`: retried runs whose failed attempts were not read,
+            `running_over_cap`: 1 when more runs were in flight than `MAX_RUNNING`,
+            `running_orphans`: RUNNING task runs whose flow run has ended).
         unknown_components: runs per component the engine does not know.
         retried_runs: runs with more than one attempt whose states were read.
         failed_attempts: FAILED rows added for failed attempts of retried runs.
+        running: runs of known components still RUNNING when read that had started by
+            `until` (`prefect_ft.history.running`); None when not read.
     """
 
     batch: TaskRunBatch
@@ -93,6 +99,7 @@ class History:
     unknown_components: dict[str, int] = field(default_factory=dict)
     retried_runs: int = 0
     failed_attempts: int = 0
+    running: RunningBatch | None = None
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -198,7 +205,8 @@ async def aread_history(
     rules: ClassificationRules = DEFAULT_RULES,
     max_retried_runs: int = MAX_RETRIED_RUNS,
 ) -> History:
-    """Read finished task runs with end time in `(after, until]` into a batch.
+    """Read finished task runs with end time in `(after, until]` into a batch, and the runs
+    still in flight that had started by `until` (`History.running`).
 
     Failed attempts of retried runs (`run_count > 1`) that ended in the window are added as
     FAILED rows (see `prefect_ft.history.attempts`); a retried run's own row then starts at its
@@ -274,6 +282,10 @@ async def aread_history(
         attempts = await aread_failed_attempts(
             client, runs, start, end, component=component_of, max_retried_runs=max_retried_runs
         )
+        # runs still in flight: a hung stage ends none, so the window above never holds them
+        running, truncated, orphans = await aread_running(
+            client, components, end, component_of, page_limit=page_limit
+        )
     for run_id, started in attempts.last_start.items():
         row = seen.get(run_id)
         if row is not None and started <= row.end:  # the run's own row is its last attempt
@@ -282,8 +294,19 @@ async def aread_history(
     batch, ignored, unknown = rows_to_batch(rows, components, rules=rules)
     if attempts.over_cap > 0:
         ignored["retried_runs_over_cap"] = attempts.over_cap
+    if truncated:
+        ignored["running_over_cap"] = 1
+    if orphans:
+        ignored["running_orphans"] = orphans
     return History(
-        batch, end, len(seen), ignored, unknown, attempts.retried_runs, len(attempts.rows)
+        batch,
+        end,
+        len(seen),
+        ignored,
+        unknown,
+        attempts.retried_runs,
+        len(attempts.rows),
+        running,
     )
 
 

@@ -84,7 +84,9 @@ def test_throughput_state_round_trip_gives_the_same_alarms_as_one_run() -> None:
     )
     hist = generate(4, Scenario(hours=6.0, episodes=(stall,), negative_controls=False))
     config = EngineConfig(throughput=True)
-    # rows up to the history's end only: after it arrivals stop, which is a drop
+    # rows up to the history's end only, as a flow reading up to `until` sees them (arrivals
+    # stopping after the end is no drop since the input rule: the throughput detector, on by
+    # default since 2026-12-02, needs the stage's own attempts to hold)
     t, r = (x.between(hist.start_ts, hist.end_ts) for x in (hist.tasks, hist.resources))
     whole = DetectionEngine(config).update(t, r, until=hist.end_ts).alarms
     assert any("throughput_ratio" in dict(a.evidence) for a in whole)
