@@ -61,7 +61,8 @@ Thresholds v8 add a rule for loads (`rm_load_kinds`, `robust_load`): a spike bel
 may alarm by beating its record `rm_rel_margin` x (re-arming a hold-off early stays off).
 Thresholds v9 turn on `rm_flat_fallback`: a sample whose chosen seasonal predictor has no
 forecast (an empty bin of an irregularly sampled series) is read against the flat level; v2-v8
-skipped it.
+skipped it. Thresholds v11 extend a load's hold-off while its episode lasts and keep a load's
+baseline-family alarms out of its local record (`robust_load`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ from prefect_ft.detection.baselines import (
 )
 from prefect_ft.detection.robust_alarm import constant_series, make_alarm, z_severity
 from prefect_ft.detection.robust_escalation import escalation
-from prefect_ft.detection.robust_load import Rearm, relative_spike
+from prefect_ft.detection.robust_load import joins, load_rules, relative_spike
 from prefect_ft.detection.robust_local import LocalDeviation
 from prefect_ft.detection.robust_rarity import Rarity
 from prefect_ft.detection.robust_records import Records
@@ -119,10 +120,8 @@ class RobustStream:
         self.rare = Rarity(4, th.rm_rare_n, th.rm_rare_z, th.rm_rare_unbias)
         self.rare_local = Rarity(1, th.rm_rare_n, th.rm_rare_z, th.rm_rare_unbias)
         self.rare_rules = frozenset(th.rm_rare_rules.split(",")) if th.rm_rare_z > 0 else ()
-        # v8 (`robust_load`): a load may spike on a relative bar, and re-arm if `rm_rearm_n` > 0
-        load = kind in th.rm_load_kinds.split(",")
-        self.rearm = Rearm(th.rm_rearm_n if load else 0, th.rm_rearm_z)
-        self.rel = (th.rm_rel_z if load else 0.0, th.rm_rel_margin)
+        # v8, v11 (`robust_load`): a load's relative spike bar, hold-off and local limits
+        self.rearm, self.rel, self.local_lim = load_rules(kind, th)
 
     def _start(self, t: float) -> None:
         st = start_stream(self.kind, self.th, self.warm_t, self.warm_x)
@@ -166,7 +165,7 @@ class RobustStream:
             local.learn(y)
         if self.hold > 0:
             zr = (y - p) / scale if p is not None and scale > 0.0 else None
-            self.hold = 1 if self.rearm.over(zr) else self.hold  # 1: this sample ends it
+            self.hold = self.rearm.hold(self.hold, zr)  # re-armed early, or extended (v11)
         if p is None or scale <= 0.0 or self.hold > 0:
             escalated = self._escalation(t, x, y, p) if self.hold > 0 else None
             if escalated is not None:
@@ -229,7 +228,7 @@ class RobustStream:
         if fired is None or th.rm_record_alarms:
             rec.push(z, up, down, mean)
             self.rare.push((z, up, down, mean))
-        if zl is not None and local is not None and (fired is None or th.rm_local_record_alarms):
+        if zl is not None and local is not None and joins(self.local_lim[1], fired):
             local.push(zl)
             self.rare_local.push((zl,))
         if fired is not None:
@@ -275,7 +274,7 @@ class RobustStream:
         th, local = self.th, self.local
         if local is None:
             return None
-        limits = (th.rm_local_z, margin * th.rm_local_margin, th.rm_local_confirm)
+        limits = (self.local_lim[0], margin * th.rm_local_margin, th.rm_local_confirm)
         got = local.decide(zl, z, limits, (self.up_ok, self.down_ok))
         return None if got is None else (got[0], t, got[1])
 

@@ -14,7 +14,9 @@ local (point) alarm and reads loads (kind "throughput") on the log scale; `thres
 asks the level-shift rules for rarity against the statistic's own history (`robust_rarity`);
 `thresholds_v8.json` lets a load (kind "throughput") spike on a relative bar (`robust_load`).
 `thresholds_v9.json` reads a sample whose seasonal bin is empty against the flat level;
-`thresholds_v10.json` takes the start-up bias out of that rarity's moments.
+`thresholds_v10.json` takes the start-up bias out of that rarity's moments;
+`thresholds_v11.json` extends a load's hold-off while its episode lasts and keeps a load's
+baseline-family alarms out of its local record, with a lower local bar for loads.
 Change a number only by
 recalibrating and bumping `VERSION`; `load_thresholds("1")` still gives the v1 behaviour.
 """
@@ -29,7 +31,7 @@ from typing import Any
 
 __all__ = ["VERSION", "Thresholds", "load_thresholds"]
 
-VERSION = "10"
+VERSION = "11"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,14 @@ class Thresholds:
         rm_rel_z: a spike below `rm_spike_z` but above this alarms if it beats its record by
             `rm_rel_margin` (v8; 0 turns it off).
         rm_rel_margin: see `rm_rel_z`.
+        rm_extend_z: on a load, a hold-off whose last sample still has baseline |z| at or
+            above this goes on (v11; 0 turns it off): the episode it silences is not over.
+        rm_extend_n: the most samples such an extension adds after one alarm.
+        rm_load_local_z: on a load, the local z a local alarm must exceed in place of
+            `rm_local_z` (v11; 0: `rm_local_z`).
+        rm_load_local_clean: on a load, which alarmed samples keep their local z out of the
+            local record: "baseline" those the baseline family alarmed on (v11), "all" every
+            one; "" (v10) as `rm_local_record_alarms` says for every kind.
         rm_flat_fallback: when the chosen seasonal predictor has no forecast for a sample (an
             empty bin: irregular sampling left that time of day unseen), read the sample against
             the flat predictor instead of skipping it (off in v2-v8, on from v9: NAB 72.9
@@ -235,6 +245,10 @@ class Thresholds:
     rm_rearm_z: float = 2.0
     rm_rel_z: float = 0.0
     rm_rel_margin: float = 3.0
+    rm_extend_z: float = 0.0
+    rm_extend_n: int = 0
+    rm_load_local_z: float = 0.0
+    rm_load_local_clean: str = ""
     rm_flat_fallback: bool = False
     rm_rare_unbias: bool = False
 
