@@ -15,21 +15,19 @@ same seeds raise without a hang (anywhere in the history, episodes included).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+# run as a script: the sibling modules import as `benchmarks.*` (as in chaos.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.detection import parse_seeds
 from prefect_ft.detection import DetectionEngine, EngineConfig, FailureType
 from prefect_ft.detection.batch import RunningBatch, TaskRunBatch
 from prefect_ft.detection.synthetic import STAGES, START_TS, Scenario, generate
-
-
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def hung(hist, stage: int, at: float) -> tuple[TaskRunBatch, RunningBatch]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefect_ft.detection.robust_metric import RobustStream
 from prefect_ft.detection.robust_rarity import Rarity
 from prefect_ft.detection.thresholds import load_thresholds
+from tests.detection.test_robust_rarity import _level_alarms  # the same half-hourly DT
 
 N = 3000
 DT = 1800.0  # half-hourly: the records remember 7 days, 336 samples
@@ -38,16 +38,6 @@ def test_both_agree_once_the_span_is_covered_many_times() -> None:
     x = np.random.default_rng(4).normal(0.0, 1.0, 60000)
     (m1, s1), (m0, s0) = _moments(x, unbias=True), _moments(x, unbias=False)
     assert abs(m1 - m0) < 1e-3 and abs(s1 - s0) < 1e-3
-
-
-def _level_alarms(x: np.ndarray, version: str) -> list[int]:
-    stream = RobustStream("generic", load_thresholds(version))
-    out = []
-    for i, v in enumerate(x.tolist()):
-        a = stream.update(i * DT, v)
-        if a is not None and ("rise" in a.explanation or "drop" in a.explanation):
-            out.append(i)
-    return out
 
 
 def _wander(seed: int, phi: float, sd: float) -> np.ndarray:
