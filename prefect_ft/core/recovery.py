@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from prefect_ft.core import recovery_state
 from prefect_ft.core.recovery_state import (
     DEFAULT_STRATEGIES,
     FAILURE_TYPES,
     PHASES,
-    STRATEGIES,
     Alert,
     Decision,
     RecoveryConfig,
@@ -41,20 +41,13 @@ from prefect_ft.core.recovery_state import (
     StrategyStats,
     Wait,
 )
+from prefect_ft.core.recovery_state import (
+    STRATEGIES as STRATEGIES,  # re-exported (prefect_ft.recovery.options imports it here)
+)
 
+# the data names come from recovery_state, written once there
 __all__ = [
-    "DEFAULT_STRATEGIES",
-    "FAILURE_TYPES",
-    "PHASES",
-    "STRATEGIES",
-    "Alert",
-    "Decision",
-    "RecoveryConfig",
-    "RecoveryState",
-    "Refuse",
-    "Run",
-    "StrategyStats",
-    "Wait",
+    *recovery_state.__all__,
     "plan",
     "record_outcome",
     "reset",
