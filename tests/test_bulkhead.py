@@ -519,7 +519,7 @@ async def test_a_store_outage_degrades_to_the_local_limit(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import prefect_ft.bulkhead.permits as driver
+    import prefect_ft.bulkhead.leases as driver
 
     monkeypatch.setattr(driver, "_STORE_RETRY_SECONDS", 0.0)
     bh = shared(name, store, clock, max_concurrent=1)

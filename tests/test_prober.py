@@ -169,7 +169,7 @@ def test_the_block_sets_probing_and_a_component_spec_checks_its_control_endpoint
     from pydantic import ValidationError
 
     from prefect_ft.blocks import CircuitBreakerPolicy, ComponentSpec
-    from prefect_ft.tasks.policies import _from_document
+    from prefect_ft.tasks.policy_sources import _from_document
 
     block = CircuitBreakerPolicy(probe_interval_seconds=0.5, probe_confirm_failures=2)
     config = block.to_config("ipc")

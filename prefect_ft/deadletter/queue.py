@@ -26,7 +26,8 @@ Each item is signed when written (`signing`): replay refuses one that is unsigne
 signature does not match. Done and superseded items are deleted `retention` seconds after they
 finish (`expire`, run by every replay); the `pruned` record marks how far that has gone.
 Deleted numbers leave gaps below `next`, which scans step over. The item itself, its statuses
-and its encodings: `prefect_ft.deadletter.item`.
+and its encodings: `prefect_ft.deadletter.item`; how the records above are read and written:
+`prefect_ft.deadletter.records`.
 
 This module does not run anything (`prefect_ft.replay` does).
 """
@@ -34,8 +35,6 @@ This module does not run anything (`prefect_ft.replay` does).
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -51,6 +50,12 @@ from prefect_ft.deadletter.item import (
     encode_inputs,
     render,
 )
+from prefect_ft.deadletter.records import (
+    _CAS_ATTEMPTS,
+    _DELETED,
+    QueueRecords,
+    dead_letter_breakers,
+)
 from prefect_ft.stores import BreakerStore, shared_store
 
 __all__ = [
@@ -65,13 +70,10 @@ __all__ = [
     "render",
 ]
 
-_DELETED = '"deleted"'  # a record on its way out
-_INDEX_KEY = "prefect-ft:dlq:index"
 _SCAN_CHUNK = 64
-_CAS_ATTEMPTS = 32
 
 
-class DeadLetterQueue:
+class DeadLetterQueue(QueueRecords):
     """The dead letters of one breaker, in a `BreakerStore`.
 
     Args:
@@ -88,20 +90,12 @@ class DeadLetterQueue:
         ```
     """
 
-    _indexed: set[tuple[int, str, str]] = set()  # (store id, url, breaker) known to be indexed
-    _indexed_lock = threading.Lock()
-    # (store url, breaker) -> (when read, monotonic; match key -> item number)
-    _keys_cache: dict[tuple[str, str], tuple[float, dict[str, int]]] = {}
-
     def __init__(self, breaker: str, store: BreakerStore | str | None = None) -> None:
         self.breaker = breaker
         self.store = shared_store(store)
         self._prefix = f"prefect-ft:dlq:{breaker}:"
         self._hint = 1
         self._marker = (self.store.url, breaker)
-
-    def _key(self, seq: int) -> str:
-        return f"{self._prefix}{seq}"
 
     def put(self, **fields: Any) -> DeadLetter:
         """Add an item (fields as in `DeadLetter`, without `breaker`, `seq` and `at`).
@@ -128,12 +122,6 @@ class DeadLetterQueue:
         if item.match_keys and item.status == "pending":
             self._edit_keys(add={k: seq for k in item.match_keys})
         return replace(item, version=1)
-
-    def get(self, seq: int) -> DeadLetter | None:
-        v = self.store.read(self._key(seq))
-        if v.data is None or v.data == _DELETED:
-            return None
-        return DeadLetter._load(v.data, v.version)
 
     def items(self, status: ItemStatus | None = None, *, start: int | None = None) -> Iterator[DeadLetter]:  # fmt: skip
         """Items in order from `start`, by default the low-water mark (so items that replay will
@@ -205,25 +193,6 @@ class DeadLetterQueue:
                 self._edit_keys(drop=item.match_keys)
                 return written
         return None
-
-    def open_keys(self, max_age: float) -> dict[str, int]:
-        """Match key -> number of each pending item that has one, read at most `max_age` ago
-        in this process (a put in this process refreshes it)."""
-        cached = self._keys_cache.get(self._marker)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < max_age:
-            return cached[1]
-        v = self.store.read(self._prefix + "keys")
-        keys = json.loads(v.data) if v.data is not None else {}
-        self._keys_cache[self._marker] = (now, keys)
-        return keys
-
-    def cached_open_keys(self, max_age: float) -> dict[str, int] | None:
-        """`open_keys` without I/O: None when this process's copy is older than `max_age`."""
-        cached = self._keys_cache.get(self._marker)
-        if cached is None or time.monotonic() - cached[0] >= max_age:
-            return None
-        return cached[1]
 
     def fail(self, item: DeadLetter, error: str, max_attempts: int) -> bool:
         """Record a failed run: back to pending, or `failed` after `max_attempts` runs."""
@@ -314,87 +283,9 @@ class DeadLetterQueue:
         ]  # fmt: skip
 
     # -- internals ---------------------------------------------------------------------------
-    def _same_call(self, match_keys: list[str]) -> DeadLetter | None:
-        if not match_keys:
-            return None
-        known = self.open_keys(0.0)
-        for seq in {known[k] for k in match_keys if k in known}:
-            item = self.get(seq)
-            if item is not None and item.status in ACTIVE:
-                return item
-        return None
-
-    def _edit_keys(self, add: dict[str, int] | None = None, drop: list[str] | None = None) -> None:
-        key = self._prefix + "keys"
-        for _ in range(_CAS_ATTEMPTS):
-            v = self.store.read(key)
-            keys = json.loads(v.data) if v.data is not None else {}
-            new = {k: n for k, n in keys.items() if k not in set(drop or ())} | (add or {})
-            if new == keys or self.store.cas(key, v.version, json.dumps(new))[0]:
-                self._keys_cache[self._marker] = (time.monotonic(), new)
-                return
-
     def _finish(self, claimed: DeadLetter, new: DeadLetter) -> bool:
         # The claim's version: if another replayer took the item over meanwhile, this fails.
         ok = self._write(replace(new, version=claimed.version)) is not None
         if ok and new.status not in ACTIVE and new.match_keys:
             self._edit_keys(drop=new.match_keys)
         return ok
-
-    def _write(self, new: DeadLetter) -> DeadLetter | None:
-        ok, v = self.store.cas(self._key(new.seq), new.version, new._dump())
-        return replace(new, version=v.version) if ok else None
-
-    def _delete(self, item: DeadLetter) -> bool:
-        # a compare-and-set to a tombstone first: an operator's concurrent `retry` wins or loses
-        # cleanly; then the record goes (scans step over deleted numbers below `next`)
-        if not self.store.cas(self._key(item.seq), item.version, _DELETED)[0]:
-            return False
-        self.store.delete(self._key(item.seq))
-        if item.match_keys:
-            self._edit_keys(drop=item.match_keys)
-        return True
-
-    def _lower_int(self, name: str, value: int) -> None:
-        """Set a counter record to `value` if it is higher."""
-        key = self._prefix + name
-        for _ in range(_CAS_ATTEMPTS):
-            v = self.store.read(key)
-            if v.data is None or int(json.loads(v.data)) <= value:
-                return
-            if self.store.cas(key, v.version, json.dumps(value))[0]:
-                return
-
-    def _read_int(self, name: str, default: int) -> int:
-        v = self.store.read(self._prefix + name)
-        return int(json.loads(v.data)) if v.data is not None else default
-
-    def _raise_int(self, name: str, value: int) -> None:
-        """Set a counter record to `value` unless it is already higher."""
-        key = self._prefix + name
-        for _ in range(_CAS_ATTEMPTS):
-            v = self.store.read(key)
-            if v.data is not None and int(json.loads(v.data)) >= value:
-                return
-            if self.store.cas(key, v.version, json.dumps(value))[0]:
-                return
-
-    def _index(self) -> None:
-        marker = (id(self.store), self.store.url, self.breaker)
-        if marker in self._indexed:
-            return
-        for _ in range(_CAS_ATTEMPTS):
-            v = self.store.read(_INDEX_KEY)
-            names = json.loads(v.data) if v.data is not None else []
-            if self.breaker in names:
-                break
-            if self.store.cas(_INDEX_KEY, v.version, json.dumps(sorted({*names, self.breaker})))[0]:
-                break
-        with self._indexed_lock:
-            self._indexed.add(marker)
-
-
-def dead_letter_breakers(store: BreakerStore | str | None = None) -> list[str]:
-    """The names of the breakers that have (or had) dead letters in `store`."""
-    v = shared_store(store).read(_INDEX_KEY)
-    return list(json.loads(v.data)) if v.data is not None else []

@@ -55,7 +55,7 @@ def attempt(bulkhead: Bulkhead) -> bool | None:
 @pytest.fixture
 def retry_store_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """After a store timeout, the next try goes to the store again (default: 5 s later)."""
-    import prefect_ft.bulkhead.permits as driver
+    import prefect_ft.bulkhead.leases as driver
 
     monkeypatch.setattr(driver, "_STORE_RETRY_SECONDS", 0.0)
 
