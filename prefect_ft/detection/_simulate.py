@@ -1,4 +1,5 @@
-"""Queueing simulation behind `synthetic.generate` (research/detection.md section 5)."""
+"""Queueing simulation behind `synthetic.generate` (research/detection.md section 5): the flow
+arrivals and each stage's c-slot queue."""
 
 from __future__ import annotations
 
@@ -180,3 +181,17 @@ def sawtooth(t: np.ndarray, period: float, phase: float) -> np.ndarray:
 def crossing_time(base: float, slope_per_s: float, limit: float) -> float:
     """When a floor growing linearly from `base` reaches `limit` (seconds after onset)."""
     return math.inf if slope_per_s <= 0 else (limit - base) / slope_per_s
+
+
+def arrivals(
+    rng: np.random.Generator, horizon: float, rate: float, crowd: tuple[float, float] | None
+) -> np.ndarray:
+    """Flow arrival times in `[0, horizon)`, x3 inside the flash crowd `crowd` (start, end)."""
+    # non-homogeneous Poisson by thinning: lambda(t) = rate (1 + 0.3 sin(2 pi t / 1 day)), x3 in a crowd
+    lam_max = rate * 1.3 * (3.0 if crowd else 1.0)
+    n = int(rng.poisson(lam_max * horizon))
+    t = np.sort(rng.uniform(0.0, horizon, n))
+    lam = rate * (1.0 + 0.3 * np.sin(2 * np.pi * t / 86400.0))
+    if crowd:
+        lam = np.where((t >= crowd[0]) & (t < crowd[1]), 3.0 * lam, lam)
+    return t[rng.random(n) * lam_max < lam]

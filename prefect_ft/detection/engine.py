@@ -6,17 +6,25 @@ cascade) run when a minute closes, i.e. once the input is complete up to its end
 decision
 uses only data up to its time, so feeding a history in one batch or in many gives the same
 alarms, and `state()` / `from_state()` let a flow resume exactly where its last run stopped.
+The settings sit in `engine_config.py`, the snapshot's layout in `engine_state.py` and the
+column helpers in `_columns.py`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from prefect_ft.detection._columns import (
+    RES_KEYS,
+    ROW_KEYS,
+    concat_columns,
+    empty_columns,
+    slice_columns,
+    suffix_min_start,
+)
 from prefect_ft.detection._split import FailureTimes, Split, by_component
 from prefect_ft.detection.alarms import Alarm, DetectionResult, Skipped
 from prefect_ft.detection.batch import ResourceBatch, RunningBatch, TaskRunBatch
@@ -25,108 +33,14 @@ from prefect_ft.detection.burst import BurstTracker
 from prefect_ft.detection.cascade import ancestors
 from prefect_ft.detection.cyclic import CyclicTracker
 from prefect_ft.detection.degradation import DegradationTracker, common_mode, minute_median
+from prefect_ft.detection.engine_config import PIPELINE, EngineConfig
+from prefect_ft.detection.engine_state import STATE_VERSION, dump_state, load_state
 from prefect_ft.detection.hang import HangTracker
 from prefect_ft.detection.propagation import CascadeTracker
 from prefect_ft.detection.resource import ResourceTracker
-from prefect_ft.detection.thresholds import Thresholds, load_thresholds
 from prefect_ft.detection.throughput import ThroughputTracker
 
 __all__ = ["PIPELINE", "DetectionEngine", "EngineConfig"]
-
-STATE_VERSION = 2  # 2: degradation keeps a seasonal MinuteBaseline; throughput trackers
-PIPELINE = ("doc-processing", "ml-inference", "ipc", "quality-validation")
-_ROW_KEYS = ("end", "duration", "failed", "code", "comp")
-_RES_KEYS = ("ts", "comp", "mem", "limit", "cpu")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """What the engine watches.
-
-    Attributes:
-        components: component names; batch rows naming others are skipped.
-        edges: dependency edges `(upstream, downstream)` used for cascades.
-        thresholds: frozen detector thresholds.
-        throughput: also watch successful completions per minute for drops
-            (`throughput.ThroughputTracker`: below every prediction, over 3 minutes, and below
-            half the stage's input: its upstream stages' completions, or at least its own
-            attempts, so work that stopped arriving is not a drop). On by default since
-            2026-12-02: the synthetic tables are the same with it on and off (targeted, drawn
-            and daily-load sets; benchmarks/RESULTS.md).
-        run_baseline_min_tasks: 0 (default) learns each component's burst baseline from hours
-            of closed minutes; a positive number learns it from the component's own earlier
-            tasks in this history once that many were seen (`burst.BurstTracker`), for runs too
-            short for the long baseline (the minute-based detectors stay as they are).
-        burst_holdoff_by_type: False (default) holds a component's burst alarms for
-            `holdoff_s` after one; True holds them per failure type (the episode's dominant
-            type), so a crash refusing connections right after a burst of model errors on the
-            same component is reported too. Off by default: not yet measured against the
-            synthetic false-alarm budget (an episode of mixed types may alarm once per type).
-        degradation_common_mode: judge each component's durations relative to the other
-            components' (minus the median of their minute medians, `degradation.common_mode`),
-            so a load that slows every stage alike is not a degradation and a gentle ramp on one
-            stage shows on the first day. Off by default: a slowdown of every stage at once
-            cancels too, and a minute in which another stage has no median is a gap.
-        hangs: also watch the runs in flight for a stage that hangs (`hang.HangTracker`: its
-            oldest run in flight older than twice its learnt duration limit while it ends
-            nothing it would have ended), which no other detector sees when the stage is the
-            first one. The runs in flight come from the batch's rows (a run that ended after a
-            minute closed was in flight in it) and from `update(running=...)`, the runs still
-            RUNNING when the history was read.
-        sample_exhaustion: also judge each component's raw memory samples against the limit
-            they carry as they arrive (`exhaustion.BudgetWatch`), for runs too short for the
-            minute floors and for processes with their own memory budget. Off by default.
-    """
-
-    components: tuple[str, ...] = PIPELINE
-    edges: tuple[tuple[str, str], ...] = tuple(itertools.pairwise(PIPELINE))
-    thresholds: Thresholds = field(default_factory=load_thresholds)
-    throughput: bool = True
-    run_baseline_min_tasks: int = 0
-    burst_holdoff_by_type: bool = False
-    sample_exhaustion: bool = False
-    degradation_common_mode: bool = False
-    hangs: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.burst_holdoff_by_type, bool):
-            raise ValueError(
-                f"burst_holdoff_by_type must be True or False (got {self.burst_holdoff_by_type!r})"
-            )
-        if self.run_baseline_min_tasks < 0:
-            raise ValueError(
-                f"run_baseline_min_tasks must be >= 0 (got {self.run_baseline_min_tasks})"
-            )
-        if len(set(self.components)) != len(self.components) or not self.components:
-            raise ValueError("components must be non-empty and unique")
-        for up, down in self.edges:
-            if up not in self.components or down not in self.components or up == down:
-                raise ValueError(f"edge {up!r} -> {down!r} names an unknown component")
-
-
-def _empty(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    return {
-        k: np.empty(
-            0, dtype=bool if k == "failed" else np.int64 if k in ("code", "comp") else float
-        )
-        for k in keys
-    }
-
-
-def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([a[k], b[k]]) for k in a}
-
-
-def _slice(d: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
-    return {k: v[lo:hi] for k, v in d.items()}
-
-
-def _suffix_min_start(cols: dict[str, np.ndarray]) -> np.ndarray:
-    """Earliest start (`end - duration`) among rows `j:` for each `j`, then inf (rows in end
-    order; an unknown duration is no start)."""
-    start = cols["end"] - cols["duration"]
-    start = np.where(np.isfinite(start), start, np.inf)
-    return np.concatenate([np.minimum.accumulate(start[::-1])[::-1], [np.inf]])
 
 
 class DetectionEngine:
@@ -158,7 +72,7 @@ class DetectionEngine:
         self._tput = [ThroughputTracker(n, th) for n in names]
         self._hang = [HangTracker(n, th) for n in names]
         self._running = [math.inf] * len(names)  # oldest start in flight at `until`, per comp
-        self._first: list[np.ndarray] = []  # per comp, `_suffix_min_start` of the update's rows
+        self._first: list[np.ndarray] = []  # per comp, `suffix_min_start` of the update's rows
         self._mem = [ResourceTracker(n, "memory", th) for n in names]
         self._cpu = [ResourceTracker(n, "cpu", th) for n in names]
         self._cyc = [CyclicTracker(n, th, i) for i, n in enumerate(names)]
@@ -167,8 +81,8 @@ class DetectionEngine:
         self._closed: float | None = None  # end of the last closed minute
         self._task_mark = -math.inf
         self._res_mark = -math.inf
-        self._rows = _empty(_ROW_KEYS)  # rows of the open minute (already seen by bursts)
-        self._res = _empty(_RES_KEYS)
+        self._rows = empty_columns(ROW_KEYS)  # rows of the open minute (already seen by bursts)
+        self._res = empty_columns(RES_KEYS)
 
     def _ancestry(self, i: int) -> set[int]:
         """Components upstream or downstream of `i` (those a cascade through `i` may involve)."""
@@ -206,12 +120,12 @@ class DetectionEngine:
         rows, skipped = (
             tasks.clean(self._index, max(self._task_mark, closed))
             if tasks is not None and len(tasks)
-            else (_empty(_ROW_KEYS), [])
+            else (empty_columns(ROW_KEYS), [])
         )
         res, skipped_res = (
             resources.clean(self._index, max(self._res_mark, closed))
             if resources is not None and len(resources)
-            else (_empty(_RES_KEYS), [])
+            else (empty_columns(RES_KEYS), [])
         )
         skipped += skipped_res
         self._running = [math.inf] * len(self._burst)
@@ -233,8 +147,8 @@ class DetectionEngine:
             self._closed = math.floor(first / 60.0) * 60.0
         horizon = max(latest)
         alarms: list[Alarm] = []
-        agg = _concat(self._rows, rows)
-        allres = _concat(self._res, res)
+        agg = concat_columns(self._rows, rows)
+        allres = concat_columns(self._res, res)
         n_min = max(0, math.floor((horizon - self._closed) / 60.0))
         bounds = self._closed + 60.0 * np.arange(1, n_min + 1)
         edges = np.concatenate([[self._closed], bounds])
@@ -249,7 +163,7 @@ class DetectionEngine:
         samples = by_component(allres, "ts", n, edges) if n_min else []
         # per component, the earliest start among the rows from each one on (end order): the
         # oldest run in flight at a minute's end is the earliest start of the rows ending after
-        self._first = [_suffix_min_start(m.cols) for m in minute] if self.config.hangs else []
+        self._first = [suffix_min_start(m.cols) for m in minute] if self.config.hangs else []
         for i, b in enumerate(bounds.tolist()):
             alarms += self._per_task(new, i)
             alarms += self._close_minute(b, minute, samples, i)
@@ -261,10 +175,10 @@ class DetectionEngine:
             self._task_mark = max(self._task_mark, float(rows["end"][-1]))
         if res["ts"].size:
             self._res_mark = max(self._res_mark, float(res["ts"][-1]))
-        self._rows = _slice(
+        self._rows = slice_columns(
             agg, int(np.searchsorted(agg["end"], self._closed, "left")), agg["end"].size
         )
-        self._res = _slice(
+        self._res = slice_columns(
             allres, int(np.searchsorted(allres["ts"], self._closed, "left")), allres["ts"].size
         )
         alarms.sort(key=lambda a: a.at)
@@ -351,24 +265,7 @@ class DetectionEngine:
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready snapshot of everything the engine has learnt."""
-        return {
-            "version": STATE_VERSION,
-            "components": list(self.config.components),
-            "closed": self._closed,
-            "task_mark": self._task_mark if math.isfinite(self._task_mark) else None,
-            "res_mark": self._res_mark if math.isfinite(self._res_mark) else None,
-            "rows": {k: v.tolist() for k, v in self._rows.items()},
-            "res": {k: v.tolist() for k, v in self._res.items()},
-            "burst": [t.state() for t in self._burst],
-            "deg": [t.state() for t in self._deg],
-            "tput": [t.state() for t in self._tput],
-            "hang": [t.state() for t in self._hang],
-            "mem": [t.state() for t in self._mem],
-            "cpu": [t.state() for t in self._cpu],
-            "cyc": [t.state() for t in self._cyc],
-            "cascade": self._cascade.state(),
-            **({"budget": self._budget.state()} if self._budget is not None else {}),
-        }
+        return dump_state(self)
 
     @classmethod
     def from_state(cls, config: EngineConfig, state: dict[str, Any]) -> DetectionEngine:
@@ -379,26 +276,4 @@ class DetectionEngine:
         """
         if state.get("version") != STATE_VERSION or tuple(state["components"]) != config.components:
             raise ValueError("state was saved by another engine version or component set")
-        engine = cls(config)
-        engine._closed = state["closed"]
-        engine._task_mark = -math.inf if state["task_mark"] is None else state["task_mark"]
-        engine._res_mark = -math.inf if state["res_mark"] is None else state["res_mark"]
-        template = {**_empty(_ROW_KEYS), **_empty(_RES_KEYS)}
-        engine._rows = {k: np.asarray(v, dtype=template[k].dtype) for k, v in state["rows"].items()}
-        engine._res = {k: np.asarray(v, dtype=template[k].dtype) for k, v in state["res"].items()}
-        for key, trackers in (
-            ("burst", engine._burst),
-            ("deg", engine._deg),
-            ("tput", engine._tput),
-            ("mem", engine._mem),
-            ("cpu", engine._cpu),
-            ("cyc", engine._cyc),
-        ):
-            for tracker, data in zip(trackers, state[key], strict=True):
-                tracker.load(data)
-        engine._cascade.load(state["cascade"])
-        for tracker, data in zip(engine._hang, state.get("hang") or [], strict=False):
-            tracker.load(data)  # states saved before the hang detector start it afresh
-        if engine._budget is not None and "budget" in state:
-            engine._budget.load(state["budget"])
-        return engine
+        return load_state(cls(config), state)

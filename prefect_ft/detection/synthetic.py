@@ -6,6 +6,8 @@ durations with a Pareto tail, c-slot queues, retries, base failures, memory and 
 returns arrays ready for `DetectionEngine`. Each component, the schedule and every episode draw
 from their own `SeedSequence(seed).spawn` stream, so one seed always gives byte-identical output
 (`to_bytes`) and adding an episode does not shift the others' randomness.
+The queueing simulation sits in `_simulate.py`, the episodes in `_episodes.py` and the resource
+samples in `_resource_samples.py`.
 """
 
 from __future__ import annotations
@@ -26,14 +28,8 @@ from prefect_ft.detection._episodes import (
     draw_schedule,
     label,
 )
-from prefect_ft.detection._simulate import (
-    CRASHED,
-    FAILED,
-    StageMods,
-    active_tasks,
-    sawtooth,
-    simulate_stage,
-)
+from prefect_ft.detection._resource_samples import resource_samples
+from prefect_ft.detection._simulate import CRASHED, FAILED, StageMods, arrivals, simulate_stage
 from prefect_ft.detection.alarms import FailureType
 from prefect_ft.detection.batch import ResourceBatch, TaskRunBatch
 
@@ -84,19 +80,6 @@ class SyntheticHistory:
     resources: ResourceBatch
     episodes: tuple[Episode, ...]
     columns: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _arrivals(
-    rng: np.random.Generator, horizon: float, rate: float, crowd: tuple[float, float] | None
-) -> np.ndarray:
-    # non-homogeneous Poisson by thinning: lambda(t) = rate (1 + 0.3 sin(2 pi t / 1 day)), x3 in a crowd
-    lam_max = rate * 1.3 * (3.0 if crowd else 1.0)
-    n = int(rng.poisson(lam_max * horizon))
-    t = np.sort(rng.uniform(0.0, horizon, n))
-    lam = rate * (1.0 + 0.3 * np.sin(2 * np.pi * t / 86400.0))
-    if crowd:
-        lam = np.where((t >= crowd[0]) & (t < crowd[1]), 3.0 * lam, lam)
-    return t[rng.random(n) * lam_max < lam]
 
 
 def generate(seed: int, scenario: Scenario | None = None) -> SyntheticHistory:
@@ -196,7 +179,7 @@ def generate(seed: int, scenario: Scenario | None = None) -> SyntheticHistory:
         elif spec.pattern == "cascade":
             mods[spec.component].p_windows.append((on, on + p["D_s"], p["p"], int(p["type"]), 0.0))
             cascades.append((i, spec, rng))
-    flow_t = _arrivals(arr_rng, horizon, sc.rate, crowd)
+    flow_t = arrivals(arr_rng, horizon, sc.rate, crowd)
     ready, flow = flow_t, np.arange(flow_t.size)
     parts = []
     fail_times: list[np.ndarray] = []
@@ -220,39 +203,7 @@ def generate(seed: int, scenario: Scenario | None = None) -> SyntheticHistory:
         parts.append(out)
         fail_times.append(np.sort(out["end"][out["state"] != 0]))
         ready, flow = out["done_end"], out["done_flow"]
-    # resources every 10 s per component
-    ts = np.arange(0.0, horizon, 10.0)
-    res_cols: dict[str, list[np.ndarray]] = {
-        "ts": [],
-        "comp": [],
-        "mem": [],
-        "limit": [],
-        "cpu": [],
-    }
-    for k, st in enumerate(STAGES):
-        rng = res_rngs[k]
-        act = active_tasks(parts[k]["start"], parts[k]["end"], ts)
-        mem = (
-            st.base_mb
-            + 50.0 * act
-            + 0.05 * st.base_mb * sawtooth(ts, 180.0, float(rng.uniform(0, 180)))
-            + rng.normal(0, 0.01 * st.base_mb, ts.size)
-        )
-        cpu = 15.0 + 70.0 * act / st.cap + rng.normal(0, 3.0, ts.size)
-        for comp, on, per_s, cross in leaks:
-            if comp == k:
-                mem = mem + np.where((ts >= on) & (ts < cross), (ts - on) * per_s, 0.0)
-        for comp, on, per_s, _ in cpu_loads:
-            if comp == k:
-                cpu = cpu + np.where(ts >= on, np.minimum((ts - on) * per_s, 100.0), 0.0) * (
-                    ts < on + 85.0 / per_s + 600.0
-                )
-        res_cols["ts"].append(ts + START_TS)
-        res_cols["comp"].append(np.full(ts.size, k, dtype=np.int64))
-        res_cols["mem"].append(mem)
-        res_cols["limit"].append(np.full(ts.size, st.limit_mb))
-        res_cols["cpu"].append(np.clip(cpu, 0.0, 100.0))
-    res = {k: np.concatenate(v) for k, v in res_cols.items()}
+    ts, res = resource_samples(horizon, parts, res_rngs, leaks, cpu_loads)
     for i, spec in enumerate(specs):
         episodes.append(label(i, spec, parts, res, cpu_loads))
     rows = {

@@ -1,7 +1,8 @@
 """Read task-run history and resource samples from Prefect and the store into detection batches.
 
 This is the adapter between Prefect models and the pure `prefect_ft.detection` layer: task runs
-become plain `HistoryRow`s and then a `TaskRunBatch`; nothing from Prefect reaches detectors.
+become plain `HistoryRow`s and then a `TaskRunBatch` (`prefect_ft.history.rows`, whose
+`rows_to_batch` is re-exported here); nothing from Prefect reaches detectors.
 
 Reading is incremental over a window `(after, until]` of end times, with `until = now - lag_s`:
 the API records a run about a second after its final state (DESIGN §10), so a window ending
@@ -29,16 +30,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from prefect_ft.detection import FailureType, ResourceBatch, TaskRunBatch, classify_state
+from prefect_ft.detection import ResourceBatch, TaskRunBatch
 from prefect_ft.detection.batch import RunningBatch
 from prefect_ft.detection.classify import DEFAULT_RULES, ClassificationRules
 from prefect_ft.history.attempts import (
@@ -51,6 +50,7 @@ from prefect_ft.history.attempts import (
 )
 from prefect_ft.history.components import COMPONENT_TAG_PREFIX, run_component
 from prefect_ft.history.resources import record_resource_sample, resource_key
+from prefect_ft.history.rows import rows_to_batch
 from prefect_ft.history.running import aread_running
 from prefect_ft.stores import BreakerStore, shared_store
 
@@ -69,8 +69,6 @@ __all__ = [
     "resource_key",
     "rows_to_batch",
 ]
-
-_EXC_IN_MESSAGE = re.compile(r"encountered an exception:? ([A-Za-z_][\w.]*)")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -127,71 +125,6 @@ def _to_row(run: Any) -> HistoryRow | None:
         end=end,
         duration=total if total else None,
     )
-
-
-def rows_to_batch(
-    rows: list[HistoryRow],
-    components: tuple[str, ...],
-    *,
-    rules: ClassificationRules = DEFAULT_RULES,
-) -> tuple[TaskRunBatch, dict[str, int], dict[str, int]]:
-    """Turn plain rows into a `TaskRunBatch` of the known components.
-
-    A completed run is a success; a failed or crashed run is classified with `classify_state`
-    (the exception type name is taken from Prefect's message "encountered an exception X: ...");
-    anything else (cancelled, or a breaker's own `CircuitOpen`/`BulkheadFull` refusal, which
-    `classify_state` says is no failure of the dependency) is not a call and is left out.
-
-    Returns:
-        The batch (end-time order), ignored counts by reason, and runs per unknown component.
-    """
-    index = {c: i for i, c in enumerate(components)}
-    ignored: Counter[str] = Counter()
-    unknown: Counter[str] = Counter()
-    cols: dict[str, list[float]] = {k: [] for k in ("start", "end", "failed", "ft", "comp", "dur")}
-    for row in sorted(rows, key=lambda r: (r.end, r.id)):
-        if row.component is None:
-            ignored["unguarded"] += 1
-            continue
-        if row.component not in index:
-            unknown[row.component] += 1
-            continue
-        stype = row.state_type.upper()
-        start = row.start if row.start is not None else row.end
-        duration = row.duration if row.duration is not None else row.end - start
-        if stype == "COMPLETED":
-            code = -1
-        else:
-            found = _EXC_IN_MESSAGE.search(row.message or "")
-            cls = classify_state(
-                stype,
-                row.state_name,
-                row.message,
-                row.exception_type or (found.group(1) if found else None),
-                component=row.component,
-                duration_s=duration,
-                rules=rules,
-            )
-            if cls is None:
-                ignored["not_a_call"] += 1
-                continue
-            code = FailureType(cls.failure_type).code
-        for key, value in zip(
-            cols,
-            (start, row.end, code >= 0, code, index[row.component], duration),
-            strict=True,
-        ):
-            cols[key].append(float(value))
-    batch = TaskRunBatch(
-        components,
-        np.asarray(cols["start"]),
-        np.asarray(cols["end"]),
-        np.asarray(cols["failed"], dtype=bool),
-        np.asarray(cols["ft"], dtype=np.int64),
-        np.asarray(cols["comp"], dtype=np.int64),
-        np.asarray(cols["dur"]),
-    )
-    return batch, dict(ignored), dict(unknown)
 
 
 async def aread_history(
