@@ -239,3 +239,24 @@ def test_a_degradation_in_the_same_morning_is_still_found() -> None:
     late = [a for a in alarms if a.at >= 26 * 3600.0]
     assert late and late[0].pattern == Pattern.DEGRADATION
     assert late[0].at - 26 * 3600.0 <= 15 * 60.0
+
+
+def test_the_local_prediction_is_carried_from_one_hour_of_values_on() -> None:
+    # every history starts at 00:00 UTC, the steepest part of the daily rise: before, the
+    # slope needed SLOPE_N (2 h) of values, so the detector's first hour judged the rise
+    # against a local median lagging it by 15 minutes (daily-load seeds 11, 12 and 1009
+    # alarmed at 2.0-2.2 h)
+    cap = math.log(1.1) / 60.0
+    b = MinuteBaseline(max_slope=cap)
+    n = SLOPE_N // 2 + 1  # an odd count: the oldest value is left out of the two halves
+    for m in range(n):
+        b.observe(0.001 * m)
+    b.refresh()
+    med = (n - 1) - (LOCAL_N - 1) / 2.0
+    assert b.slope == pytest.approx(0.001, abs=1e-12)
+    assert b.predictions(0.0)[1] == pytest.approx(0.001 * (med + (LOCAL_N + 1) / 2.0), abs=1e-9)
+    short = MinuteBaseline(max_slope=cap)
+    for m in range(SLOPE_N // 2 - 1):
+        short.observe(0.001 * m)
+    short.refresh()
+    assert short.slope == 0.0  # under an hour: not carried
