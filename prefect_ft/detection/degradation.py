@@ -35,7 +35,6 @@ __all__ = [
     "DegradationTracker",
     "agreed_prediction",
     "common_mode",
-    "count_weight",
     "degradation_severity",
     "minute_median",
 ]
@@ -82,18 +81,6 @@ def agreed_prediction(preds: list[float | None], i: int | None) -> float | None:
     return max(p, min(local, daily))
 
 
-def count_weight(n: int, n_ref: float) -> float:
-    """sqrt(n / n_ref), what a minute's residual over the 24-h scale is multiplied by.
-
-    A median of n log durations varies as 1/n (asymptotically pi sigma^2 / (2 n) for normal
-    logs, Laplace 1818), while the scale is one robust figure for the last 24 h, i.e. for the
-    day's typical count `n_ref` (the median count). Under a daily arrival cycle the quiet hours'
-    medians are noisier than that scale says: 5 of 7 remaining degradation false alarms on the
-    daily-load seeds fell at 18:30-22:00 UTC, the arrival trough (RESULTS.md, 2026-12-03). 1
-    while no reference count is known."""
-    return math.sqrt(n / n_ref) if n_ref > 0.0 and n > 0 else 1.0
-
-
 def degradation_severity(ratio: float) -> Severity:
     """Severity from the latency ratio over baseline (midpoints of the 1.2/1.5/2/3x grid)."""
     if ratio >= 2.45:
@@ -108,7 +95,7 @@ def degradation_severity(ratio: float) -> Severity:
 class DegradationTracker(MinuteTracker):
     """Latency degradation detector for one component, fed one closed minute at a time."""
 
-    __slots__ = ("counts", "med", "n_ref", "recent")
+    __slots__ = ("med", "recent")
 
     def __init__(self, name: str, th: Thresholds) -> None:
         # the 24-h median (as before), the last half hour or the same phase of past days,
@@ -119,13 +106,9 @@ class DegradationTracker(MinuteTracker):
         super().__init__(name, th, max_slope=math.log(th.ts_min_ratio_per_hour) / 60.0)
         self.recent: deque[list[float]] = deque(maxlen=th.mk_window_min)
         self.med = 0.0  # the 24-h level
-        # tasks behind each minute's median over the last 24 h, and their median (`count_weight`)
-        self.counts: deque[int] = deque(maxlen=1440)
-        self.n_ref = 0.0
 
     def _refreshed(self) -> None:
         self.med, self.scale = self.base.level, self.base.scale
-        self.n_ref = float(np.median(self.counts)) if self.counts else 0.0
 
     def close_minute(self, end: float, log_durations: np.ndarray) -> Alarm | None:
         """Close the minute ending at `end` with the log durations of tasks that ended in it."""
@@ -134,7 +117,6 @@ class DegradationTracker(MinuteTracker):
         self._advance(end, None if math.isnan(x) else x, preds)
         if math.isnan(x):
             return None
-        self.counts.append(int(log_durations.size))
         i = self.base.pick(preds, up=True)
         p = agreed_prediction(preds, i)
         # de-seasonalised: the value as if at the 24-h level (what the trend test and the
@@ -143,8 +125,7 @@ class DegradationTracker(MinuteTracker):
         self.recent.append([end, x - seasonal])
         if self.scale <= 0.0 or p is None:
             return None
-        z = (x - p) / self.scale * count_weight(log_durations.size, self.n_ref)
-        z = min(z, self.th.deg_z_clip)
+        z = min((x - p) / self.scale, self.th.deg_z_clip)
         crossed = self.cusum.step(z, end - 60.0)
         trend = None
         if (

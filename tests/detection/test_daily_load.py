@@ -260,30 +260,3 @@ def test_the_local_prediction_is_carried_from_one_hour_of_values_on() -> None:
         short.observe(0.001 * m)
     short.refresh()
     assert short.slope == 0.0  # under an hour: not carried
-
-
-def _quiet_evenings(hours: float, step_at: float | None = None) -> list[float]:
-    """A flat stage, log sigma 0.5, with 60 tasks a minute except 8 from 18:00 to 24:00 UTC (a
-    daily arrival trough); `step_at`: durations x2 from then on. The alarm times, in hours."""
-    tracker = DegradationTracker("s", load_thresholds())
-    rng = np.random.default_rng(0)
-    out = []
-    for m in range(int(hours * 60)):
-        end = 60.0 * (m + 1)
-        n = 8 if end % 86400.0 >= 18 * 3600.0 else 60
-        x = math.log(2.0) if step_at is not None and end >= step_at else 0.0
-        if tracker.close_minute(end, x + rng.normal(0.0, 0.5, n)) is not None:
-            out.append(round(end / 3600.0, 2))
-    return out
-
-
-def test_quiet_hours_noisier_medians_do_not_alarm() -> None:
-    # before `count_weight` the evening's 8-task medians, ~2.7x noisier than the 24-h scale
-    # (set by the busy hours' 60-task minutes), alarmed at 18.43, 20.88 and 23.12 h
-    assert _quiet_evenings(30.0) == []
-
-
-def test_a_step_in_the_quiet_hours_is_still_found() -> None:
-    # a 2x step at 20:00, in the quiet hours, alarms within 10 minutes (5 min here)
-    alarms = _quiet_evenings(21.0, step_at=20 * 3600.0)
-    assert alarms and 20.0 <= alarms[0] <= 20.0 + 10 / 60
