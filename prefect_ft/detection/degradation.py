@@ -9,6 +9,9 @@ Mann-Kendall / Theil-Sen check for slow ramps, per component.
 - Mann-Kendall (Mann 1945; Kendall 1975) over the last 30 minutes with a Theil-Sen slope (Theil
   1950; Sen 1968) above a practical effect (+10 %/h) catches slow ramps the CUSUM would only see
   late; both thresholds are set on fault-free data for ARL0 >= 500 h.
+- While the 24-h level is the chosen predictor, a minute is judged against the lower of the
+  daily and half-hour predictions when both lie above the level (`agreed_prediction`): a daily
+  swing under a noisy stage's scale does not win the choice, yet it is a season, not a change.
 - Optionally (`EngineConfig.degradation_common_mode`) each stage is judged relative to the
   other stages: its minute's log durations minus the median of the other stages' minute
   medians (`common_mode`). A load that slows every stage together (a daily pattern) cancels,
@@ -28,7 +31,13 @@ from prefect_ft.detection.minute_tracker import MinuteTracker
 from prefect_ft.detection.thresholds import Thresholds
 from prefect_ft.detection.trend import mann_kendall_z, theil_sen_slope
 
-__all__ = ["DegradationTracker", "common_mode", "degradation_severity", "minute_median"]
+__all__ = [
+    "DegradationTracker",
+    "agreed_prediction",
+    "common_mode",
+    "degradation_severity",
+    "minute_median",
+]
 
 _TREND_EVERY = 5  # minutes between Mann-Kendall checks
 
@@ -49,6 +58,27 @@ def common_mode(medians: list[float], c: int) -> float:
     if not others or any(math.isnan(m) for m in others):
         return math.nan
     return float(np.median(others))
+
+
+def agreed_prediction(preds: list[float | None], i: int | None) -> float | None:
+    """The prediction a minute is judged by: `preds[i]` (`MinuteBaseline.pick`'s), unless the
+    24-h level (`i == 0`) is chosen and both challengers, the same phase of past days
+    (`preds[2]`) and the last half hour (`preds[1]`), lie above it: then the lower of the two.
+
+    Two predictors that share no data agreeing on an offset is a season, not a change: on a
+    noisy stage the daily swing is under a minute's scale, so the daily predictor's error is not
+    clearly below the level's and the level stays chosen, while the morning sits half a scale
+    above it for hours (the CUSUM sums that: drawn seed 1000's ipc false alarm on the daily-load
+    benchmark, 2026-12-03). A degradation moves the half hour but not past days' bins, so the
+    lower of the two stays at the season and the rise still counts; on day 1 (no daily
+    prediction) nothing changes. A forecast combination in the spirit of Bates and Granger
+    (1969), taken conservatively (the minimum) so it never follows a change."""
+    if i is None:
+        return None
+    p, local, daily = preds[i], preds[1], preds[2]
+    if i != 0 or p is None or local is None or daily is None:
+        return p
+    return max(p, min(local, daily))
 
 
 def degradation_severity(ratio: float) -> Severity:
@@ -88,7 +118,7 @@ class DegradationTracker(MinuteTracker):
         if math.isnan(x):
             return None
         i = self.base.pick(preds, up=True)
-        p = None if i is None else preds[i]
+        p = agreed_prediction(preds, i)
         # de-seasonalised: the value as if at the 24-h level (what the trend test and the
         # ratio read); the identity while the 24-h median is the chosen predictor
         seasonal = 0.0 if p is None or preds[0] is None else p - preds[0]

@@ -199,11 +199,13 @@ class MinuteBaseline:
         # within [0, max_slope]: upward only, because the trailing slope lags the current one
         # by an hour, so after a fall it would still pull the prediction down as the series
         # levels off (near a daily trough), and every detector on this baseline that alarms
-        # on a rise would then see one
-        if self.max_slope <= 0.0 or len(self.trail) < SLOPE_N:
+        # on a rise would then see one. From one hour of values, not SLOPE_N: the 2-h wait cost
+        # 4 false alarms at 2.0-2.2 h, on the daily rise (RESULTS.md, 2026-12-03)
+        if self.max_slope <= 0.0 or len(self.trail) < SLOPE_N // 2:
             return 0.0
         vals = list(self.trail)
-        half = SLOPE_N // 2
+        half = len(vals) // 2
+        vals = vals[-2 * half :]
         slope = (_median(vals[half:]) - _median(vals[:half])) / half
         return min(max(slope, 0.0), self.max_slope)
 
